@@ -1,0 +1,48 @@
+# kv-tierd — the two commands a newcomer runs are `make demo` and `make test`.
+# Both install missing Debian packages first (scripts/install-deps.sh, idempotent).
+
+BUILD      ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS       ?= $(shell nproc)
+CMAKE_ARGS ?=
+
+.PHONY: all deps configure build demo test test-main test-asan test-tsan bench gpu-check install clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/build.ninja: | deps
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS)
+
+configure: $(BUILD)/build.ninja
+
+build: deps configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Starts kv-tierd with its embedded defaults, runs several client processes through libkvtier,
+# prints a summary and stops the daemon.
+demo: build
+	@scripts/demo.sh $(BUILD)
+
+# The whole suite: the normal build, then the core tests again under ASan+UBSan and under TSan.
+test: build
+	@scripts/run-tests.sh $(BUILD)
+
+test-main: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+bench: build
+	@scripts/bench.sh $(BUILD)
+
+# Every GPU test and GPU benchmark, results under bench/results/. Needs a CUDA device.
+gpu-check: build
+	@scripts/gpu-check.sh $(BUILD)
+
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+clean:
+	rm -rf build build-asan build-tsan

@@ -1,0 +1,232 @@
+/* kvt.h — the C ABI of libkvtier, the client library of the kv-tierd KV-cache service.
+ *
+ * An engine opens a client (one connection to the daemon, with its own shared-memory rings and
+ * buffer heap), opens a namespace for each cache layout it uses, and stores, looks up and
+ * retrieves the KV of token prefixes in fixed-size chunks.
+ *
+ * Threading: a kvt_client_t and its namespaces may be used from any number of threads at once.
+ * Blocking: every call that waits on the daemon has a deadline (the client's default timeout, or
+ * the explicit one of kvt_op_wait); on expiry it returns KVT_STATUS_TIMEOUT and never hangs.
+ * Errors: every function returning kvt_status_t sets a thread-local readable message on failure,
+ * read with kvt_last_error_message().
+ * Ownership: handles come from *_open and go back with *_close; closing a client closes nothing the
+ * caller still holds (close namespaces and release ops first; leftovers are freed with the client).
+ *
+ * ABI versioning: semantic. KVT_ABI_VERSION_MAJOR changes break compatibility; a client refuses a
+ * daemon whose protocol major differs (KVT_STATUS_PROTOCOL_MISMATCH), and the daemon refuses it too.
+ */
+#ifndef KVT_KVT_H_
+#define KVT_KVT_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KVT_ABI_VERSION_MAJOR 1
+#define KVT_ABI_VERSION_MINOR 0
+#define KVT_ABI_VERSION_PATCH 0
+
+/* ------------------------------------------------------------------------------------------------
+ * Status
+ * ---------------------------------------------------------------------------------------------- */
+typedef enum kvt_status {
+  KVT_STATUS_OK = 0,
+  KVT_STATUS_INVALID_ARGUMENT = 1,   /* malformed request, wrong size, bad handle */
+  KVT_STATUS_NOT_FOUND = 2,          /* a miss: the engine recomputes */
+  KVT_STATUS_ALREADY_EXISTS = 3,
+  KVT_STATUS_RESOURCE_EXHAUSTED = 4, /* capacity, quota, ring or heap full */
+  KVT_STATUS_TIMEOUT = 5,            /* the deadline passed; the operation may still complete */
+  KVT_STATUS_IO_ERROR = 6,
+  KVT_STATUS_CORRUPTION = 7,
+  KVT_STATUS_PROTOCOL_MISMATCH = 8,  /* client and daemon speak incompatible protocols */
+  KVT_STATUS_PERMISSION_DENIED = 9,
+  KVT_STATUS_DISCONNECTED = 10,      /* the daemon went away */
+  KVT_STATUS_UNSUPPORTED = 11,
+  KVT_STATUS_BUSY = 12,              /* kvt_op_poll: not finished yet */
+  KVT_STATUS_INTERNAL = 13
+} kvt_status_t;
+
+/* "OK", "NOT_FOUND", ... Never NULL. */
+const char* kvt_status_name(kvt_status_t status);
+/* The message of the last failure on this thread ("" if none). Valid until the next kvt_ call. */
+const char* kvt_last_error_message(void);
+
+/* Library version (semantic) and the wire-protocol version it speaks. */
+void kvt_version(uint32_t* major, uint32_t* minor, uint32_t* patch);
+uint32_t kvt_protocol_version(void);
+
+/* ------------------------------------------------------------------------------------------------
+ * Client: one connection to kv-tierd
+ * ---------------------------------------------------------------------------------------------- */
+typedef struct kvt_client kvt_client_t;
+
+typedef struct kvt_client_options {
+  uint32_t struct_size;        /* sizeof(kvt_client_options_t); set by kvt_client_options_init */
+  const char* socket_path;     /* NULL: $KVT_SOCKET, else the daemon's default path */
+  const char* tenant;          /* NULL: "default". 1-63 chars of [A-Za-z0-9._-] */
+  uint64_t heap_bytes;         /* shared buffer heap for this client; 0: 64 MiB */
+  uint32_t ring_entries;       /* submission/completion ring depth (power of two); 0: 256 */
+  int64_t timeout_ns;          /* deadline of blocking calls; 0: 10 s; <0: never (not advised) */
+} kvt_client_options_t;
+
+void kvt_client_options_init(kvt_client_options_t* options);
+
+/* Connects, checks protocol versions and maps the shared memory. */
+kvt_status_t kvt_client_open(const kvt_client_options_t* options, kvt_client_t** out_client);
+/* Disconnects. The daemon releases this client's pins and buffers. NULL is a no-op. */
+void kvt_client_close(kvt_client_t* client);
+
+/* ------------------------------------------------------------------------------------------------
+ * Namespaces: one cache layout
+ * ---------------------------------------------------------------------------------------------- */
+typedef enum kvt_dtype {
+  KVT_DTYPE_F16 = 1,
+  KVT_DTYPE_BF16 = 2,
+  KVT_DTYPE_F32 = 3
+} kvt_dtype_t;
+
+typedef struct kvt_layout {
+  uint32_t struct_size;        /* sizeof(kvt_layout_t) */
+  const char* model_id;        /* model identity, e.g. "meta-llama/Llama-3.1-8B@rev"; 1-255 bytes */
+  uint32_t num_layers;
+  uint32_t num_kv_heads;
+  uint32_t head_dim;
+  kvt_dtype_t dtype;
+  uint32_t tokens_per_chunk;
+} kvt_layout_t;
+
+void kvt_layout_init(kvt_layout_t* layout);
+
+typedef struct kvt_namespace kvt_namespace_t;
+
+/* Opens a namespace. Its fingerprint (layout + storage format version + tenant) goes into every
+ * chunk key, so two layouts, or two tenants, never see each other's chunks. */
+kvt_status_t kvt_namespace_open(kvt_client_t* client, const kvt_layout_t* layout,
+                                kvt_namespace_t** out_namespace);
+void kvt_namespace_close(kvt_namespace_t* ns);
+
+/* Bytes of one chunk: layers * 2 * tokens_per_chunk * kv_heads * head_dim * sizeof(dtype). */
+uint64_t kvt_namespace_chunk_bytes(const kvt_namespace_t* ns);
+uint32_t kvt_namespace_tokens_per_chunk(const kvt_namespace_t* ns);
+
+/* ------------------------------------------------------------------------------------------------
+ * Block plane
+ *
+ * KV layout of every buffer: [chunk][layer][K|V][token][kv_head][head_dim], chunks back to back.
+ * Only whole chunks take part: the tokens after the last multiple of tokens_per_chunk are ignored.
+ * Chunk i's key chains chunk i-1's key, chunk i's token ids and the namespace fingerprint, so a
+ * chunk is found only after the very same prefix.
+ *
+ * Zero copy: buffers from kvt_buffer_alloc live in shared memory. When `kv`/`out` (and `tokens`)
+ * lie inside such a buffer, the daemon reads or writes them in place; otherwise the library
+ * stages them through its heap (one extra copy).
+ * ---------------------------------------------------------------------------------------------- */
+
+/* Stores the KV of tokens[0, n). kv_bytes must be exactly (n / tokens_per_chunk) chunks.
+ * Chunks already present are not stored again. *out_stored_chunks (may be NULL) receives the
+ * number of chunks newly stored. Capacity pressure evicts unpinned chunks (LRU); if nothing can
+ * be evicted the call fails with RESOURCE_EXHAUSTED after storing the leading chunks that fit. */
+kvt_status_t kvt_block_store(kvt_namespace_t* ns, const uint32_t* tokens, uint64_t num_tokens,
+                             const void* kv, uint64_t kv_bytes, uint64_t* out_stored_chunks);
+
+/* The number of leading tokens (a multiple of tokens_per_chunk) whose chunks are all present. */
+kvt_status_t kvt_block_lookup(kvt_namespace_t* ns, const uint32_t* tokens, uint64_t num_tokens,
+                              uint64_t* out_matched_tokens);
+
+/* Copies the longest present prefix (at most num_tokens, at most out_bytes / chunk_bytes chunks)
+ * into out, bit-exact. *out_retrieved_tokens receives its length; 0 is a miss, not an error. */
+kvt_status_t kvt_block_retrieve(kvt_namespace_t* ns, const uint32_t* tokens, uint64_t num_tokens,
+                                void* out, uint64_t out_bytes, uint64_t* out_retrieved_tokens);
+
+/* Removes every stored chunk of the prefix (pinned ones too). */
+kvt_status_t kvt_block_remove(kvt_namespace_t* ns, const uint32_t* tokens, uint64_t num_tokens,
+                              uint64_t* out_removed_chunks);
+
+/* Pins the present chunks of the longest present prefix: they are never evicted while pinned.
+ * A pin is a lease of this client: it ends with kvt_block_unpin or when the client disconnects. */
+kvt_status_t kvt_block_pin(kvt_namespace_t* ns, const uint32_t* tokens, uint64_t num_tokens,
+                           uint64_t* out_pinned_tokens);
+kvt_status_t kvt_block_unpin(kvt_namespace_t* ns, const uint32_t* tokens, uint64_t num_tokens,
+                             uint64_t* out_unpinned_tokens);
+
+/* ---- Asynchronous variants -------------------------------------------------------------------
+ * Submit returns at once with an op handle. The caller's buffers must stay valid and untouched
+ * until the op completes (kvt_op_wait returned something other than TIMEOUT, or kvt_op_poll
+ * returned something other than BUSY). kvt_op_release frees the handle; releasing a pending op
+ * is allowed and lets it finish in the background (its buffers must still stay valid). */
+typedef struct kvt_op kvt_op_t;
+
+kvt_status_t kvt_block_store_async(kvt_namespace_t* ns, const uint32_t* tokens,
+                                   uint64_t num_tokens, const void* kv, uint64_t kv_bytes,
+                                   kvt_op_t** out_op);
+kvt_status_t kvt_block_lookup_async(kvt_namespace_t* ns, const uint32_t* tokens,
+                                    uint64_t num_tokens, kvt_op_t** out_op);
+kvt_status_t kvt_block_retrieve_async(kvt_namespace_t* ns, const uint32_t* tokens,
+                                      uint64_t num_tokens, void* out, uint64_t out_bytes,
+                                      kvt_op_t** out_op);
+
+/* BUSY while pending; otherwise the op's final status, and *out_value (may be NULL) its result:
+ * stored chunks (store), matched tokens (lookup), retrieved tokens (retrieve). */
+kvt_status_t kvt_op_poll(kvt_op_t* op, uint64_t* out_value);
+/* Waits until the op completes or timeout_ns passes (<0: the client's default timeout). */
+kvt_status_t kvt_op_wait(kvt_op_t* op, int64_t timeout_ns, uint64_t* out_value);
+void kvt_op_release(kvt_op_t* op);
+
+/* ---- Batches: many prefixes in one call, submitted together --------------------------------- */
+typedef struct kvt_token_span {
+  const uint32_t* tokens;
+  uint64_t num_tokens;
+} kvt_token_span_t;
+
+/* out_matched_tokens[i] for spans[i]. Returns the first failure, if any. */
+kvt_status_t kvt_block_lookup_batch(kvt_namespace_t* ns, const kvt_token_span_t* spans,
+                                    uint64_t count, uint64_t* out_matched_tokens);
+/* kvs[i] holds the KV of spans[i] (kv_bytes[i] bytes). */
+kvt_status_t kvt_block_store_batch(kvt_namespace_t* ns, const kvt_token_span_t* spans,
+                                   const void* const* kvs, const uint64_t* kv_bytes,
+                                   uint64_t count, uint64_t* out_stored_chunks);
+
+/* ---- Zero-copy buffers in shared memory ------------------------------------------------------ */
+/* Allocates `bytes` (rounded up to 4 KiB, 4 KiB aligned) in this client's shared heap. */
+kvt_status_t kvt_buffer_alloc(kvt_client_t* client, uint64_t bytes, void** out_ptr);
+/* Frees a buffer from kvt_buffer_alloc. Must not be in use by a pending op. */
+void kvt_buffer_free(kvt_client_t* client, void* ptr);
+
+/* ------------------------------------------------------------------------------------------------
+ * Operator view (used by kvtierctl; any client may read, only the daemon's user or root may evict)
+ * ---------------------------------------------------------------------------------------------- */
+typedef struct kvt_daemon_stats {
+  uint32_t struct_size;
+  uint32_t protocol_version;
+  uint64_t uptime_ns;
+  uint64_t clients;
+  uint64_t host_capacity_bytes;
+  uint64_t host_used_bytes;
+  uint64_t host_chunks;
+  uint64_t pinned_chunks;
+  uint64_t hits;
+  uint64_t misses;
+  uint64_t stores;
+  uint64_t lookups;
+  uint64_t retrieves;
+  uint64_t evictions;
+  uint64_t bad_requests;
+  uint64_t nvme_capacity_bytes;   /* 0 when the tier is absent */
+  uint64_t nvme_used_bytes;
+  uint64_t nvme_chunks;
+} kvt_daemon_stats_t;
+
+kvt_status_t kvt_daemon_stats(kvt_client_t* client, kvt_daemon_stats_t* out_stats);
+
+/* Evicts unpinned chunks, oldest first, until at least `bytes` are freed (UINT64_MAX: all).
+ * Requires the daemon's uid or root. */
+kvt_status_t kvt_daemon_evict(kvt_client_t* client, uint64_t bytes, uint64_t* out_evicted_chunks);
+
+#ifdef __cplusplus
+}  /* extern "C" */
+#endif
+
+#endif  /* KVT_KVT_H_ */

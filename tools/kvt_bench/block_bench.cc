@@ -1,0 +1,13 @@
+// Placeholder until the block benchmark lands: says so and fails, so nobody mistakes it for a result.
+#include <cstdio>
+
+#include "tools/kvt_bench/bench_commands.h"
+
+namespace kvt::bench {
+
+int RunBlockBench(int, char**) {
+  std::fprintf(stderr, "kvt-bench block: not implemented yet\n");
+  return 2;
+}
+
+}  // namespace kvt::bench
