@@ -159,13 +159,24 @@ size_t HeadWorkspaceFloats(const TaleAttentionArgs& a) {
       }
     }
   }
+  const int64_t window_begin = t_out;
   for (int w = 0; w < a.window_tokens; ++w, ++t_out) {
     const float* v = a.window_values + (static_cast<size_t>(w) * a.num_kv_heads + h) * d;
     float* st = scores + t_out * group;
     for (int g = 0; g < group; ++g) {
       const float p = internal::FastExp(st[g] - maxs[g]);
+      st[g] = p;
       sums[g] += p;
       Axpy(p, v, exact + static_cast<size_t>(g) * d, d);
+    }
+  }
+  if (a.window_attention != nullptr) {
+    float* wa = a.window_attention + static_cast<size_t>(h) * a.window_tokens;
+    for (int w = 0; w < a.window_tokens; ++w) {
+      const float* st = scores + (window_begin + w) * group;
+      float m = 0.0f;
+      for (int g = 0; g < group; ++g) m += st[g] / sums[g];
+      wa[w] = m / static_cast<float>(group);
     }
   }
 

@@ -56,6 +56,9 @@ struct TaleAttentionArgs {
   int64_t max_head_tokens = 0;
   const float* query = nullptr;
   float* out = nullptr;
+  // Optional [kv_heads][window_tokens]: each window token's softmax weight, averaged over the
+  // group's queries (TALE accumulates it as token importance while the token is recent).
+  float* window_attention = nullptr;
 };
 
 // Checks shapes and pointers (INVALID_ARGUMENT on any inconsistency).

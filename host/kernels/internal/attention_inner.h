@@ -1,0 +1,110 @@
+// Inner loops shared by decode_attention.cc and kivi_attention.cc: scores of a query group
+// against full-precision key rows, softmax, and the probability-weighted sum of value rows.
+// AVX2 code: include only from files compiled with the host/kernels flags.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "host/kernels/internal/simd.h"
+
+namespace kvt::kernels::internal {
+
+// scores[j * score_stride + t] = scale * q[j] . keys[t]  for j < g, t < tokens.
+//   q [g][d] float, keys rows `token_stride` elements apart.
+template <typename T>
+inline void ScoreRows(const float* q, int g, int d, const T* keys, int64_t tokens,
+                      int64_t token_stride, float scale, float* scores, int64_t score_stride) {
+  for (int j0 = 0; j0 < g; j0 += 4) {
+    const int gn = std::min(4, g - j0);
+    for (int64_t t = 0; t < tokens; ++t) {
+      const T* k = keys + t * token_stride;
+      __m256 acc[4][2];
+      for (int j = 0; j < 4; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
+      int c = 0;
+      for (; c + 16 <= d; c += 16) {
+        const __m256 k0 = Load8(k + c), k1 = Load8(k + c + 8);
+        for (int j = 0; j < gn; ++j) {
+          const float* qj = q + (j0 + j) * d + c;
+          acc[j][0] = _mm256_fmadd_ps(_mm256_loadu_ps(qj), k0, acc[j][0]);
+          acc[j][1] = _mm256_fmadd_ps(_mm256_loadu_ps(qj + 8), k1, acc[j][1]);
+        }
+      }
+      if (c < d) {
+        const __m256 k0 = Load8(k + c);
+        for (int j = 0; j < gn; ++j) {
+          acc[j][0] = _mm256_fmadd_ps(_mm256_loadu_ps(q + (j0 + j) * d + c), k0, acc[j][0]);
+        }
+      }
+      for (int j = 0; j < gn; ++j) {
+        scores[(j0 + j) * score_stride + t] = scale * HorizontalSum(_mm256_add_ps(acc[j][0], acc[j][1]));
+      }
+    }
+  }
+}
+
+// In place: s[i] = exp(s[i] - max(s)); returns the sum.
+inline float SoftmaxExp(float* s, int64_t n) {
+  __m256 mv = _mm256_set1_ps(-INFINITY);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(s + i));
+  float m = HorizontalMax(mv);
+  for (; i < n; ++i) m = std::max(m, s[i]);
+  const __m256 mb = _mm256_set1_ps(m);
+  __m256 sum = _mm256_setzero_ps();
+  for (i = 0; i + 8 <= n; i += 8) {
+    const __m256 e = Exp8(_mm256_sub_ps(_mm256_loadu_ps(s + i), mb));
+    _mm256_storeu_ps(s + i, e);
+    sum = _mm256_add_ps(sum, e);
+  }
+  float total = HorizontalSum(sum);
+  if (i < n) {
+    alignas(32) float tail[8];
+    for (int k = 0; k < 8; ++k) tail[k] = i + k < n ? s[i + k] - m : -INFINITY;
+    const __m256 e = Exp8(_mm256_load_ps(tail));
+    _mm256_store_ps(tail, e);
+    for (int k = 0; i + k < n; ++k) {
+      s[i + k] = tail[k];
+      total += tail[k];
+    }
+  }
+  return total;
+}
+
+// acc[j][c] += sum_t p[j * p_stride + t] * values[t][c]  for j < g.
+//   values rows `token_stride` elements apart; acc [g][d].
+template <typename T>
+inline void AccumulateRows(const float* p, int64_t p_stride, int g, int d, const T* values,
+                           int64_t tokens, int64_t token_stride, float* acc) {
+  constexpr int64_t kBlock = 512;  // tokens per pass: the block's rows stay in L2 across chunks
+  for (int64_t t0 = 0; t0 < tokens; t0 += kBlock) {
+    const int64_t t1 = std::min(tokens, t0 + kBlock);
+    for (int j0 = 0; j0 < g; j0 += 4) {
+      const int gn = std::min(4, g - j0);
+      for (int c = 0; c < d; c += 16) {
+        const bool two = c + 16 <= d;
+        __m256 a[4][2];
+        for (int j = 0; j < gn; ++j) {
+          a[j][0] = _mm256_loadu_ps(acc + (j0 + j) * d + c);
+          a[j][1] = two ? _mm256_loadu_ps(acc + (j0 + j) * d + c + 8) : _mm256_setzero_ps();
+        }
+        for (int64_t t = t0; t < t1; ++t) {
+          const T* v = values + t * token_stride + c;
+          const __m256 v0 = Load8(v);
+          const __m256 v1 = two ? Load8(v + 8) : _mm256_setzero_ps();
+          for (int j = 0; j < gn; ++j) {
+            const __m256 w = _mm256_broadcast_ss(p + (j0 + j) * p_stride + t);
+            a[j][0] = _mm256_fmadd_ps(w, v0, a[j][0]);
+            a[j][1] = _mm256_fmadd_ps(w, v1, a[j][1]);
+          }
+        }
+        for (int j = 0; j < gn; ++j) {
+          _mm256_storeu_ps(acc + (j0 + j) * d + c, a[j][0]);
+          if (two) _mm256_storeu_ps(acc + (j0 + j) * d + c + 8, a[j][1]);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace kvt::kernels::internal
