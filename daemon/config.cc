@@ -1,0 +1,167 @@
+#include "daemon/config.h"
+
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+
+#include "protocol/default_socket.h"
+
+namespace kvt::daemon {
+namespace {
+
+uint64_t PhysicalMemoryBytes() {
+  long pages = sysconf(_SC_PHYS_PAGES);
+  long page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : (8ull << 30);
+}
+
+std::string DefaultDataDir() {
+  if (const char* s = std::getenv("XDG_STATE_HOME"); s && *s) return std::string(s) + "/kv-tierd";
+  if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.local/state/kv-tierd";
+  return "/tmp/kv-tierd-" + std::to_string(getuid());
+}
+
+}  // namespace
+
+std::string DefaultSocketPath() { return protocol::DefaultSocketPath(); }
+
+DaemonConfig DefaultConfig() {
+  DaemonConfig c;
+  c.socket_path = DefaultSocketPath();
+  c.metrics_address = "127.0.0.1:9464";
+  c.data_dir = DefaultDataDir();
+  // An eighth of the machine's memory, between 256 MiB and 64 GiB: room for the engine and the OS.
+  c.host_capacity_bytes = std::clamp<uint64_t>(PhysicalMemoryBytes() / 8, 256ull << 20, 64ull << 30);
+  return c;
+}
+
+StatusOr<uint64_t> ParseByteSize(const std::string& text) {
+  std::string s;
+  for (char ch : text) {
+    if (!std::isspace(static_cast<unsigned char>(ch))) s += ch;
+  }
+  if (s.empty()) return InvalidArgument("empty size");
+  size_t pos = 0;
+  while (pos < s.size() && (std::isdigit(static_cast<unsigned char>(s[pos])) || s[pos] == '.')) ++pos;
+  if (pos == 0) return InvalidArgument("size '" + text + "' does not start with a number");
+  errno = 0;
+  char* end = nullptr;
+  double number = std::strtod(s.substr(0, pos).c_str(), &end);
+  if (errno != 0 || !std::isfinite(number) || number < 0) return InvalidArgument("bad size '" + text + "'");
+  std::string unit = s.substr(pos);
+  for (char& ch : unit) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  double mult;
+  if (unit.empty() || unit == "b") mult = 1;
+  else if (unit == "k" || unit == "kb" || unit == "kib") mult = 1024.0;
+  else if (unit == "m" || unit == "mb" || unit == "mib") mult = 1024.0 * 1024;
+  else if (unit == "g" || unit == "gb" || unit == "gib") mult = 1024.0 * 1024 * 1024;
+  else if (unit == "t" || unit == "tb" || unit == "tib") mult = 1024.0 * 1024 * 1024 * 1024;
+  else if (unit == "%") {
+    if (number > 100) return InvalidArgument("size '" + text + "' is more than 100%");
+    return static_cast<uint64_t>(static_cast<double>(PhysicalMemoryBytes()) * number / 100.0);
+  } else {
+    return InvalidArgument("unknown size unit '" + unit + "' in '" + text + "' (use B, KiB, MiB, GiB, TiB or %)");
+  }
+  double bytes = number * mult;
+  if (bytes > 9.0e18) return InvalidArgument("size '" + text + "' is too large");
+  return static_cast<uint64_t>(bytes);
+}
+
+Status LoadConfigFile(const std::string& path, DaemonConfig* c) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    return NotFound("cannot read configuration file '" + path + "'");
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument("configuration file '" + path + "': " + e.what());
+  }
+  if (root.IsNull()) return Status::Ok();
+  if (!root.IsMap()) return InvalidArgument("configuration file '" + path + "' must be a mapping");
+  static const std::set<std::string> kKnown = {
+      "socket", "socket_mode", "metrics_address", "data_dir", "host_capacity", "lock_memory",
+      "numa_node", "eviction_policy", "default_heap", "max_heap", "total_heap", "default_ring_entries",
+      "max_ring_entries", "max_clients", "idle_spin_us", "handshake_timeout_ms", "allowed_uids",
+      "allowed_gids", "log_level"};
+  try {
+    for (const auto& kv : root) {
+      const std::string key = kv.first.as<std::string>();
+      const YAML::Node& v = kv.second;
+      if (!kKnown.count(key)) return InvalidArgument("configuration file '" + path + "': unknown key '" + key + "'");
+      auto size = [&](uint64_t* out) -> Status {
+        auto parsed = ParseByteSize(v.as<std::string>());
+        if (!parsed.ok()) return parsed.status().WithContext(key);
+        *out = *parsed;
+        return Status::Ok();
+      };
+      if (key == "socket") c->socket_path = v.as<std::string>();
+      else if (key == "socket_mode") c->socket_mode = static_cast<uint32_t>(std::stoul(v.as<std::string>(), nullptr, 8));
+      else if (key == "metrics_address") c->metrics_address = v.as<std::string>();
+      else if (key == "data_dir") c->data_dir = v.as<std::string>();
+      else if (key == "host_capacity") KVT_RETURN_IF_ERROR(size(&c->host_capacity_bytes));
+      else if (key == "lock_memory") c->lock_memory = v.as<bool>();
+      else if (key == "numa_node") c->numa_node = v.as<int>();
+      else if (key == "eviction_policy") c->eviction_policy = v.as<std::string>();
+      else if (key == "default_heap") KVT_RETURN_IF_ERROR(size(&c->default_heap_bytes));
+      else if (key == "max_heap") KVT_RETURN_IF_ERROR(size(&c->max_heap_bytes));
+      else if (key == "total_heap") KVT_RETURN_IF_ERROR(size(&c->total_heap_bytes));
+      else if (key == "default_ring_entries") c->default_ring_entries = v.as<uint32_t>();
+      else if (key == "max_ring_entries") c->max_ring_entries = v.as<uint32_t>();
+      else if (key == "max_clients") c->max_clients = v.as<uint32_t>();
+      else if (key == "idle_spin_us") c->idle_spin_us = v.as<uint32_t>();
+      else if (key == "handshake_timeout_ms") c->handshake_timeout_ms = v.as<int64_t>();
+      else if (key == "allowed_uids") c->allowed_uids = v.as<std::vector<uint32_t>>();
+      else if (key == "allowed_gids") c->allowed_gids = v.as<std::vector<uint32_t>>();
+      else if (key == "log_level") c->log_level = v.as<std::string>();
+    }
+  } catch (const std::exception& e) {
+    return InvalidArgument("configuration file '" + path + "': bad value: " + e.what());
+  }
+  return Status::Ok();
+}
+
+Status ValidateConfig(const DaemonConfig& c) {
+  namespace fs = std::filesystem;
+  auto pow2 = [](uint32_t v) { return v != 0 && (v & (v - 1)) == 0; };
+  if (c.host_capacity_bytes < (16ull << 20)) {
+    return InvalidArgument("host capacity must be at least 16 MiB (got " + std::to_string(c.host_capacity_bytes) + " bytes)");
+  }
+  if (c.host_capacity_bytes > PhysicalMemoryBytes()) {
+    return InvalidArgument("host capacity " + std::to_string(c.host_capacity_bytes >> 20) +
+                           " MiB exceeds physical memory (" + std::to_string(PhysicalMemoryBytes() >> 20) + " MiB)");
+  }
+  if (!pow2(c.default_ring_entries) || !pow2(c.max_ring_entries) || c.default_ring_entries > c.max_ring_entries ||
+      c.max_ring_entries > 65536) {
+    return InvalidArgument("ring entries must be powers of two, default <= max <= 65536");
+  }
+  if (c.default_heap_bytes < (1ull << 20) || c.default_heap_bytes > c.max_heap_bytes ||
+      c.max_heap_bytes > c.total_heap_bytes) {
+    return InvalidArgument("heap sizes must satisfy 1 MiB <= default_heap <= max_heap <= total_heap");
+  }
+  if (c.max_clients == 0) return InvalidArgument("max_clients must be positive");
+  if (c.socket_path.empty() || c.socket_path.size() >= 108) {
+    return InvalidArgument("socket path must be 1-107 bytes (a Unix socket limit): '" + c.socket_path + "'");
+  }
+  fs::path socket_dir = fs::path(c.socket_path).parent_path();
+  if (!socket_dir.empty() && !fs::is_directory(socket_dir)) {
+    return InvalidArgument("socket directory '" + socket_dir.string() + "' does not exist");
+  }
+  std::error_code ec;
+  fs::create_directories(c.data_dir, ec);
+  if (ec) return PermissionDenied("cannot create data directory '" + c.data_dir + "': " + ec.message());
+  if (::access(c.data_dir.c_str(), W_OK | X_OK) != 0) {
+    return PermissionDenied("data directory '" + c.data_dir + "' is not writable");
+  }
+  static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+  if (!kLevels.count(c.log_level)) return InvalidArgument("log_level must be one of trace|debug|info|warn|error|off");
+  return Status::Ok();
+}
+
+}  // namespace kvt::daemon

@@ -1,0 +1,55 @@
+// DaemonConfig — everything kv-tierd can be told, with defaults that work for an ordinary user
+// and no file: socket under $XDG_RUNTIME_DIR (or /tmp), host arena sized from the machine, data
+// directory under $XDG_STATE_HOME (or ~/.local/state, or /tmp).
+//
+// Precedence: embedded defaults < YAML file (--config) < command-line flags.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status_or.h"
+
+namespace kvt::daemon {
+
+struct DaemonConfig {
+  std::string socket_path;          // Unix socket of the control plane
+  uint32_t socket_mode = 0660;      // permissions of the socket file
+  std::string metrics_address;      // HOST:PORT of the Prometheus exposer; "" disables it
+  std::string data_dir;             // for the NVMe tier and state
+  uint64_t host_capacity_bytes = 0; // the host tier's hard limit
+  bool lock_memory = true;
+  int numa_node = -1;
+  std::string eviction_policy = "lru";
+
+  uint64_t default_heap_bytes = 64ull << 20;   // per-client shared heap when the client asks 0
+  uint64_t max_heap_bytes = 4ull << 30;        // the most one client may ask for
+  uint64_t total_heap_bytes = 16ull << 30;     // all clients' heaps together
+  uint32_t default_ring_entries = 256;
+  uint32_t max_ring_entries = 4096;
+  uint32_t max_clients = 256;
+  uint32_t idle_spin_us = 50;                  // how long a session polls its ring before sleeping
+  int64_t handshake_timeout_ms = 5000;
+  std::vector<uint32_t> allowed_uids;          // besides root and the daemon's own uid
+  std::vector<uint32_t> allowed_gids;          // peers whose primary gid is listed may connect
+  std::string log_level = "info";
+};
+
+// The embedded defaults for this machine and user.
+DaemonConfig DefaultConfig();
+
+// Applies a YAML file on top of `config`. Unknown keys are an error (a typo must not pass silently).
+Status LoadConfigFile(const std::string& path, DaemonConfig* config);
+
+// Checks ranges and that paths are usable (the data directory is created if missing and must be
+// writable; the socket's directory must exist).
+Status ValidateConfig(const DaemonConfig& config);
+
+// "64MiB", "4 GiB", "1.5G", "1048576", "10%" (of physical memory) -> bytes.
+StatusOr<uint64_t> ParseByteSize(const std::string& text);
+
+// The default socket path for this user (also what the client library falls back to).
+std::string DefaultSocketPath();
+
+}  // namespace kvt::daemon

@@ -1,0 +1,291 @@
+#include "daemon/session.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace kvt::daemon {
+namespace {
+
+using protocol::CompletionEntry;
+using protocol::Opcode;
+using protocol::RingResult;
+using protocol::SubmissionEntry;
+
+constexpr size_t kMaxNamespacesPerSession = 1024;
+
+void DrainEventFd(int fd) {
+  uint64_t v;
+  while (::read(fd, &v, sizeof v) > 0) {
+  }
+}
+
+void Signal(int fd) {
+  uint64_t one = 1;
+  ssize_t n = ::write(fd, &one, sizeof one);
+  (void)n;  // EAGAIN means the counter is already non-zero: the peer will wake anyway
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Session>> Session::Create(uint64_t id, std::string tenant, PeerIdentity peer,
+                                                   uint32_t ring_entries, uint64_t heap_bytes,
+                                                   const SessionServices& services) {
+  std::unique_ptr<Session> s(new Session());
+  s->id_ = id;
+  s->tenant_ = std::move(tenant);
+  s->peer_ = peer;
+  s->services_ = services;
+  s->layout_ = protocol::RegionLayout::For(ring_entries, heap_bytes);
+  KVT_ASSIGN_OR_RETURN(s->region_, SharedMemory::Create("kvt-client-" + std::to_string(id),
+                                                        s->layout_.total_bytes, /*populate=*/false));
+  s->sq_event_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  s->cq_event_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!s->sq_event_.valid() || !s->cq_event_.valid()) return ErrnoStatus("eventfd", errno);
+  char* base = s->region_.data();
+  protocol::SpscRing<SubmissionEntry>::Initialize(base + s->layout_.sq_offset);
+  protocol::SpscRing<CompletionEntry>::Initialize(base + s->layout_.cq_offset);
+  s->sq_ = protocol::SpscRing<SubmissionEntry>(base + s->layout_.sq_offset, ring_entries);
+  s->cq_ = protocol::SpscRing<CompletionEntry>(base + s->layout_.cq_offset, ring_entries);
+  s->heap_ = std::make_unique<HeapView>(base + s->layout_.heap_offset, s->layout_.heap_bytes);
+  s->clients_gauge_ = &services.metrics->ClientsGauge(s->tenant_);
+  return s;
+}
+
+Session::~Session() { Stop(); }
+
+protocol::HelloReply Session::Reply() const {
+  protocol::HelloReply r{};
+  r.magic = protocol::kReplyMagic;
+  r.protocol_version = protocol::kProtocolVersion;
+  r.status = static_cast<uint32_t>(StatusCode::kOk);
+  r.ring_entries = layout_.ring_entries;
+  r.region_bytes = layout_.total_bytes;
+  r.sq_offset = layout_.sq_offset;
+  r.cq_offset = layout_.cq_offset;
+  r.messages_offset = layout_.messages_offset;
+  r.heap_offset = layout_.heap_offset;
+  r.heap_bytes = layout_.heap_bytes;
+  r.session_id = id_;
+  return r;
+}
+
+void Session::Start() {
+  clients_gauge_->Increment();
+  thread_ = std::thread([this] { Run(); });
+}
+
+void Session::Stop() {
+  bool was_stopped = stop_.exchange(true, std::memory_order_acq_rel);
+  if (sq_event_.valid()) Signal(sq_event_.get());
+  if (thread_.joinable()) thread_.join();
+  if (was_stopped) return;
+  if (!lease_.empty()) {
+    spdlog::debug("session {}: releasing {} pins", id_, lease_.size());
+    services_.block_plane->ReleaseLease(&lease_);
+  }
+  services_.metrics->RingOccupancyGauge("submission").Decrement(reported_occupancy_);
+  reported_occupancy_ = 0;
+}
+
+void Session::Cut(const std::string& why) {
+  spdlog::warn("session {} (tenant {}, pid {}): {}; disconnecting it", id_, tenant_, peer_.pid, why);
+  services_.metrics->BadRequest("corrupt_ring");
+  stop_.store(true, std::memory_order_release);
+  if (on_cut_) on_cut_();
+}
+
+void Session::SleepUntilWork() {
+  // Spin a little: a client in a tight loop submits again within microseconds.
+  auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(services_.idle_spin_us);
+  while (std::chrono::steady_clock::now() < spin_until) {
+    if (!sq_.Empty() || stop_.load(std::memory_order_relaxed)) return;
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+  }
+  if (!sq_.PrepareToWait()) return;
+  pollfd p{sq_event_.get(), POLLIN, 0};
+  ::poll(&p, 1, 200);  // bounded: re-checks stop_ even without a wake-up
+  sq_.FinishWait();
+  DrainEventFd(sq_event_.get());
+}
+
+void Session::Run() {
+  uint64_t served = 0;
+  while (!stop_.load(std::memory_order_acquire)) {
+    SubmissionEntry entry;
+    RingResult r = sq_.TryPop(&entry);
+    if (r == RingResult::kOk) {
+      Serve(entry);
+      if (++served % 64 == 0) {  // sample the backlog now and then while busy
+        double now = sq_.Occupancy();
+        services_.metrics->RingOccupancyGauge("submission").Increment(now - reported_occupancy_);
+        reported_occupancy_ = now;
+      }
+      continue;
+    }
+    if (r == RingResult::kCorrupt) {
+      Cut("submission ring counters are inconsistent");
+      break;
+    }
+    // Report occupancy changes while idle (cheap, and bounded in rate by the sleep).
+    if (reported_occupancy_ != 0) {
+      services_.metrics->RingOccupancyGauge("submission").Decrement(reported_occupancy_);
+      reported_occupancy_ = 0;
+    }
+    SleepUntilWork();
+  }
+  clients_gauge_->Decrement();
+}
+
+void Session::Serve(const SubmissionEntry& entry) {
+  auto start = std::chrono::steady_clock::now();
+  Outcome out = Dispatch(entry);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  auto op = entry.opcode < static_cast<uint16_t>(Opcode::kCount) ? static_cast<Opcode>(entry.opcode) : Opcode::kNop;
+  services_.metrics->Observe(op, out.status.code(), seconds);
+  Complete(entry.user_data, out);
+}
+
+void Session::Complete(uint64_t user_data, const Outcome& outcome) {
+  CompletionEntry c{};
+  c.user_data = user_data;
+  c.status = static_cast<uint32_t>(outcome.status.code());
+  c.value = outcome.value;
+  c.value2 = outcome.value2;
+  for (;;) {
+    uint32_t slot = cq_.NextPushSlot();
+    if (!outcome.status.ok()) {
+      char* msg = region_.data() + layout_.messages_offset + uint64_t{slot} * protocol::kMessageMax;
+      const std::string& m = outcome.status.message();
+      size_t n = std::min(m.size(), protocol::kMessageMax - 1);
+      std::memcpy(msg, m.data(), n);
+      msg[n] = '\0';
+      c.has_message = 1;
+    }
+    RingResult r = cq_.TryPush(c);
+    if (r == RingResult::kOk) break;
+    if (r == RingResult::kCorrupt) {
+      Cut("completion ring counters are inconsistent");
+      return;
+    }
+    // Full: the client has more than ring_entries requests in flight or stopped reaping.
+    if (stop_.load(std::memory_order_acquire)) return;
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  if (cq_.ConsumerNeedsWake()) Signal(cq_event_.get());
+}
+
+StatusOr<const tiering::Namespace*> Session::FindNamespace(uint32_t handle) const {
+  auto it = namespaces_.find(handle);
+  if (it == namespaces_.end()) return InvalidArgument("unknown namespace handle " + std::to_string(handle));
+  return &it->second;
+}
+
+Session::Outcome Session::OpenNamespace(const SubmissionEntry& e) {
+  if (namespaces_.size() >= kMaxNamespacesPerSession) {
+    return {ResourceExhausted("a client may hold at most 1024 namespaces")};
+  }
+  if (e.data_bytes != sizeof(protocol::NamespaceRequest)) {
+    return {InvalidArgument("namespace request must be " + std::to_string(sizeof(protocol::NamespaceRequest)) + " bytes")};
+  }
+  auto bytes = heap_->Bytes(e.data_offset, e.data_bytes, "namespace request");
+  if (!bytes.ok()) return {bytes.status()};
+  protocol::NamespaceRequest req;
+  std::memcpy(&req, *bytes, sizeof req);  // one read: the client cannot change it under us
+  auto model = protocol::ReadFixedString(req.model_id, sizeof req.model_id);
+  if (!model.ok()) return {model.status().WithContext("model_id")};
+  tiering::Layout layout;
+  layout.model_id = *model;
+  layout.num_layers = req.num_layers;
+  layout.num_kv_heads = req.num_kv_heads;
+  layout.head_dim = req.head_dim;
+  layout.dtype = static_cast<tiering::Dtype>(req.dtype);
+  layout.tokens_per_chunk = req.tokens_per_chunk;
+  auto ns = tiering::MakeNamespace(std::move(layout), tenant_);
+  if (!ns.ok()) return {ns.status()};
+  uint32_t handle = next_namespace_++;
+  uint64_t chunk_bytes = ns->chunk_bytes;
+  namespaces_.emplace(handle, std::move(*ns));
+  return {Status::Ok(), handle, chunk_bytes};
+}
+
+Session::Outcome Session::Stats(const SubmissionEntry& e) {
+  if (e.data_bytes < sizeof(protocol::DaemonStats)) return {InvalidArgument("stats buffer too small")};
+  auto out = heap_->Bytes(e.data_offset, sizeof(protocol::DaemonStats), "stats buffer");
+  if (!out.ok()) return {out.status()};
+  protocol::DaemonStats stats = services_.stats();
+  std::memcpy(*out, &stats, sizeof stats);
+  return {Status::Ok(), sizeof stats};
+}
+
+Session::Outcome Session::Evict(const SubmissionEntry& e) {
+  if (peer_.uid != 0 && peer_.uid != services_.daemon_uid) {
+    return {PermissionDenied("evict requires the daemon's user or root")};
+  }
+  return {Status::Ok(), services_.block_store->Evict(e.arg0, tiering::EvictionReason::kOperator)};
+}
+
+Session::Outcome Session::Dispatch(const SubmissionEntry& e) {
+  if (e.opcode >= static_cast<uint16_t>(Opcode::kCount)) {
+    services_.metrics->BadRequest("opcode");
+    return {Unsupported("unknown opcode " + std::to_string(e.opcode))};
+  }
+  if (e.flags != 0 || e.arg1 != 0) {
+    services_.metrics->BadRequest("reserved_field");
+    return {InvalidArgument("reserved fields (flags, arg1) must be zero")};
+  }
+  auto op = static_cast<Opcode>(e.opcode);
+  switch (op) {
+    case Opcode::kNop: return {Status::Ok()};
+    case Opcode::kOpenNamespace: return OpenNamespace(e);
+    case Opcode::kCloseNamespace:
+      return namespaces_.erase(e.ns) ? Outcome{Status::Ok()}
+                                     : Outcome{InvalidArgument("unknown namespace handle " + std::to_string(e.ns))};
+    case Opcode::kStats: return Stats(e);
+    case Opcode::kEvict: return Evict(e);
+    default: break;
+  }
+
+  // Prefix operations: a namespace and a token array, all bounds-checked.
+  auto ns = FindNamespace(e.ns);
+  if (!ns.ok()) {
+    services_.metrics->BadRequest("namespace");
+    return {ns.status()};
+  }
+  auto tokens = heap_->Tokens(e.tokens_offset, e.num_tokens);
+  if (!tokens.ok()) {
+    services_.metrics->BadRequest("range");
+    return {tokens.status()};
+  }
+  tiering::BlockPlane& plane = *services_.block_plane;
+  tiering::PrefixResult r;
+  switch (op) {
+    case Opcode::kStore:
+    case Opcode::kRetrieve: {
+      auto data = heap_->Bytes(e.data_offset, e.data_bytes, "kv buffer");
+      if (!data.ok()) {
+        services_.metrics->BadRequest("range");
+        return {data.status()};
+      }
+      r = op == Opcode::kStore ? plane.Store(**ns, *tokens, e.arg0, *data, e.data_bytes)
+                               : plane.Retrieve(**ns, *tokens, e.arg0, *data, e.data_bytes);
+      if (r.status.code() == StatusCode::kInvalidArgument) services_.metrics->BadRequest("size");
+      break;
+    }
+    case Opcode::kLookup: r = plane.Lookup(**ns, *tokens); break;
+    case Opcode::kRemove: r = plane.Remove(**ns, *tokens); break;
+    case Opcode::kPin: r = plane.Pin(**ns, *tokens, &lease_); break;
+    case Opcode::kUnpin: r = plane.Unpin(**ns, *tokens, &lease_); break;
+    default: return {Internal("unhandled opcode")};
+  }
+  return {r.status, r.value};
+}
+
+}  // namespace kvt::daemon

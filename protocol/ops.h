@@ -1,0 +1,86 @@
+// Ring entries: what a client submits and what the daemon completes.
+//
+// Offsets and lengths refer to the client's shared heap (HelloReply::heap_offset/heap_bytes);
+// the daemon checks every one against the heap bounds before touching memory. Token arrays are
+// uint32 ids; KV buffers use the layout of include/kvt/kvt.h.
+#pragma once
+
+#include <cstdint>
+
+namespace kvt::protocol {
+
+enum class Opcode : uint16_t {
+  kNop = 0,
+  kOpenNamespace = 1,   // data: NamespaceRequest. value: namespace handle
+  kCloseNamespace = 2,  // namespace
+  kStore = 3,           // namespace, tokens, data (kv of chunks [arg0, ...)). value: chunks stored
+  kLookup = 4,          // namespace, tokens. value: matched tokens
+  kRetrieve = 5,        // namespace, tokens, data (out for chunks [arg0, ...)). value: retrieved tokens
+  kRemove = 6,          // namespace, tokens. value: chunks removed
+  kPin = 7,             // namespace, tokens. value: pinned tokens
+  kUnpin = 8,           // namespace, tokens. value: unpinned tokens
+  kStats = 9,           // data: DaemonStats out
+  kEvict = 10,          // arg0: bytes. value: chunks evicted
+  kCount
+};
+
+struct SubmissionEntry {
+  uint64_t user_data;      // echoed in the completion
+  uint16_t opcode;         // Opcode
+  uint16_t flags;          // must be 0
+  uint32_t ns;             // namespace handle (from kOpenNamespace)
+  uint64_t tokens_offset;  // heap offset of uint32 token ids
+  uint64_t num_tokens;
+  uint64_t data_offset;    // heap offset of the data buffer
+  uint64_t data_bytes;
+  uint64_t arg0;           // kStore/kRetrieve: first chunk the data covers; kEvict: bytes
+  uint64_t arg1;           // must be 0
+};
+static_assert(sizeof(SubmissionEntry) == 64);
+
+struct CompletionEntry {
+  uint64_t user_data;
+  uint32_t status;         // kvt::StatusCode
+  uint32_t has_message;    // 1: messages[slot of this entry] holds a readable message
+  uint64_t value;
+  uint64_t value2;
+};
+static_assert(sizeof(CompletionEntry) == 32);
+
+inline constexpr uint32_t kModelIdMax = 256;
+
+// The payload of kOpenNamespace, placed in the heap.
+struct NamespaceRequest {
+  char model_id[kModelIdMax];  // NUL-terminated
+  uint32_t num_layers;
+  uint32_t num_kv_heads;
+  uint32_t head_dim;
+  uint32_t dtype;              // kvt_dtype_t
+  uint32_t tokens_per_chunk;
+  uint32_t reserved[3];
+};
+static_assert(sizeof(NamespaceRequest) == 288);
+
+// The payload of kStats, written by the daemon. Mirrors kvt_daemon_stats_t after struct_size.
+struct DaemonStats {
+  uint32_t protocol_version;
+  uint32_t reserved;
+  uint64_t uptime_ns;
+  uint64_t clients;
+  uint64_t host_capacity_bytes;
+  uint64_t host_used_bytes;
+  uint64_t host_chunks;
+  uint64_t pinned_chunks;
+  uint64_t hits;
+  uint64_t misses;
+  uint64_t stores;
+  uint64_t lookups;
+  uint64_t retrieves;
+  uint64_t evictions;
+  uint64_t bad_requests;
+  uint64_t nvme_capacity_bytes;
+  uint64_t nvme_used_bytes;
+  uint64_t nvme_chunks;
+};
+
+}  // namespace kvt::protocol

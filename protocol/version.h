@@ -1,0 +1,19 @@
+// The wire-protocol version spoken between libkvtier and kv-tierd.
+//
+// Major: incompatible changes (entry layouts, handshake). Both sides refuse a different major.
+// Minor: compatible additions (new opcodes); a daemon answers unknown opcodes with UNSUPPORTED.
+#pragma once
+
+#include <cstdint>
+
+namespace kvt::protocol {
+
+inline constexpr uint16_t kProtocolMajor = 1;
+inline constexpr uint16_t kProtocolMinor = 0;
+inline constexpr uint32_t kProtocolVersion = (uint32_t{kProtocolMajor} << 16) | kProtocolMinor;
+
+// Storage format version of chunk payloads; part of every namespace fingerprint, so chunks
+// written under another format are never returned.
+inline constexpr uint32_t kChunkFormatVersion = 1;
+
+}  // namespace kvt::protocol
