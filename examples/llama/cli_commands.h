@@ -1,0 +1,36 @@
+// kvt-llama's subcommands. Each Add*Command registers its options on `app` and returns the
+// subcommand; Run* executes it after parsing, returning the process exit code. Errors go to
+// stderr as one line; results go to stdout.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kvt::llama::cli {
+
+struct GenerateArgs {
+  std::string model, tokenizer, prompt, policy = "exact";
+  int steps = 256;
+  float temperature = 0.0f;
+  uint64_t seed = 0;
+  int observation_window = 0;
+};
+CLI::App* AddGenerateCommand(CLI::App& app, GenerateArgs& args);
+int RunGenerate(const GenerateArgs& args);
+
+struct PplArgs {
+  std::string model, tokenizer, text;
+  std::vector<std::string> policies;
+  int window = 512;
+  int prefill = 128;
+  int observation_window = 32;
+  int64_t max_tokens = 0;
+  bool json = false;
+  bool serial = false;
+};
+CLI::App* AddPplCommand(CLI::App& app, PplArgs& args);
+int RunPpl(const PplArgs& args);
+
+}  // namespace kvt::llama::cli

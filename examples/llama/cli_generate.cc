@@ -1,0 +1,64 @@
+#include <cstdio>
+
+#include "examples/llama/cache_factory.h"
+#include "examples/llama/cli_commands.h"
+#include "examples/llama/generate.h"
+#include "examples/llama/model_loader.h"
+
+namespace kvt::llama::cli {
+
+CLI::App* AddGenerateCommand(CLI::App& app, GenerateArgs& a) {
+  CLI::App* c = app.add_subcommand(
+      "generate",
+      "Generate text (llama2.c-compatible). Only the text goes to stdout; statistics to stderr.\n"
+      "The prompt is prefilled in one batch, then each token is decoded with its attention read\n"
+      "from the --policy's cache.");
+  c->add_option("--model", a.model, "checkpoint: llama2.c .bin or GGUF (F32/F16)")->required();
+  c->add_option("--tokenizer", a.tokenizer, "llama2.c tokenizer (optional for a GGUF that embeds one)");
+  c->add_option("--prompt", a.prompt, "prompt text (default: empty, BOS only)");
+  c->add_option("--steps", a.steps, "positions to run, BOS included (capped at the model's context)")
+      ->check(CLI::Range(1, 1 << 24));
+  c->add_option("--temperature", a.temperature, "0: greedy")->check(CLI::Range(0.0f, 100.0f));
+  c->add_option("--seed", a.seed, "sampling seed");
+  c->add_option("--policy", a.policy, "KV method spec (exact, full, kivi2, snapkv:budget=64, ...)");
+  c->add_option("--obs-window", a.observation_window,
+                "queries of the prompt passed to the method's Compress (0: no Compress)")
+      ->check(CLI::Range(0, 1 << 20));
+  return c;
+}
+
+int RunGenerate(const GenerateArgs& a) {
+  auto model = LoadModelWithTokenizer(a.model, a.tokenizer);
+  if (!model.ok()) {
+    std::fprintf(stderr, "kvt-llama: %s\n", model.status().ToString().c_str());
+    return 1;
+  }
+  Transformer transformer(model->weights);
+  auto caches = CacheFactoryForSpec(a.policy, transformer.ShapeForLayer(0, a.steps));
+  if (!caches.ok()) {
+    std::fprintf(stderr, "kvt-llama: %s\n", caches.status().ToString().c_str());
+    return 1;
+  }
+  GenerateOptions o;
+  o.prompt = a.prompt;
+  o.steps = a.steps;
+  o.temperature = a.temperature;
+  o.seed = a.seed;
+  o.observation_window = a.observation_window;
+  auto r = Generate(transformer, *model->tokenizer, *caches, o);
+  if (!r.ok()) {
+    std::fprintf(stderr, "kvt-llama: %s\n", r.status().ToString().c_str());
+    return 1;
+  }
+  std::fwrite(r->text.data(), 1, r->text.size(), stdout);
+  std::fflush(stdout);
+  const double tps = r->decode_seconds > 0 ? r->decoded_tokens / r->decode_seconds : 0.0;
+  std::fprintf(stderr,
+               "\n[kvt-llama] model %s, policy %s: prompt %d tokens (prefill %.2f ms), %d decoded "
+               "in %.3f s (%.1f tokens/s)\n",
+               transformer.config().ToString().c_str(), a.policy.c_str(), r->prompt_tokens,
+               r->prefill_seconds * 1e3, r->decoded_tokens, r->decode_seconds, tps);
+  return 0;
+}
+
+}  // namespace kvt::llama::cli

@@ -1,0 +1,21 @@
+// kvt-llama — the reference engine's command line: `generate` and `ppl` (see --help of each).
+#include <cstdio>
+
+#include "examples/llama/cli_commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"kvt-llama: reference Llama engine (CPU) with kv-tierd's KV methods in the loop"};
+  app.require_subcommand(1);
+  kvt::llama::cli::GenerateArgs gen;
+  kvt::llama::cli::PplArgs ppl;
+  CLI::App* gen_cmd = kvt::llama::cli::AddGenerateCommand(app, gen);
+  CLI::App* ppl_cmd = kvt::llama::cli::AddPplCommand(app, ppl);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (gen_cmd->parsed()) return kvt::llama::cli::RunGenerate(gen);
+  if (ppl_cmd->parsed()) return kvt::llama::cli::RunPpl(ppl);
+  return 2;
+}
