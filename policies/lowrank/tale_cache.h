@@ -1,0 +1,105 @@
+// TaleCache — TALE: token-adaptive low-rank KV cache with reconstruction-free attention.
+//
+// What it stores, per KV head (see host/kernels/lowrank/tale_format.h for the bytes):
+//   - a key basis (post-RoPE PCA by default, or RoPE-pair-aware) and a value basis (PCA),
+//     [head_dim][head_dim] float32 each, computed once from the prompt (calibration);
+//   - compressed tokens as basis coefficients truncated to their rank level (full, d/2, d/4, d/8)
+//     and quantized per segment (default bits 8,8,4,4: leading coefficients get more bits);
+//   - the recent tokens exact (float32 K/V), between `window` and 2*`window` of them (lazy
+//     truncation: a token is compressed only when it leaves the window; the window is flushed in
+//     batches of `window` tokens so eviction cost is amortized).
+// Rank level of a token = importance quantile: importance = attention the token received, from the
+// prompt's observation queries (Compress) and/or from every decode query while it sat in the window,
+// normalized by 1/tokens (uniform attention = 1). Fractions of tokens per level default to
+// 10% / 20% / 30% / 40% (full, d/2, d/4, d/8), computed over the tokens compressed so far; the first
+// `sinks` positions are always full rank.
+// Calibration happens at Compress(observation), or, if the caller never compresses, at the first
+// Attend that finds more than 2*window exact tokens (importance then comes from decode attention).
+// Before calibration every token is exact.
+//
+// Spec (policies/registry.h): "tale" with keys
+//   window=64 (exact recent tokens), sinks=4, basis=post|pairs,
+//   f0=0.1,f1=0.2,f2=0.3 (fractions at full, d/2, d/4; d/8 gets the rest),
+//   kbits=8-8-4-4, vbits=8-8-4-4 (bits of segments [0,d/8) [d/8,d/4) [d/4,d/2) [d/2,d): 2|4|8|16|32)
+//
+// Threading: one thread at a time (LayerCache contract); Attend runs heads in parallel on oneTBB.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <vector>
+
+#include "host/kernels/lowrank/tale_format.h"
+#include "policies/layer_cache.h"
+#include "policies/lowrank/tale_basis.h"
+
+namespace kvt::policies::lowrank {
+
+struct TaleOptions {
+  int window = 64;
+  int sinks = 4;
+  std::array<float, 4> fractions = {0.1f, 0.2f, 0.3f, 0.4f};
+  std::array<int, 4> key_bits = {8, 8, 4, 4};
+  std::array<int, 4> value_bits = {8, 8, 4, 4};
+  TaleBasisKind basis = TaleBasisKind::kPostRope;
+};
+
+struct TaleStats {
+  int64_t compressed_tokens = 0;             // token x head records, all levels
+  std::array<int64_t, 4> level_records = {0, 0, 0, 0};
+  double avg_rank = 0.0;                     // mean rank over compressed records
+  double compressed_bits_per_element = 0.0;  // record bytes * 8 / (records * 2 * head_dim), K and V
+  double bits_per_element = 0.0;             // stored_bytes * 8 / (tokens * kv_heads * 2 * head_dim)
+};
+
+class TaleCache final : public LayerCache {
+ public:
+  static StatusOr<std::unique_ptr<TaleCache>> Create(const LayerShape& shape,
+                                                     const TaleOptions& options);
+
+  Status Append(const AppendBatch& batch) override;
+  Status Compress(const Observation& observation) override;
+  Status Attend(const float* query, float* out) override;
+  int64_t tokens() const override { return tokens_; }
+  uint64_t stored_bytes() const override;
+  std::string name() const override { return "tale"; }
+
+  TaleStats stats() const;
+  bool calibrated() const { return calibrated_; }
+
+ private:
+  struct Level {
+    std::vector<uint8_t> keys, values;  // [kv_heads][capacity][record_bytes]
+    std::vector<int32_t> tokens;        // [kv_heads]
+    int64_t capacity = 0;
+  };
+
+  TaleCache(const LayerShape& shape, const TaleOptions& options, kernels::lowrank::TaleLayout kl,
+            kernels::lowrank::TaleLayout vl);
+  Status Calibrate();
+  void Evict(int64_t count);
+  int LevelFor(int head, float relative_importance) const;
+  void UpdateThresholds();
+  void Grow(Level& level, int l);
+
+  LayerShape shape_;
+  TaleOptions opt_;
+  kernels::lowrank::TaleLayout key_layout_, value_layout_;
+  int d_, kv_, group_;
+  bool calibrated_ = false;
+  int64_t tokens_ = 0;
+  std::vector<float> key_basis_, value_basis_;  // [kv][d][d]
+  // Exact recent tokens, oldest first.
+  std::vector<float> exact_k_, exact_v_;  // [n][kv][d]
+  std::vector<int32_t> exact_pos_;        // [n]
+  std::vector<float> exact_imp_;          // [n][kv] accumulated attention * tokens at the time
+  std::vector<int32_t> exact_obs_;        // [n] queries that observed the token
+  std::array<Level, kernels::lowrank::kTaleLevels> levels_;
+  std::vector<std::vector<float>> reservoir_;  // [kv] relative importances of compressed tokens
+  std::vector<size_t> reservoir_next_;
+  std::vector<std::array<float, 3>> thresholds_;  // [kv]
+  std::vector<float> window_attention_;
+  std::vector<float> workspace_;
+};
+
+}  // namespace kvt::policies::lowrank
