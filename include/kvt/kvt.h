@@ -25,6 +25,13 @@
 extern "C" {
 #endif
 
+/* Symbol visibility of the shared library; nothing for static linking. */
+#if defined(KVT_BUILDING_SHARED)
+#define KVT_API __attribute__((visibility("default")))
+#else
+#define KVT_API
+#endif
+
 #define KVT_ABI_VERSION_MAJOR 1
 #define KVT_ABI_VERSION_MINOR 0
 #define KVT_ABI_VERSION_PATCH 0
@@ -50,13 +57,13 @@ typedef enum kvt_status {
 } kvt_status_t;
 
 /* "OK", "NOT_FOUND", ... Never NULL. */
-const char* kvt_status_name(kvt_status_t status);
+KVT_API const char* kvt_status_name(kvt_status_t status);
 /* The message of the last failure on this thread ("" if none). Valid until the next kvt_ call. */
-const char* kvt_last_error_message(void);
+KVT_API const char* kvt_last_error_message(void);
 
 /* Library version (semantic) and the wire-protocol version it speaks. */
-void kvt_version(uint32_t* major, uint32_t* minor, uint32_t* patch);
-uint32_t kvt_protocol_version(void);
+KVT_API void kvt_version(uint32_t* major, uint32_t* minor, uint32_t* patch);
+KVT_API uint32_t kvt_protocol_version(void);
 
 /* ------------------------------------------------------------------------------------------------
  * Client: one connection to kv-tierd
@@ -72,12 +79,12 @@ typedef struct kvt_client_options {
   int64_t timeout_ns;          /* deadline of blocking calls; 0: 10 s; <0: never (not advised) */
 } kvt_client_options_t;
 
-void kvt_client_options_init(kvt_client_options_t* options);
+KVT_API void kvt_client_options_init(kvt_client_options_t* options);
 
 /* Connects, checks protocol versions and maps the shared memory. */
-kvt_status_t kvt_client_open(const kvt_client_options_t* options, kvt_client_t** out_client);
+KVT_API kvt_status_t kvt_client_open(const kvt_client_options_t* options, kvt_client_t** out_client);
 /* Disconnects. The daemon releases this client's pins and buffers. NULL is a no-op. */
-void kvt_client_close(kvt_client_t* client);
+KVT_API void kvt_client_close(kvt_client_t* client);
 
 /* ------------------------------------------------------------------------------------------------
  * Namespaces: one cache layout
@@ -98,19 +105,19 @@ typedef struct kvt_layout {
   uint32_t tokens_per_chunk;
 } kvt_layout_t;
 
-void kvt_layout_init(kvt_layout_t* layout);
+KVT_API void kvt_layout_init(kvt_layout_t* layout);
 
 typedef struct kvt_namespace kvt_namespace_t;
 
 /* Opens a namespace. Its fingerprint (layout + storage format version + tenant) goes into every
  * chunk key, so two layouts, or two tenants, never see each other's chunks. */
-kvt_status_t kvt_namespace_open(kvt_client_t* client, const kvt_layout_t* layout,
+KVT_API kvt_status_t kvt_namespace_open(kvt_client_t* client, const kvt_layout_t* layout,
                                 kvt_namespace_t** out_namespace);
-void kvt_namespace_close(kvt_namespace_t* ns);
+KVT_API void kvt_namespace_close(kvt_namespace_t* ns);
 
 /* Bytes of one chunk: layers * 2 * tokens_per_chunk * kv_heads * head_dim * sizeof(dtype). */
-uint64_t kvt_namespace_chunk_bytes(const kvt_namespace_t* ns);
-uint32_t kvt_namespace_tokens_per_chunk(const kvt_namespace_t* ns);
+KVT_API uint64_t kvt_namespace_chunk_bytes(const kvt_namespace_t* ns);
+KVT_API uint32_t kvt_namespace_tokens_per_chunk(const kvt_namespace_t* ns);
 
 /* ------------------------------------------------------------------------------------------------
  * Block plane
@@ -129,27 +136,27 @@ uint32_t kvt_namespace_tokens_per_chunk(const kvt_namespace_t* ns);
  * Chunks already present are not stored again. *out_stored_chunks (may be NULL) receives the
  * number of chunks newly stored. Capacity pressure evicts unpinned chunks (LRU); if nothing can
  * be evicted the call fails with RESOURCE_EXHAUSTED after storing the leading chunks that fit. */
-kvt_status_t kvt_block_store(kvt_namespace_t* ns, const uint32_t* tokens, uint64_t num_tokens,
+KVT_API kvt_status_t kvt_block_store(kvt_namespace_t* ns, const uint32_t* tokens, uint64_t num_tokens,
                              const void* kv, uint64_t kv_bytes, uint64_t* out_stored_chunks);
 
 /* The number of leading tokens (a multiple of tokens_per_chunk) whose chunks are all present. */
-kvt_status_t kvt_block_lookup(kvt_namespace_t* ns, const uint32_t* tokens, uint64_t num_tokens,
+KVT_API kvt_status_t kvt_block_lookup(kvt_namespace_t* ns, const uint32_t* tokens, uint64_t num_tokens,
                               uint64_t* out_matched_tokens);
 
 /* Copies the longest present prefix (at most num_tokens, at most out_bytes / chunk_bytes chunks)
  * into out, bit-exact. *out_retrieved_tokens receives its length; 0 is a miss, not an error. */
-kvt_status_t kvt_block_retrieve(kvt_namespace_t* ns, const uint32_t* tokens, uint64_t num_tokens,
+KVT_API kvt_status_t kvt_block_retrieve(kvt_namespace_t* ns, const uint32_t* tokens, uint64_t num_tokens,
                                 void* out, uint64_t out_bytes, uint64_t* out_retrieved_tokens);
 
 /* Removes every stored chunk of the prefix (pinned ones too). */
-kvt_status_t kvt_block_remove(kvt_namespace_t* ns, const uint32_t* tokens, uint64_t num_tokens,
+KVT_API kvt_status_t kvt_block_remove(kvt_namespace_t* ns, const uint32_t* tokens, uint64_t num_tokens,
                               uint64_t* out_removed_chunks);
 
 /* Pins the present chunks of the longest present prefix: they are never evicted while pinned.
  * A pin is a lease of this client: it ends with kvt_block_unpin or when the client disconnects. */
-kvt_status_t kvt_block_pin(kvt_namespace_t* ns, const uint32_t* tokens, uint64_t num_tokens,
+KVT_API kvt_status_t kvt_block_pin(kvt_namespace_t* ns, const uint32_t* tokens, uint64_t num_tokens,
                            uint64_t* out_pinned_tokens);
-kvt_status_t kvt_block_unpin(kvt_namespace_t* ns, const uint32_t* tokens, uint64_t num_tokens,
+KVT_API kvt_status_t kvt_block_unpin(kvt_namespace_t* ns, const uint32_t* tokens, uint64_t num_tokens,
                              uint64_t* out_unpinned_tokens);
 
 /* ---- Asynchronous variants -------------------------------------------------------------------
@@ -159,21 +166,21 @@ kvt_status_t kvt_block_unpin(kvt_namespace_t* ns, const uint32_t* tokens, uint64
  * is allowed and lets it finish in the background (its buffers must still stay valid). */
 typedef struct kvt_op kvt_op_t;
 
-kvt_status_t kvt_block_store_async(kvt_namespace_t* ns, const uint32_t* tokens,
+KVT_API kvt_status_t kvt_block_store_async(kvt_namespace_t* ns, const uint32_t* tokens,
                                    uint64_t num_tokens, const void* kv, uint64_t kv_bytes,
                                    kvt_op_t** out_op);
-kvt_status_t kvt_block_lookup_async(kvt_namespace_t* ns, const uint32_t* tokens,
+KVT_API kvt_status_t kvt_block_lookup_async(kvt_namespace_t* ns, const uint32_t* tokens,
                                     uint64_t num_tokens, kvt_op_t** out_op);
-kvt_status_t kvt_block_retrieve_async(kvt_namespace_t* ns, const uint32_t* tokens,
+KVT_API kvt_status_t kvt_block_retrieve_async(kvt_namespace_t* ns, const uint32_t* tokens,
                                       uint64_t num_tokens, void* out, uint64_t out_bytes,
                                       kvt_op_t** out_op);
 
 /* BUSY while pending; otherwise the op's final status, and *out_value (may be NULL) its result:
  * stored chunks (store), matched tokens (lookup), retrieved tokens (retrieve). */
-kvt_status_t kvt_op_poll(kvt_op_t* op, uint64_t* out_value);
+KVT_API kvt_status_t kvt_op_poll(kvt_op_t* op, uint64_t* out_value);
 /* Waits until the op completes or timeout_ns passes (<0: the client's default timeout). */
-kvt_status_t kvt_op_wait(kvt_op_t* op, int64_t timeout_ns, uint64_t* out_value);
-void kvt_op_release(kvt_op_t* op);
+KVT_API kvt_status_t kvt_op_wait(kvt_op_t* op, int64_t timeout_ns, uint64_t* out_value);
+KVT_API void kvt_op_release(kvt_op_t* op);
 
 /* ---- Batches: many prefixes in one call, submitted together --------------------------------- */
 typedef struct kvt_token_span {
@@ -182,18 +189,18 @@ typedef struct kvt_token_span {
 } kvt_token_span_t;
 
 /* out_matched_tokens[i] for spans[i]. Returns the first failure, if any. */
-kvt_status_t kvt_block_lookup_batch(kvt_namespace_t* ns, const kvt_token_span_t* spans,
+KVT_API kvt_status_t kvt_block_lookup_batch(kvt_namespace_t* ns, const kvt_token_span_t* spans,
                                     uint64_t count, uint64_t* out_matched_tokens);
 /* kvs[i] holds the KV of spans[i] (kv_bytes[i] bytes). */
-kvt_status_t kvt_block_store_batch(kvt_namespace_t* ns, const kvt_token_span_t* spans,
+KVT_API kvt_status_t kvt_block_store_batch(kvt_namespace_t* ns, const kvt_token_span_t* spans,
                                    const void* const* kvs, const uint64_t* kv_bytes,
                                    uint64_t count, uint64_t* out_stored_chunks);
 
 /* ---- Zero-copy buffers in shared memory ------------------------------------------------------ */
 /* Allocates `bytes` (rounded up to 4 KiB, 4 KiB aligned) in this client's shared heap. */
-kvt_status_t kvt_buffer_alloc(kvt_client_t* client, uint64_t bytes, void** out_ptr);
+KVT_API kvt_status_t kvt_buffer_alloc(kvt_client_t* client, uint64_t bytes, void** out_ptr);
 /* Frees a buffer from kvt_buffer_alloc. Must not be in use by a pending op. */
-void kvt_buffer_free(kvt_client_t* client, void* ptr);
+KVT_API void kvt_buffer_free(kvt_client_t* client, void* ptr);
 
 /* ------------------------------------------------------------------------------------------------
  * Operator view (used by kvtierctl; any client may read, only the daemon's user or root may evict)
@@ -219,11 +226,11 @@ typedef struct kvt_daemon_stats {
   uint64_t nvme_chunks;
 } kvt_daemon_stats_t;
 
-kvt_status_t kvt_daemon_stats(kvt_client_t* client, kvt_daemon_stats_t* out_stats);
+KVT_API kvt_status_t kvt_daemon_stats(kvt_client_t* client, kvt_daemon_stats_t* out_stats);
 
 /* Evicts unpinned chunks, oldest first, until at least `bytes` are freed (UINT64_MAX: all).
  * Requires the daemon's uid or root. */
-kvt_status_t kvt_daemon_evict(kvt_client_t* client, uint64_t bytes, uint64_t* out_evicted_chunks);
+KVT_API kvt_status_t kvt_daemon_evict(kvt_client_t* client, uint64_t bytes, uint64_t* out_evicted_chunks);
 
 #ifdef __cplusplus
 }  /* extern "C" */
