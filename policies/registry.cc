@@ -7,6 +7,7 @@
 #include "policies/baselines/streaming_llm_cache.h"
 #include "policies/full_cache.h"
 #include "policies/kivi/kivi_cache.h"
+#include "policies/lowrank/factories.h"
 #include "policies/tailorkv/tailorkv_cache.h"
 
 namespace kvt::policies {
@@ -24,6 +25,9 @@ constexpr MethodEntry kMethods[] = {
     {"quest", MakeQuestCache, "", "Quest page selection: budget=2048 page=16"},
     {"snapkv", MakeSnapKvCache, "", "SnapKV prompt compression: budget=1024 window=32 pool=7"},
     {"streamingllm", MakeStreamingLlmCache, "", "StreamingLLM sinks + window: sinks=4 recent=1020"},
+    {"tale", lowrank::MakeTaleLayerCache, "", "TALE low-rank, reconstruction-free: window=64 sinks=4 basis=post kbits=8-8-4-4"},
+    {"lorc", lowrank::MakeLorcLayerCache, "", "LoRC rank-r latents: factors=FILE (kvt-lorc) or kratio=0.5 vratio=0.5"},
+    {"kvcompose", lowrank::MakeKvComposeLayerCache, "", "KVCompose composite tokens: ratio=0.5 structured=1 global=1"},
 };
 
 }  // namespace

@@ -1,0 +1,183 @@
+#include "policies/lowrank/kvcompose_cache.h"
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+
+#include "host/kernels/lowrank/dense_attention.h"
+#include "host/kernels/lowrank/observed_attention_scores.h"
+#include "policies/lowrank/internal/checks.h"
+
+namespace kvt::policies::lowrank {
+
+namespace klr = kernels::lowrank;
+
+StatusOr<std::unique_ptr<KvComposeCache>> KvComposeCache::Create(
+    const LayerShape& shape, const KvComposeOptions& options,
+    std::shared_ptr<KvComposePlanner> planner) {
+  KVT_RETURN_IF_ERROR(internal::CheckShape(shape, "kvcompose"));
+  if (!(options.ratio > 0.0f && options.ratio <= 1.0f)) {
+    return InvalidArgument("kvcompose: ratio must be in (0, 1]");
+  }
+  return std::unique_ptr<KvComposeCache>(new KvComposeCache(shape, options, std::move(planner)));
+}
+
+KvComposeCache::KvComposeCache(const LayerShape& shape, const KvComposeOptions& options,
+                               std::shared_ptr<KvComposePlanner> planner)
+    : shape_(shape), opt_(options), planner_(std::move(planner)), d_(shape.head_dim),
+      kv_(shape.num_kv_heads) {
+  planner_layer_ = shape.layer;
+  if (planner_ == nullptr) {
+    planner_ = std::make_shared<KvComposePlanner>(1, kv_, opt_.ratio, opt_.structured);
+    planner_layer_ = 0;
+  }
+  head_tokens_.assign(kv_, 0);
+}
+
+void KvComposeCache::Reserve(int64_t need) {
+  if (need <= capacity_) return;
+  const int64_t cap = std::max<int64_t>({64, capacity_ * 2, need});
+  std::vector<float> nk(static_cast<size_t>(kv_) * cap * d_), nv(nk.size());
+  std::vector<int32_t> np(static_cast<size_t>(kv_) * cap);
+  for (int h = 0; h < kv_; ++h) {
+    const size_t n = static_cast<size_t>(head_tokens_[h]);
+    std::memcpy(nk.data() + h * cap * d_, keys_.data() + h * capacity_ * d_, n * d_ * sizeof(float));
+    std::memcpy(nv.data() + h * cap * d_, values_.data() + h * capacity_ * d_, n * d_ * sizeof(float));
+    std::memcpy(np.data() + h * cap, positions_.data() + h * capacity_, n * sizeof(int32_t));
+  }
+  keys_.swap(nk);
+  values_.swap(nv);
+  positions_.swap(np);
+  capacity_ = cap;
+}
+
+Status KvComposeCache::Append(const AppendBatch& b) {
+  KVT_RETURN_IF_ERROR(internal::CheckBatch(b, false, "kvcompose"));
+  KVT_RETURN_IF_ERROR(MaybeApply());
+  if (b.tokens == 0) return Status::Ok();
+  int64_t longest = 0;
+  for (int64_t n : head_tokens_) longest = std::max(longest, n);
+  Reserve(longest + b.tokens);
+  for (int h = 0; h < kv_; ++h) {
+    for (int t = 0; t < b.tokens; ++t) {
+      const size_t slot = static_cast<size_t>(h) * capacity_ + head_tokens_[h] + t;
+      std::memcpy(keys_.data() + slot * d_, b.keys + (static_cast<size_t>(t) * kv_ + h) * d_, d_ * sizeof(float));
+      std::memcpy(values_.data() + slot * d_, b.values + (static_cast<size_t>(t) * kv_ + h) * d_, d_ * sizeof(float));
+      positions_[slot] = b.positions[t];
+    }
+    head_tokens_[h] += b.tokens;
+  }
+  tokens_ += b.tokens;
+  return Status::Ok();
+}
+
+Status KvComposeCache::Compress(const Observation& obs) {
+  if (submitted_) return Status::Ok();  // once per sequence
+  if (obs.window < 0 || (obs.window > 0 && obs.queries == nullptr)) {
+    return InvalidArgument("kvcompose: bad observation");
+  }
+  const int64_t n = head_tokens_.empty() ? 0 : head_tokens_[0];
+  std::vector<float> scores(static_cast<size_t>(kv_) * n, 0.0f);
+  if (obs.window > 0 && n > 0) {
+    const int w = static_cast<int>(std::min<int64_t>(obs.window, n));
+    const float* queries = obs.queries + static_cast<size_t>(obs.window - w) * shape_.num_q_heads * d_;
+    // The kernel wants [tokens][kv][d]; the cache is head-major: transpose the prompt once.
+    std::vector<float> keys(static_cast<size_t>(n) * kv_ * d_);
+    for (int h = 0; h < kv_; ++h) {
+      for (int64_t t = 0; t < n; ++t) {
+        std::memcpy(keys.data() + (t * kv_ + h) * d_, keys_.data() + (h * capacity_ + t) * d_, d_ * sizeof(float));
+      }
+    }
+    klr::ObservedAttentionShape s{kv_, shape_.num_q_heads, d_, n, w, 0.0f};
+    workspace_.resize(klr::ObservedAttentionScoresWorkspaceBytes(s) / sizeof(float) + 1);
+    KVT_RETURN_IF_ERROR(klr::ObservedAttentionScores(s, keys.data(), queries, klr::ObservationReduce::kMax,
+                                                     scores.data(), workspace_.data(),
+                                                     workspace_.size() * sizeof(float)));
+    // Add the mean over KV heads: heads agree on tokens the whole layer relies on.
+    for (int64_t t = 0; t < n; ++t) {
+      float mean = 0.0f;
+      for (int h = 0; h < kv_; ++h) mean += scores[h * n + t];
+      mean /= static_cast<float>(kv_);
+      for (int h = 0; h < kv_; ++h) scores[h * n + t] += mean;
+    }
+  }
+  scores_ = scores;
+  scored_ = n;
+  KVT_RETURN_IF_ERROR(planner_->Submit(planner_layer_, scores_, n));
+  submitted_ = true;
+  return MaybeApply();
+}
+
+Status KvComposeCache::MaybeApply() {
+  if (!submitted_ || applied_ || !planner_->ready()) return Status::Ok();
+  KVT_ASSIGN_OR_RETURN(auto counts, planner_->HeadCounts(planner_layer_));
+  const int64_t n = scored_;
+  std::vector<float> nk(static_cast<size_t>(kv_) * capacity_ * d_), nv(nk.size());
+  std::vector<int32_t> np(static_cast<size_t>(kv_) * capacity_);
+  std::vector<int64_t> order(n);
+  for (int h = 0; h < kv_; ++h) {
+    const int64_t keep = std::min(counts[h], n);
+    const float* s = scores_.data() + h * n;
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [s](int64_t a, int64_t b) { return s[a] > s[b]; });
+    std::sort(order.begin(), order.begin() + keep);  // keep positional order
+    int64_t out = 0;
+    auto move_token = [&](int64_t src) {
+      const size_t from = static_cast<size_t>(h) * capacity_ + src, to = static_cast<size_t>(h) * capacity_ + out;
+      std::memcpy(nk.data() + to * d_, keys_.data() + from * d_, d_ * sizeof(float));
+      std::memcpy(nv.data() + to * d_, values_.data() + from * d_, d_ * sizeof(float));
+      np[to] = positions_[from];
+      ++out;
+    };
+    for (int64_t i = 0; i < keep; ++i) move_token(order[i]);
+    for (int64_t t = n; t < head_tokens_[h]; ++t) move_token(t);  // appended after Compress
+    head_tokens_[h] = out;
+  }
+  keys_.swap(nk);
+  values_.swap(nv);
+  positions_.swap(np);
+  scores_.clear();
+  scores_.shrink_to_fit();
+  applied_ = true;
+  return Status::Ok();
+}
+
+Status KvComposeCache::Attend(const float* query, float* out) {
+  if (query == nullptr || out == nullptr) return InvalidArgument("kvcompose: null query or output");
+  if (tokens_ == 0) return InvalidArgument("kvcompose: Attend on an empty cache");
+  KVT_RETURN_IF_ERROR(MaybeApply());
+  klr::DenseAttentionShape s{kv_, shape_.num_q_heads, d_, capacity_, 0.0f};
+  const size_t bytes = klr::DenseAttentionWorkspaceBytes(s);
+  if (workspace_.size() * sizeof(float) < bytes) workspace_.resize(bytes / sizeof(float) + 1);
+  return klr::DenseAttention(s, keys_.data(), values_.data(), head_tokens_.data(), query, out,
+                             workspace_.data(), workspace_.size() * sizeof(float));
+}
+
+int64_t KvComposeCache::kept_tokens() const {
+  int64_t s = 0;
+  for (int64_t n : head_tokens_) s += n;
+  return kv_ > 0 ? s / kv_ : 0;
+}
+
+uint64_t KvComposeCache::stored_bytes() const {
+  uint64_t s = 0;
+  for (int64_t n : head_tokens_) s += static_cast<uint64_t>(n) * (2ull * d_ * 4 + 4);
+  return s;
+}
+
+StatusOr<std::vector<std::unique_ptr<LayerCache>>> MakeKvComposeCaches(
+    const LayerShape& shape, const KvComposeOptions& options) {
+  KVT_RETURN_IF_ERROR(internal::CheckShape(shape, "kvcompose"));
+  auto planner = std::make_shared<KvComposePlanner>(shape.num_layers, shape.num_kv_heads, options.ratio,
+                                                    options.structured);
+  std::vector<std::unique_ptr<LayerCache>> caches;
+  for (int l = 0; l < shape.num_layers; ++l) {
+    LayerShape s = shape;
+    s.layer = l;
+    KVT_ASSIGN_OR_RETURN(auto c, KvComposeCache::Create(s, options, planner));
+    caches.push_back(std::move(c));
+  }
+  return caches;
+}
+
+}  // namespace kvt::policies::lowrank

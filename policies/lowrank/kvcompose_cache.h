@@ -1,0 +1,81 @@
+// KvComposeCache — KVCompose: attention-guided composite tokens with a global, cross-layer budget.
+//
+// Until the plan is applied the cache is exact. Compress(observation) scores the prompt tokens
+// (host/kernels/lowrank/observed_attention_scores.h, max over the observation queries, mean over
+// each KV head's query heads; then every head's score gets the mean over KV heads added, which
+// aligns heads on tokens that matter to the whole layer) and submits them to the sequence's
+// KvComposePlanner. Once every layer has submitted, each layer's cache keeps, per head, that head's
+// top-count tokens (count from the plan; the same for every head in the structured/composite
+// variant) — a dense per-head cache of post-RoPE keys, values and true positions. Tokens appended
+// later (decode) go to every head unchanged. Attention is exact over what is kept
+// (DenseAttention), so ratio=1 is exactly full attention.
+//
+// Wiring:
+//   - MakeKvComposeCaches(shape, options): the L caches of one sequence sharing one planner (the
+//     method as published). Call Compress on every layer after prefill; decode as usual.
+//   - Registry spec "kvcompose:ratio=0.5,structured=1,global=1": with global=1 the factory must be
+//     called for layers 0, 1, ..., L-1 of one sequence in order on one thread (what an engine's
+//     per-sequence loop does); it shares one planner among them (a thread-local hand-off, reset at
+//     layer 0). global=0 gives every layer its own budget round(ratio * tokens) (no cross-layer
+//     allocation).
+// Threading: a cache is used by one thread at a time; the planner is thread-safe.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "policies/layer_cache.h"
+#include "policies/lowrank/kvcompose_planner.h"
+
+namespace kvt::policies::lowrank {
+
+struct KvComposeOptions {
+  float ratio = 0.5f;       // kept fraction of prompt tokens, over all layers (rho)
+  bool structured = true;   // composite tokens; false: unstructured per-head counts
+};
+
+class KvComposeCache final : public LayerCache {
+ public:
+  // `planner` shared by the sequence's layers; null: a private single-layer budget.
+  static StatusOr<std::unique_ptr<KvComposeCache>> Create(const LayerShape& shape,
+                                                          const KvComposeOptions& options,
+                                                          std::shared_ptr<KvComposePlanner> planner);
+
+  Status Append(const AppendBatch& batch) override;
+  Status Compress(const Observation& observation) override;
+  Status Attend(const float* query, float* out) override;
+  int64_t tokens() const override { return tokens_; }
+  int64_t kept_tokens() const override;  // mean over heads
+  uint64_t stored_bytes() const override;
+  std::string name() const override { return "kvcompose"; }
+
+  bool plan_applied() const { return applied_; }
+  std::vector<int64_t> head_tokens() const { return head_tokens_; }
+
+ private:
+  KvComposeCache(const LayerShape& shape, const KvComposeOptions& options,
+                 std::shared_ptr<KvComposePlanner> planner);
+  Status MaybeApply();
+  void Reserve(int64_t per_head);
+
+  LayerShape shape_;
+  KvComposeOptions opt_;
+  std::shared_ptr<KvComposePlanner> planner_;
+  int planner_layer_;
+  int d_, kv_;
+  int64_t tokens_ = 0;
+  int64_t capacity_ = 0;
+  std::vector<float> keys_, values_;     // [kv][capacity][d]
+  std::vector<int32_t> positions_;       // [kv][capacity]
+  std::vector<int64_t> head_tokens_;     // [kv]
+  std::vector<float> scores_;            // [kv][scored tokens] until applied
+  int64_t scored_ = 0;
+  bool submitted_ = false, applied_ = false;
+  std::vector<float> workspace_;
+};
+
+// The caches of one sequence (layers 0 .. shape.num_layers-1, shape.layer ignored) sharing a planner.
+StatusOr<std::vector<std::unique_ptr<LayerCache>>> MakeKvComposeCaches(
+    const LayerShape& shape, const KvComposeOptions& options);
+
+}  // namespace kvt::policies::lowrank
