@@ -1,0 +1,178 @@
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <random>
+
+#include "policies/lowrank/lorc_cache.h"
+#include "policies/lowrank/lorc_factors.h"
+#include "policies/registry.h"
+#include "tests/support/temp_dir.h"
+#include "tests/unit/lowrank/sequence_fixture.h"
+
+namespace kvt::policies::lowrank {
+namespace {
+
+struct Model {
+  int L = 4, dim = 24, kv = 2, d = 8;
+  std::vector<float> wk, wv;
+  LorcWeightsView View() const { return {L, dim, kv, d, wk.data(), wv.data()}; }
+};
+
+Model RandomModel(std::mt19937& rng) {
+  Model m;
+  m.wk = lowrank_test::RandomVector(rng, static_cast<size_t>(m.L) * m.kv * m.d * m.dim, 0.3f);
+  m.wv = lowrank_test::RandomVector(rng, m.wk.size(), 0.3f);
+  // Make deeper layers better conditioned so the progressive schedule has something to follow.
+  for (int l = 0; l < m.L; ++l) {
+    for (int r = 0; r < m.kv * m.d; ++r) {
+      const float s = 1.0f + 3.0f * (m.L - l) * (r % m.d) / m.d;
+      for (int c = 0; c < m.dim; ++c) m.wk[(static_cast<size_t>(l) * m.kv * m.d + r) * m.dim + c] /= s;
+    }
+  }
+  return m;
+}
+
+// At full rank, up * (down x) reproduces W_k x and W_v x (tolerance 1e-4 relative).
+TEST(LorcFactors, FullRankReproducesProjections) {
+  std::mt19937 rng(21);
+  Model m = RandomModel(rng);
+  auto f = ComputeLorcFactors(m.View(), 1.0, 1.0, LorcSchedule::kProgressive);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  auto x = lowrank_test::RandomVector(rng, m.dim);
+  for (int l = 0; l < m.L; ++l) {
+    const auto& lf = f->layers[l];
+    ASSERT_EQ(lf.key_rank, m.d);
+    ASSERT_EQ(lf.value_rank, m.d);
+    for (int pass = 0; pass < 2; ++pass) {
+      const auto& W = pass == 0 ? m.wk : m.wv;
+      const auto& up = pass == 0 ? lf.key_up : lf.value_up;
+      const auto& down = pass == 0 ? lf.key_down : lf.value_down;
+      for (int h = 0; h < m.kv; ++h) {
+        std::vector<double> c(m.d, 0.0);
+        for (int j = 0; j < m.d; ++j) {
+          for (int i = 0; i < m.dim; ++i) c[j] += double(down[(h * m.d + j) * m.dim + i]) * x[i];
+        }
+        for (int r = 0; r < m.d; ++r) {
+          double want = 0.0, got = 0.0;
+          for (int i = 0; i < m.dim; ++i) want += double(W[((static_cast<size_t>(l) * m.kv + h) * m.d + r) * m.dim + i]) * x[i];
+          for (int j = 0; j < m.d; ++j) got += double(up[(h * m.d + r) * m.d + j]) * c[j];
+          EXPECT_NEAR(got, want, 1e-4 * (1.0 + std::fabs(want)));
+        }
+      }
+    }
+  }
+}
+
+TEST(LorcFactors, SchedulesHitTheBudget) {
+  const std::vector<double> logc = {3.0, 2.5, 1.0, 0.5, 0.2, 0.1};
+  for (double budget : {0.25, 0.5, 0.6, 0.9}) {
+    for (auto sched : {LorcSchedule::kProgressive, LorcSchedule::kUniform}) {
+      auto r = LorcRanks(logc, 128, budget, sched);
+      ASSERT_TRUE(r.ok());
+      int64_t sum = 0;
+      for (size_t l = 0; l < r->size(); ++l) {
+        sum += (*r)[l];
+        EXPECT_GE((*r)[l], 1);
+        EXPECT_LE((*r)[l], 128);
+        if (l > 0) EXPECT_LE((*r)[l], (*r)[l - 1]) << "ranks must not grow with depth";
+      }
+      EXPECT_EQ(sum, std::llround(budget * 6 * 128));
+      if (sched == LorcSchedule::kProgressive) EXPECT_GT((*r)[0], (*r)[5]);
+    }
+  }
+  EXPECT_FALSE(LorcRanks(logc, 8, 0.0, LorcSchedule::kUniform).ok());
+  EXPECT_FALSE(LorcRanks({}, 8, 0.5, LorcSchedule::kUniform).ok());
+}
+
+TEST(LorcFactors, FileRoundTripAndCorruption) {
+  std::mt19937 rng(22);
+  Model m = RandomModel(rng);
+  auto f = ComputeLorcFactors(m.View(), 0.5, 0.75, LorcSchedule::kProgressive);
+  ASSERT_TRUE(f.ok());
+  kvt::testing::TempDir dir;
+  const std::string path = dir.path() + "/m.lorc";
+  ASSERT_TRUE(SaveLorcFactors(*f, path).ok());
+  auto g = LoadLorcFactors(path);
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  ASSERT_EQ(g->layers.size(), f->layers.size());
+  for (size_t l = 0; l < f->layers.size(); ++l) {
+    EXPECT_EQ(g->layers[l].key_rank, f->layers[l].key_rank);
+    EXPECT_EQ(g->layers[l].value_down, f->layers[l].value_down);
+  }
+  std::vector<char> bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  for (size_t cut : {size_t{0}, size_t{7}, size_t{40}, bytes.size() - 1}) {
+    auto r = ParseLorcFactors(reinterpret_cast<const uint8_t*>(bytes.data()), cut);
+    EXPECT_FALSE(r.ok());
+  }
+  bytes[60] ^= 1;
+  EXPECT_EQ(ParseLorcFactors(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()).status().code(),
+            StatusCode::kCorruption);
+  EXPECT_FALSE(LoadLorcFactors(dir.path() + "/missing.lorc").ok());
+}
+
+LayerShape Shape(int layer, int layers, int kv, int q, int d) {
+  LayerShape s;
+  s.layer = layer;
+  s.num_layers = layers;
+  s.num_kv_heads = kv;
+  s.num_q_heads = q;
+  s.head_dim = d;
+  return s;
+}
+
+// Calibrated LoRC at full rank is exact attention (latents are an orthonormal change of basis of
+// the pre-RoPE keys; keys rebuilt and rotated at their positions). Tolerance 1e-4.
+TEST(LorcCache, FullRankEqualsExactAttention) {
+  std::mt19937 rng(23);
+  lowrank_test::Sequence seq;
+  seq.Build(rng, 2, 6, 8, 120);
+  auto cache = LorcCache::Calibrated(Shape(0, 1, 2, 6, 8), 1.0f, 1.0f, 32);
+  ASSERT_TRUE(cache.ok());
+  ASSERT_TRUE((*cache)->Append(seq.Batch(0, 20)).ok());
+  std::vector<float> out(48);
+  for (int64_t t = 20; t < 120; ++t) {
+    ASSERT_TRUE((*cache)->Append(seq.Batch(t, 1)).ok());
+    auto q = lowrank_test::RandomVector(rng, 48);
+    ASSERT_TRUE((*cache)->Attend(q.data(), out.data()).ok());
+    EXPECT_LT(lowrank_test::RelMaxError(out.data(), seq.Exact(q.data(), t + 1)), 1e-4) << t;
+  }
+}
+
+// With factors from a file: shape checks, lower rank -> fewer bytes, attention finite.
+TEST(LorcCache, FromFactorsAndRegistry) {
+  std::mt19937 rng(24);
+  Model m = RandomModel(rng);
+  auto f = ComputeLorcFactors(m.View(), 0.5, 0.5, LorcSchedule::kProgressive);
+  ASSERT_TRUE(f.ok());
+  kvt::testing::TempDir dir;
+  const std::string path = dir.path() + "/m.lorc";
+  ASSERT_TRUE(SaveLorcFactors(*f, path).ok());
+  lowrank_test::Sequence seq;
+  seq.Build(rng, 2, 4, 8, 50);
+  for (int l = 0; l < m.L; ++l) {
+    auto c = MakeLayerCache("lorc:factors=" + path, Shape(l, m.L, 2, 4, 8));
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    ASSERT_TRUE((*c)->Append(seq.Batch(0, 50)).ok());
+    std::vector<float> q = lowrank_test::RandomVector(rng, 32), out(32);
+    ASSERT_TRUE((*c)->Attend(q.data(), out.data()).ok());
+    for (float x : out) EXPECT_TRUE(std::isfinite(x));
+    EXPECT_LT((*c)->stored_bytes(), 50u * 2 * 16 * 4);
+  }
+  EXPECT_FALSE(MakeLayerCache("lorc:factors=" + path, Shape(0, 3, 2, 4, 8)).ok());  // wrong model
+  EXPECT_FALSE(MakeLayerCache("lorc:factors=/nonexistent.lorc", Shape(0, 4, 2, 4, 8)).ok());
+  EXPECT_TRUE(MakeLayerCache("lorc:kratio=0.25", Shape(0, 4, 2, 4, 8)).ok());
+  EXPECT_FALSE(MakeLayerCache("lorc", Shape(0, 4, 2, 4, 7)).ok());
+  auto c = MakeLayerCache("lorc", Shape(0, 4, 2, 4, 8));
+  ASSERT_TRUE(c.ok());
+  auto b = seq.Batch(0, 3);
+  b.keys_pre_rope = nullptr;
+  EXPECT_FALSE((*c)->Append(b).ok());
+}
+
+}  // namespace
+}  // namespace kvt::policies::lowrank
