@@ -77,8 +77,8 @@ Status ReadValue(ByteReader& r, const std::string& key, GgufValue& v) {
   // what is left before reserving anything.
   const uint64_t min_elem = v.element_type == GgufValueType::kString ? 8 : ScalarSize(v.element_type);
   if (count > r.remaining() / min_elem) {
-    return Corruption("metadata '" + key + "' declares " + std::to_string(count) +
-                      " elements, more than the file holds");
+    return Corruption("truncated or corrupt: metadata '" + key + "' declares " +
+                      std::to_string(count) + " elements, more than the file holds");
   }
   if (v.element_type == GgufValueType::kString) {
     v.strings.reserve(count);
@@ -113,7 +113,8 @@ StatusOr<GgufFile> GgufFile::Parse(std::vector<uint8_t> bytes, std::string sourc
   KVT_ASSIGN_OR_RETURN(uint64_t n_kv, r.Read<uint64_t>("metadata count"));
   // A key-value pair takes at least 8+4+1 bytes, a tensor info at least 8+4+4+8.
   if (n_kv > r.remaining() / 13 || n_tensors > r.remaining() / 24) {
-    return Corruption(f.source_ + ": header declares " + std::to_string(n_kv) + " metadata and " +
+    return Corruption(f.source_ + ": truncated or corrupt: header declares " + std::to_string(n_kv) +
+                      " metadata and " +
                       std::to_string(n_tensors) + " tensors, more than the file holds");
   }
   for (uint64_t i = 0; i < n_kv; ++i) {

@@ -100,7 +100,7 @@ StatusOr<LoadedModel> ModelFromGguf(const GgufFile& f) {
   return m;
 }
 
-StatusOr<LoadedModel> LoadLoadedModel(const std::string& path) {
+StatusOr<LoadedModel> LoadGgufModel(const std::string& path) {
   KVT_ASSIGN_OR_RETURN(GgufFile f, GgufFile::Load(path));
   return ModelFromGguf(f);
 }
