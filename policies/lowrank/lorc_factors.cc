@@ -105,8 +105,12 @@ StatusOr<std::vector<int>> LorcRanks(const std::vector<double>& log_cond, int he
   if (s[0] <= 0.0) {
     std::fill(s.begin(), s.end(), 1.0);
   } else {
-    for (double& x : s) x /= s[0];
+    const double top = s[0];
+    for (double& x : s) x /= top;
   }
+  // Map to [kLorcScheduleFloor, 1]: the deepest layer keeps a share proportional to the floor
+  // instead of collapsing to rank 1 (LoRC bounds its per-layer ratios the same way).
+  for (double& x : s) x = kLorcScheduleFloor + (1.0 - kLorcScheduleFloor) * x;
   // RankSum is non-decreasing in alpha: bisect for the largest alpha not above the target.
   double lo = 0.0, hi = 1.0;
   while (RankSum(s, head_dim, hi, nullptr) < target && hi < 1e9) hi *= 2.0;

@@ -11,7 +11,8 @@
 //
 // Rank schedule (LoRC, "progressive compression"): per layer the condition number kappa_l
 // (geometric mean over heads of sigma_max / sigma_min), the cumulative condition number from l to
-// the last layer C_l = prod_{j >= l} kappa_j (sums of logs), normalized s_l = log C_l / log C_0,
+// the last layer C_l = prod_{j >= l} kappa_j (sums of logs), normalized s_l = log C_l / log C_0 and
+// mapped to [kLorcScheduleFloor, 1] (s_l <- f + (1 - f) s_l, so the deepest layer is not starved),
 // and ranks r_l = clamp(round(alpha * s_l * head_dim), 1, head_dim) with alpha chosen so that
 // sum_l r_l = round(budget * L * head_dim): shallow layers (whose errors propagate through more
 // layers) keep more. kUniform gives every layer the same rank at the same total (remainder to the
@@ -36,6 +37,8 @@
 #include "common/status_or.h"
 
 namespace kvt::policies::lowrank {
+
+inline constexpr double kLorcScheduleFloor = 0.4;
 
 enum class LorcSchedule : uint32_t { kProgressive = 0, kUniform = 1 };
 

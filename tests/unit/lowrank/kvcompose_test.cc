@@ -20,12 +20,12 @@ LayerShape Shape(int layers, int kv, int q, int d) {
 }
 
 // Prefill all layers (each its own generated K/V), compress with an observation, decode a few.
-struct Run {
+struct LayerRun {
   std::vector<lowrank_test::Sequence> seqs;
   std::vector<std::unique_ptr<LayerCache>> caches;
 };
 
-void Prefill(std::mt19937& rng, Run& run, int prompt, int total, int window) {
+void Prefill(std::mt19937& rng, LayerRun& run, int prompt, int total, int window) {
   for (size_t l = 0; l < run.caches.size(); ++l) {
     ASSERT_TRUE(run.caches[l]->Append(run.seqs[l].Batch(0, prompt)).ok());
   }
@@ -39,7 +39,7 @@ void Prefill(std::mt19937& rng, Run& run, int prompt, int total, int window) {
 TEST(KvCompose, RatioOneEqualsFullAttention) {
   std::mt19937 rng(31);
   for (bool structured : {true, false}) {
-    Run run;
+    LayerRun run;
     const LayerShape shape = Shape(3, 2, 6, 8);
     auto caches = MakeKvComposeCaches(shape, {1.0f, structured});
     ASSERT_TRUE(caches.ok());
@@ -64,7 +64,7 @@ TEST(KvCompose, PerLayerCountsSumToTheBudget) {
   std::mt19937 rng(32);
   for (bool structured : {true, false}) {
     for (float ratio : {0.1f, 0.37f, 0.5f}) {
-      Run run;
+      LayerRun run;
       const int L = 5, kv = 4, prompt = 120;
       auto caches = MakeKvComposeCaches(Shape(L, kv, 8, 8), {ratio, structured});
       ASSERT_TRUE(caches.ok());
@@ -123,7 +123,7 @@ TEST(KvCompose, RegistryWiresAGlobalPlanner) {
   EXPECT_TRUE(MakeLayerCache("kvcompose:global=0", s).ok());
   EXPECT_FALSE(MakeLayerCache("kvcompose:ratio=0", s).ok());
   std::mt19937 rng(33);
-  Run run;
+  LayerRun run;
   run.caches = std::move(caches);
   run.seqs.resize(3);
   for (auto& q : run.seqs) q.Build(rng, 2, 4, 8, 64);

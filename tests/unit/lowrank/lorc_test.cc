@@ -161,7 +161,11 @@ TEST(LorcCache, FromFactorsAndRegistry) {
     std::vector<float> q = lowrank_test::RandomVector(rng, 32), out(32);
     ASSERT_TRUE((*c)->Attend(q.data(), out.data()).ok());
     for (float x : out) EXPECT_TRUE(std::isfinite(x));
-    EXPECT_LT((*c)->stored_bytes(), 50u * 2 * 16 * 4);
+    auto* lc = dynamic_cast<LorcCache*>(c->get());
+    ASSERT_NE(lc, nullptr);
+    EXPECT_EQ(lc->key_rank(), f->layers[l].key_rank);
+    const uint64_t r = lc->key_rank() + lc->value_rank();
+    EXPECT_EQ(lc->stored_bytes(), 50u * (2 * r * 4 + 4) + 2 * 8 * r * 4);
   }
   EXPECT_FALSE(MakeLayerCache("lorc:factors=" + path, Shape(0, 3, 2, 4, 8)).ok());  // wrong model
   EXPECT_FALSE(MakeLayerCache("lorc:factors=/nonexistent.lorc", Shape(0, 4, 2, 4, 8)).ok());
