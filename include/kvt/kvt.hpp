@@ -1,0 +1,149 @@
+// kvt.hpp — header-only C++ RAII layer over the C ABI in kvt.h.
+//
+// Errors are values: each call returns kvt::Result (a status code plus the readable message of
+// kvt_last_error_message()), never throws. Handles close themselves; objects are move-only.
+//
+//   kvt::Client client;
+//   if (auto r = kvt::Client::Open(options, &client); !r) { fprintf(stderr, "%s\n", r.message.c_str()); }
+//   kvt::Namespace ns;
+//   client.OpenNamespace(layout, &ns);
+//   uint64_t matched = 0;
+//   ns.Lookup(tokens.data(), tokens.size(), &matched);
+#ifndef KVT_KVT_HPP_
+#define KVT_KVT_HPP_
+
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "kvt/kvt.h"
+
+namespace kvt {
+
+struct Result {
+  kvt_status_t status = KVT_STATUS_OK;
+  std::string message;
+  explicit operator bool() const { return status == KVT_STATUS_OK; }
+  static Result From(kvt_status_t s) {
+    return s == KVT_STATUS_OK ? Result{} : Result{s, kvt_last_error_message()};
+  }
+};
+
+class Op {
+ public:
+  Op() = default;
+  explicit Op(kvt_op_t* op) : op_(op) {}
+  Op(Op&& o) noexcept : op_(std::exchange(o.op_, nullptr)) {}
+  Op& operator=(Op&& o) noexcept {
+    if (this != &o) {
+      kvt_op_release(op_);
+      op_ = std::exchange(o.op_, nullptr);
+    }
+    return *this;
+  }
+  ~Op() { kvt_op_release(op_); }
+
+  // KVT_STATUS_BUSY while pending.
+  Result Poll(uint64_t* value = nullptr) { return Result::From(kvt_op_poll(op_, value)); }
+  Result Wait(int64_t timeout_ns = -1, uint64_t* value = nullptr) {
+    return Result::From(kvt_op_wait(op_, timeout_ns, value));
+  }
+  kvt_op_t** out() { return &op_; }
+
+ private:
+  kvt_op_t* op_ = nullptr;
+};
+
+class Namespace {
+ public:
+  Namespace() = default;
+  Namespace(Namespace&& o) noexcept : ns_(std::exchange(o.ns_, nullptr)) {}
+  Namespace& operator=(Namespace&& o) noexcept {
+    if (this != &o) {
+      kvt_namespace_close(ns_);
+      ns_ = std::exchange(o.ns_, nullptr);
+    }
+    return *this;
+  }
+  ~Namespace() { kvt_namespace_close(ns_); }
+
+  uint64_t chunk_bytes() const { return kvt_namespace_chunk_bytes(ns_); }
+  uint32_t tokens_per_chunk() const { return kvt_namespace_tokens_per_chunk(ns_); }
+
+  Result Store(const uint32_t* tokens, uint64_t n, const void* kv, uint64_t kv_bytes, uint64_t* stored = nullptr) {
+    return Result::From(kvt_block_store(ns_, tokens, n, kv, kv_bytes, stored));
+  }
+  Result Lookup(const uint32_t* tokens, uint64_t n, uint64_t* matched) {
+    return Result::From(kvt_block_lookup(ns_, tokens, n, matched));
+  }
+  Result Retrieve(const uint32_t* tokens, uint64_t n, void* out, uint64_t out_bytes, uint64_t* retrieved) {
+    return Result::From(kvt_block_retrieve(ns_, tokens, n, out, out_bytes, retrieved));
+  }
+  Result Remove(const uint32_t* tokens, uint64_t n, uint64_t* removed = nullptr) {
+    return Result::From(kvt_block_remove(ns_, tokens, n, removed));
+  }
+  Result Pin(const uint32_t* tokens, uint64_t n, uint64_t* pinned = nullptr) {
+    return Result::From(kvt_block_pin(ns_, tokens, n, pinned));
+  }
+  Result Unpin(const uint32_t* tokens, uint64_t n, uint64_t* unpinned = nullptr) {
+    return Result::From(kvt_block_unpin(ns_, tokens, n, unpinned));
+  }
+  Result StoreAsync(const uint32_t* tokens, uint64_t n, const void* kv, uint64_t kv_bytes, Op* op) {
+    return Result::From(kvt_block_store_async(ns_, tokens, n, kv, kv_bytes, op->out()));
+  }
+  Result LookupAsync(const uint32_t* tokens, uint64_t n, Op* op) {
+    return Result::From(kvt_block_lookup_async(ns_, tokens, n, op->out()));
+  }
+  Result RetrieveAsync(const uint32_t* tokens, uint64_t n, void* out, uint64_t out_bytes, Op* op) {
+    return Result::From(kvt_block_retrieve_async(ns_, tokens, n, out, out_bytes, op->out()));
+  }
+
+  kvt_namespace_t* get() const { return ns_; }
+  kvt_namespace_t** out() { return &ns_; }
+
+ private:
+  kvt_namespace_t* ns_ = nullptr;
+};
+
+class Client {
+ public:
+  Client() = default;
+  Client(Client&& o) noexcept : client_(std::exchange(o.client_, nullptr)) {}
+  Client& operator=(Client&& o) noexcept {
+    if (this != &o) {
+      kvt_client_close(client_);
+      client_ = std::exchange(o.client_, nullptr);
+    }
+    return *this;
+  }
+  ~Client() { kvt_client_close(client_); }
+
+  static Result Open(const kvt_client_options_t& options, Client* out) {
+    kvt_client_close(out->client_);
+    out->client_ = nullptr;
+    return Result::From(kvt_client_open(&options, &out->client_));
+  }
+
+  Result OpenNamespace(const kvt_layout_t& layout, Namespace* out) {
+    *out = Namespace();
+    return Result::From(kvt_namespace_open(client_, &layout, out->out()));
+  }
+
+  // A buffer in shared memory: stores from it and retrieves into it skip the client-side copy.
+  Result AllocateBuffer(uint64_t bytes, void** ptr) { return Result::From(kvt_buffer_alloc(client_, bytes, ptr)); }
+  void FreeBuffer(void* ptr) { kvt_buffer_free(client_, ptr); }
+
+  Result Stats(kvt_daemon_stats_t* stats) {
+    stats->struct_size = sizeof *stats;
+    return Result::From(kvt_daemon_stats(client_, stats));
+  }
+
+  kvt_client_t* get() const { return client_; }
+
+ private:
+  kvt_client_t* client_ = nullptr;
+};
+
+}  // namespace kvt
+
+#endif  // KVT_KVT_HPP_
