@@ -1,0 +1,124 @@
+// CUDA TALE attention and the dense fp16 baseline against their CPU twins, on fresh random caches.
+// Skips without a device.
+#include <cuda_runtime_api.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "gpu/kernels/lowrank/dense_attention.cuh"
+#include "gpu/kernels/lowrank/tale_attention.cuh"
+#include "host/kernels/lowrank/dense_attention.h"
+#include "host/kernels/lowrank/tale_attention.h"
+#include "tests/unit/lowrank/tale_fixture.h"
+
+namespace kvt::gpu::lowrank {
+namespace {
+
+namespace klr = kernels::lowrank;
+
+bool HaveDevice() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return n > 0;
+}
+
+// Device copies, freed at scope exit.
+struct DeviceBuffers {
+  std::vector<void*> ptrs;
+  template <typename T>
+  T* Upload(const std::vector<T>& v) {
+    void* p = nullptr;
+    EXPECT_EQ(cudaMalloc(&p, std::max<size_t>(1, v.size() * sizeof(T))), cudaSuccess);
+    if (!v.empty()) {
+      EXPECT_EQ(cudaMemcpy(p, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
+    }
+    ptrs.push_back(p);
+    return static_cast<T*>(p);
+  }
+  void* Alloc(size_t bytes) {
+    void* p = nullptr;
+    EXPECT_EQ(cudaMalloc(&p, std::max<size_t>(1, bytes)), cudaSuccess);
+    ptrs.push_back(p);
+    return p;
+  }
+  ~DeviceBuffers() {
+    for (void* p : ptrs) cudaFree(p);
+  }
+};
+
+// Tolerance 1e-4 of the output scale: __expf and a different summation order than the CPU.
+TEST(TaleAttentionCuda, MatchesCpuTwin) {
+  if (!HaveDevice()) GTEST_SKIP() << "no CUDA device";
+  std::mt19937 rng(77);
+  struct Case { int kv, q, d, max_tokens, window; };
+  for (const Case c : {Case{1, 1, 8, 40, 0}, Case{4, 8, 8, 700, 5}, Case{3, 9, 20, 300, 70}, Case{8, 32, 128, 600, 64}}) {
+    lowrank_test::TaleFixture f;
+    f.Build(rng, c.kv, c.q, c.d, c.max_tokens, c.window, klr::DefaultTaleFormat(c.d, {8, 8, 4, 4}),
+            klr::DefaultTaleFormat(c.d, {8, 4, 4, 2}));
+    std::vector<float> cpu(static_cast<size_t>(c.q) * c.d), cpu_wa(static_cast<size_t>(c.kv) * c.window + 1);
+    auto args = f.Args(cpu.data(), cpu_wa.data());
+    std::vector<uint8_t> ws(klr::TaleAttentionWorkspaceBytes(args));
+    ASSERT_TRUE(klr::TaleAttention(args, ws.data(), ws.size()).ok());
+
+    DeviceBuffers dev;
+    klr::TaleAttentionArgs g = args;
+    g.key_basis = dev.Upload(f.key_basis);
+    g.value_basis = dev.Upload(f.value_basis);
+    for (int l = 0; l < 4; ++l) {
+      g.levels[l].key_records = dev.Upload(f.krec[l]);
+      g.levels[l].value_records = dev.Upload(f.vrec[l]);
+      g.levels[l].tokens = dev.Upload(f.counts[l]);
+    }
+    g.window_keys = dev.Upload(f.window_k);
+    g.window_values = dev.Upload(f.window_v);
+    g.query = dev.Upload(f.query);
+    g.out = static_cast<float*>(dev.Alloc(cpu.size() * sizeof(float)));
+    g.window_attention = static_cast<float*>(dev.Alloc(cpu_wa.size() * sizeof(float)));
+    const size_t bytes = TaleAttentionWorkspaceBytesCuda(g);
+    void* dws = dev.Alloc(bytes);
+    ASSERT_TRUE(TaleAttentionCuda(g, dws, bytes, nullptr).ok());
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    std::vector<float> got(cpu.size()), got_wa(cpu_wa.size());
+    ASSERT_EQ(cudaMemcpy(got.data(), g.out, got.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+    ASSERT_EQ(cudaMemcpy(got_wa.data(), g.window_attention, got_wa.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+    double mag = 1.0;
+    for (float x : cpu) mag = std::max(mag, static_cast<double>(std::fabs(x)));
+    for (size_t i = 0; i < cpu.size(); ++i) EXPECT_NEAR(got[i], cpu[i], 1e-4 * mag) << "d=" << c.d << " i=" << i;
+    for (size_t i = 0; i + 1 < cpu_wa.size(); ++i) EXPECT_NEAR(got_wa[i], cpu_wa[i], 1e-5);
+  }
+}
+
+TEST(DenseAttentionF16Cuda, MatchesCpuTwin) {
+  if (!HaveDevice()) GTEST_SKIP() << "no CUDA device";
+  std::mt19937 rng(78);
+  klr::DenseAttentionShape s{8, 32, 128, 3000, 0.0f};
+  const int64_t tokens = 2777;
+  std::vector<uint16_t> k(static_cast<size_t>(s.num_kv_heads) * s.capacity * s.head_dim), v(k.size());
+  auto kf = lowrank_test::RandomVector(rng, k.size(), 2.0f), vf = lowrank_test::RandomVector(rng, k.size());
+  for (size_t i = 0; i < k.size(); ++i) {
+    _Float16 a = static_cast<_Float16>(kf[i]), b = static_cast<_Float16>(vf[i]);
+    std::memcpy(&k[i], &a, 2);
+    std::memcpy(&v[i], &b, 2);
+  }
+  auto q = lowrank_test::RandomVector(rng, static_cast<size_t>(s.num_q_heads) * s.head_dim);
+  std::vector<float> cpu(q.size());
+  std::vector<uint8_t> ws(klr::DenseAttentionWorkspaceBytes(s));
+  ASSERT_TRUE(klr::DenseAttentionF16(s, k.data(), v.data(), tokens, q.data(), cpu.data(), ws.data(), ws.size()).ok());
+  DeviceBuffers dev;
+  float* out = static_cast<float*>(dev.Alloc(cpu.size() * 4));
+  const size_t bytes = DenseAttentionF16WorkspaceBytesCuda(s, tokens);
+  ASSERT_TRUE(DenseAttentionF16Cuda(s, dev.Upload(k), dev.Upload(v), tokens, dev.Upload(q), out, dev.Alloc(bytes),
+                                    bytes, nullptr).ok());
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  std::vector<float> got(cpu.size());
+  ASSERT_EQ(cudaMemcpy(got.data(), out, got.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+  for (size_t i = 0; i < cpu.size(); ++i) EXPECT_NEAR(got[i], cpu[i], 1e-4);
+}
+
+}  // namespace
+}  // namespace kvt::gpu::lowrank
