@@ -13,7 +13,7 @@ struct AttentionShape {
   int kv_heads = 1;
   int head_dim = 8;  // a multiple of 8 (every vector path loads 8 channels at a time)
 
-  int group() const { return q_heads / kv_heads; }
+  constexpr int group() const { return q_heads / kv_heads; }
 
   Status Validate() const {
     if (q_heads <= 0 || kv_heads <= 0 || head_dim <= 0) {

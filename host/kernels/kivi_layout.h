@@ -32,13 +32,13 @@ struct KiviLayout {
   int key_group = 32;    // tokens per key scale/zero; a multiple of 8
   int value_group = 32;  // channels per value scale/zero; a multiple of 8 dividing head_dim
 
-  int levels() const { return (1 << bits) - 1; }
-  int64_t KeyGroupCodeBytes() const {  // one group, one KV head
+  constexpr int levels() const { return (1 << bits) - 1; }
+  constexpr int64_t KeyGroupCodeBytes() const {  // one group, one KV head
     return static_cast<int64_t>(shape.head_dim) * key_group * bits / 8;
   }
-  int64_t KeyGroupParams() const { return shape.head_dim; }  // scales (or zeros) per group, head
-  int64_t ValueTokenCodeBytes() const { return static_cast<int64_t>(shape.head_dim) * bits / 8; }
-  int ValueGroups() const { return shape.head_dim / value_group; }  // per token, head
+  constexpr int64_t KeyGroupParams() const { return shape.head_dim; }  // scales (or zeros) per group, head
+  constexpr int64_t ValueTokenCodeBytes() const { return static_cast<int64_t>(shape.head_dim) * bits / 8; }
+  constexpr int ValueGroups() const { return shape.head_dim / value_group; }  // per token, head
 
   Status Validate() const {
     Status s = shape.Validate();

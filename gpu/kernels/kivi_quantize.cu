@@ -1,0 +1,169 @@
+#include "gpu/kernels/kivi_quantize.cuh"
+
+#include "gpu/kernels/cuda_status.h"
+#include "gpu/kernels/internal/device_common.cuh"
+
+namespace kvt::gpu {
+namespace {
+
+using internal::Ld;
+
+struct Params {
+  float scale, zero, inv;
+  Half scale_h, zero_h;
+};
+
+__device__ Params MakeParams(float mn, float mx, int levels) {
+  Params p;
+  p.scale_h = internal::ToHalf((mx - mn) / static_cast<float>(levels));
+  p.zero_h = internal::ToHalf(mn);
+  p.scale = Ld(&p.scale_h);
+  p.zero = Ld(&p.zero_h);
+  p.inv = p.scale > 0.0f ? 1.0f / p.scale : 0.0f;
+  return p;
+}
+
+__device__ int QuantizeOne(float x, const Params& p, int levels) {
+  const float c = rintf(__fmul_rn(__fsub_rn(x, p.zero), p.inv));
+  return static_cast<int>(fminf(fmaxf(c, 0.0f), static_cast<float>(levels)));
+}
+
+// One block per (group, head); one thread per channel.
+__global__ void QuantizeKeysKernel(KiviLayout l, const Half* keys, int64_t token_stride, uint8_t* codes,
+                                   Half* scale, Half* zero) {
+  const int64_t i = blockIdx.x;
+  const int kvh = l.shape.kv_heads, d = l.shape.head_dim, g = l.key_group, bits = l.bits;
+  const int64_t grp = i / kvh, head = i % kvh;
+  const Half* base = keys + grp * g * token_stride + head * d;
+  for (int c = threadIdx.x; c < d; c += blockDim.x) {
+    float mn = INFINITY, mx = -INFINITY;
+    for (int t = 0; t < g; ++t) {
+      const float x = Ld(base + t * token_stride + c);
+      mn = fminf(mn, x);
+      mx = fmaxf(mx, x);
+    }
+    const Params p = MakeParams(mn, mx, l.levels());
+    scale[i * d + c] = p.scale_h;
+    zero[i * d + c] = p.zero_h;
+    uint8_t* stream = codes + i * l.KeyGroupCodeBytes() + static_cast<int64_t>(c) * g * bits / 8;
+    const int per_byte = 8 / bits;
+    for (int b = 0; b < g * bits / 8; ++b) {
+      int byte = 0;
+      for (int k = 0; k < per_byte; ++k) {
+        byte |= QuantizeOne(Ld(base + (b * per_byte + k) * token_stride + c), p, l.levels()) << (k * bits);
+      }
+      stream[b] = static_cast<uint8_t>(byte);
+    }
+  }
+}
+
+// One thread per (token, head, value group).
+__global__ void QuantizeValuesKernel(KiviLayout l, const Half* values, int64_t token_stride, int64_t n,
+                                     uint8_t* codes, Half* scale, Half* zero) {
+  const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  const int ng = l.ValueGroups(), kvh = l.shape.kv_heads, vg = l.value_group, bits = l.bits;
+  if (idx >= n * kvh * ng) return;
+  const int64_t row = idx / ng;  // token * kvh + head
+  const int grp = static_cast<int>(idx % ng);
+  const int64_t t = row / kvh, head = row % kvh;
+  const Half* x = values + t * token_stride + head * l.shape.head_dim + grp * vg;
+  float mn = INFINITY, mx = -INFINITY;
+  for (int c = 0; c < vg; ++c) {
+    mn = fminf(mn, Ld(x + c));
+    mx = fmaxf(mx, Ld(x + c));
+  }
+  const Params p = MakeParams(mn, mx, l.levels());
+  scale[idx] = p.scale_h;
+  zero[idx] = p.zero_h;
+  uint8_t* stream = codes + row * l.ValueTokenCodeBytes() + static_cast<int64_t>(grp) * vg * bits / 8;
+  const int per_byte = 8 / bits;
+  for (int b = 0; b < vg * bits / 8; ++b) {
+    int byte = 0;
+    for (int k = 0; k < per_byte; ++k) byte |= QuantizeOne(Ld(x + b * per_byte + k), p, l.levels()) << (k * bits);
+    stream[b] = static_cast<uint8_t>(byte);
+  }
+}
+
+// One block per (group, head); threads over channels, looping over the group's tokens.
+__global__ void DequantizeKeysKernel(KiviLayout l, const uint8_t* codes, const Half* scale,
+                                     const Half* zero, float* keys) {
+  const int64_t i = blockIdx.x;
+  const int kvh = l.shape.kv_heads, d = l.shape.head_dim, g = l.key_group;
+  const int64_t grp = i / kvh, head = i % kvh, row = static_cast<int64_t>(kvh) * d;
+  for (int c = threadIdx.x; c < d; c += blockDim.x) {
+    const float s = Ld(scale + i * d + c), z = Ld(zero + i * d + c);
+    const uint8_t* stream = codes + i * l.KeyGroupCodeBytes() + static_cast<int64_t>(c) * g * l.bits / 8;
+    for (int t = 0; t < g; ++t) {
+      keys[(grp * g + t) * row + head * d + c] = fmaf(static_cast<float>(internal::Code(stream, t, l.bits)), s, z);
+    }
+  }
+}
+
+__global__ void DequantizeValuesKernel(KiviLayout l, const uint8_t* codes, const Half* scale,
+                                       const Half* zero, int64_t n, float* values) {
+  const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  const int d = l.shape.head_dim;
+  if (idx >= n * l.shape.kv_heads * d) return;
+  const int64_t row = idx / d;
+  const int c = static_cast<int>(idx % d);
+  const int64_t p = row * l.ValueGroups() + c / l.value_group;
+  values[idx] = fmaf(static_cast<float>(internal::Code(codes + row * l.ValueTokenCodeBytes(), c, l.bits)),
+                     Ld(scale + p), Ld(zero + p));
+}
+
+Status Check(const KiviLayout& l, int64_t n, const void* a, const void* b, const void* c, const void* d) {
+  KVT_RETURN_IF_ERROR(l.Validate());
+  if (n < 0) return InvalidArgument("kivi cuda: negative count");
+  if (n > 0 && (!a || !b || !c || !d)) return InvalidArgument("kivi cuda: null buffer");
+  return Status::Ok();
+}
+
+int Threads(int d) { return d < 1024 ? ((d + 31) / 32) * 32 : 1024; }
+
+}  // namespace
+
+Status KiviQuantizeKeysCuda(const KiviLayout& l, const Half* keys, int64_t token_stride, int64_t groups,
+                            uint8_t* codes, Half* scale, Half* zero, cudaStream_t stream) {
+  KVT_RETURN_IF_ERROR(Check(l, groups, keys, codes, scale, zero));
+  if (token_stride < static_cast<int64_t>(l.shape.kv_heads) * l.shape.head_dim) {
+    return InvalidArgument("kivi cuda: token_stride smaller than a row");
+  }
+  if (groups == 0) return Status::Ok();
+  QuantizeKeysKernel<<<static_cast<unsigned>(groups * l.shape.kv_heads), Threads(l.shape.head_dim), 0, stream>>>(
+      l, keys, token_stride, codes, scale, zero);
+  return LaunchStatus("QuantizeKeysKernel");
+}
+
+Status KiviQuantizeValuesCuda(const KiviLayout& l, const Half* values, int64_t token_stride,
+                              int64_t tokens, uint8_t* codes, Half* scale, Half* zero, cudaStream_t stream) {
+  KVT_RETURN_IF_ERROR(Check(l, tokens, values, codes, scale, zero));
+  if (token_stride < static_cast<int64_t>(l.shape.kv_heads) * l.shape.head_dim) {
+    return InvalidArgument("kivi cuda: token_stride smaller than a row");
+  }
+  const int64_t n = tokens * l.shape.kv_heads * l.ValueGroups();
+  if (n == 0) return Status::Ok();
+  QuantizeValuesKernel<<<static_cast<unsigned>(internal::CeilDiv(n, 256)), 256, 0, stream>>>(
+      l, values, token_stride, tokens, codes, scale, zero);
+  return LaunchStatus("QuantizeValuesKernel");
+}
+
+Status KiviDequantizeKeysCuda(const KiviLayout& l, const uint8_t* codes, const Half* scale,
+                              const Half* zero, int64_t groups, float* keys, cudaStream_t stream) {
+  KVT_RETURN_IF_ERROR(Check(l, groups, codes, scale, zero, keys));
+  if (groups == 0) return Status::Ok();
+  DequantizeKeysKernel<<<static_cast<unsigned>(groups * l.shape.kv_heads), Threads(l.shape.head_dim), 0, stream>>>(
+      l, codes, scale, zero, keys);
+  return LaunchStatus("DequantizeKeysKernel");
+}
+
+Status KiviDequantizeValuesCuda(const KiviLayout& l, const uint8_t* codes, const Half* scale,
+                                const Half* zero, int64_t tokens, float* values, cudaStream_t stream) {
+  KVT_RETURN_IF_ERROR(Check(l, tokens, codes, scale, zero, values));
+  const int64_t n = tokens * l.shape.kv_heads * l.shape.head_dim;
+  if (n == 0) return Status::Ok();
+  DequantizeValuesKernel<<<static_cast<unsigned>(internal::CeilDiv(n, 256)), 256, 0, stream>>>(
+      l, codes, scale, zero, tokens, values);
+  return LaunchStatus("DequantizeValuesKernel");
+}
+
+}  // namespace kvt::gpu
