@@ -71,7 +71,7 @@ __global__ void LogitsKernel(KeyRow rows, int64_t tokens, int64_t offset, int64_
 }
 
 // One block per query row: p = exp(s - max) in place, inv_sum[row] = 1 / sum p.
-__global__ void SoftmaxKernel(float* logits, int64_t n, float* inv_sum) {
+static __global__ void SoftmaxKernel(float* logits, int64_t n, float* inv_sum) {
   __shared__ float scratch[32];
   float* s = logits + static_cast<int64_t>(blockIdx.x) * n;
   float m = -INFINITY;
@@ -113,7 +113,7 @@ __global__ void ValuesKernel(ValueAt value, const float* p, int64_t n, int g, in
 }
 
 // out[j][c] = inv_sum[j] * sum over splits of partial.
-__global__ void CombineKernel(const float* partial, int splits, int q_heads, int d,
+static __global__ void CombineKernel(const float* partial, int splits, int q_heads, int d,
                               const float* inv_sum, float* out) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= static_cast<int64_t>(q_heads) * d) return;

@@ -27,7 +27,7 @@ struct FixedHeadKeyRow {
   __device__ const Half* operator()(int64_t t, int) const { return base + t * token_stride; }
 };
 
-__global__ void PermuteObsKernel(const float* obs, int window, int q_heads, int g, int d, int h,
+static __global__ void PermuteObsKernel(const float* obs, int window, int q_heads, int g, int d, int h,
                                  int rows, int rows_padded, float* qbuf) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= static_cast<int64_t>(rows_padded) * d) return;
