@@ -16,6 +16,10 @@ struct GenerateArgs {
   float temperature = 0.0f;
   uint64_t seed = 0;
   int observation_window = 0;
+  bool kvtier = false;          // reuse prompt prefixes through kv-tierd's block plane
+  std::string socket;           // empty: $KVT_SOCKET, else the daemon's default
+  std::string kvtier_model_id;  // empty: ModelKvIdentity(weights)
+  int kvtier_chunk = 16;        // tokens per chunk
 };
 CLI::App* AddGenerateCommand(CLI::App& app, GenerateArgs& args);
 int RunGenerate(const GenerateArgs& args);

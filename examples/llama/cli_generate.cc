@@ -3,6 +3,8 @@
 #include "examples/llama/cache_factory.h"
 #include "examples/llama/cli_commands.h"
 #include "examples/llama/generate.h"
+#include "examples/llama/kvtier_prefix_store.h"
+#include "examples/llama/model_identity.h"
 #include "examples/llama/model_loader.h"
 
 namespace kvt::llama::cli {
@@ -24,6 +26,15 @@ CLI::App* AddGenerateCommand(CLI::App& app, GenerateArgs& a) {
   c->add_option("--obs-window", a.observation_window,
                 "queries of the prompt passed to the method's Compress (0: no Compress)")
       ->check(CLI::Range(0, 1 << 20));
+  c->add_flag("--kvtier", a.kvtier,
+              "reuse the prompt's longest stored prefix from kv-tierd (block plane) and store the\n"
+              "prompt's KV back; prints the reused token count to stderr. No daemon: a warning, then\n"
+              "the prompt is computed as usual");
+  c->add_option("--socket", a.socket, "kv-tierd socket (default: $KVT_SOCKET, else the daemon's default)");
+  c->add_option("--kvtier-chunk", a.kvtier_chunk, "tokens per block-plane chunk")
+      ->check(CLI::Range(1, 1 << 16));
+  c->add_option("--kvtier-model-id", a.kvtier_model_id,
+                "namespace model id (default: a hash of the config and weights, see model_identity.h)");
   return c;
 }
 
@@ -45,7 +56,21 @@ int RunGenerate(const GenerateArgs& a) {
   o.temperature = a.temperature;
   o.seed = a.seed;
   o.observation_window = a.observation_window;
-  auto r = Generate(transformer, *model->tokenizer, *caches, o);
+  std::unique_ptr<KvtierPrefixStore> store;
+  if (a.kvtier) {
+    KvtierStoreOptions so;
+    so.socket_path = a.socket;
+    so.model_id = a.kvtier_model_id.empty() ? ModelKvIdentity(model->weights) : a.kvtier_model_id;
+    so.tokens_per_chunk = a.kvtier_chunk;
+    auto opened = KvtierPrefixStore::Open(so, transformer.config());
+    if (opened.ok()) {
+      store = std::move(opened).value();
+    } else {  // serving goes on without reuse
+      std::fprintf(stderr, "kvt-llama: warning: kv-tierd unavailable, computing the prompt: %s\n",
+                   opened.status().ToString().c_str());
+    }
+  }
+  auto r = Generate(transformer, *model->tokenizer, *caches, o, store.get());
   if (!r.ok()) {
     std::fprintf(stderr, "kvt-llama: %s\n", r.status().ToString().c_str());
     return 1;
@@ -58,6 +83,15 @@ int RunGenerate(const GenerateArgs& a) {
                "in %.3f s (%.1f tokens/s)\n",
                transformer.config().ToString().c_str(), a.policy.c_str(), r->prompt_tokens,
                r->prefill_seconds * 1e3, r->decoded_tokens, r->decode_seconds, tps);
+  if (store != nullptr) {
+    std::fprintf(stderr,
+                 "[kvt-llama] kvtier: reused %d of %d prompt tokens (%lld chunks of %d retrieved, "
+                 "%lld stored, %lld failed requests; model_id %s)\n",
+                 r->reused_prefix_tokens, r->prompt_tokens,
+                 static_cast<long long>(store->retrieved_chunks()), store->tokens_per_chunk(),
+                 static_cast<long long>(store->stored_chunks()),
+                 static_cast<long long>(store->failures()), store->model_id().c_str());
+  }
   return 0;
 }
 
