@@ -25,7 +25,7 @@ constexpr MethodEntry kMethods[] = {
     {"quest", MakeQuestCache, "", "Quest page selection: budget=2048 page=16"},
     {"snapkv", MakeSnapKvCache, "", "SnapKV prompt compression: budget=1024 window=32 pool=7"},
     {"streamingllm", MakeStreamingLlmCache, "", "StreamingLLM sinks + window: sinks=4 recent=1020"},
-    {"tale", lowrank::MakeTaleLayerCache, "", "TALE low-rank, reconstruction-free: window=64 sinks=4 basis=post kbits=8-8-4-4"},
+    {"tale", lowrank::MakeTaleLayerCache, "", "TALE low-rank, reconstruction-free: window=64 sinks=4 basis=pairs kbits=8-8-4-4"},
     {"lorc", lowrank::MakeLorcLayerCache, "", "LoRC rank-r latents: factors=FILE (kvt-lorc) or kratio=0.5 vratio=0.5"},
     {"kvcompose", lowrank::MakeKvComposeLayerCache, "", "KVCompose composite tokens: ratio=0.5 structured=1 global=1"},
 };

@@ -16,7 +16,7 @@ StatusOr<std::unique_ptr<LayerCache>> MakeTaleLayerCache(MethodParams& params, c
   TaleOptions o;
   KVT_ASSIGN_OR_RETURN(o.window, params.Int("window", o.window, 1, 1 << 20));
   KVT_ASSIGN_OR_RETURN(o.sinks, params.Int("sinks", o.sinks, 0, 1 << 20));
-  KVT_ASSIGN_OR_RETURN(const std::string basis, params.Word("basis", "post"));
+  KVT_ASSIGN_OR_RETURN(const std::string basis, params.Word("basis", "pairs"));
   KVT_ASSIGN_OR_RETURN(o.basis, ParseTaleBasisKind(basis));
   KVT_ASSIGN_OR_RETURN(o.fractions[0], params.Float("f0", o.fractions[0], 0.0f, 1.0f));
   KVT_ASSIGN_OR_RETURN(o.fractions[1], params.Float("f1", o.fractions[1], 0.0f, 1.0f));

@@ -35,7 +35,11 @@ StatusOr<std::unique_ptr<TaleCache>> TaleCache::Create(const LayerShape& shape,
     return InvalidArgument("tale: basis=pairs needs an even head_dim");
   }
   klr::TaleFormat kf = klr::DefaultTaleFormat(shape.head_dim, {8, 8, 4, 4});
-  klr::TaleFormat vf = kf;
+  if (options.basis == TaleBasisKind::kRopePairs) {
+    // Keep RoPE pairs whole: a level never ends between the two axes of a pair.
+    for (int l = 0; l < klr::kTaleLevels; ++l) kf.ranks[l] = std::min(shape.head_dim, (kf.ranks[l] + 1) & ~1);
+  }
+  klr::TaleFormat vf = klr::DefaultTaleFormat(shape.head_dim, {8, 8, 4, 4});
   for (int s = 0; s < klr::kTaleLevels; ++s) {
     kf.bits[s] = options.key_bits[s];
     vf.bits[s] = options.value_bits[s];

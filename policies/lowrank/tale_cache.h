@@ -1,7 +1,7 @@
 // TaleCache — TALE: token-adaptive low-rank KV cache with reconstruction-free attention.
 //
 // What it stores, per KV head (see host/kernels/lowrank/tale_format.h for the bytes):
-//   - a key basis (post-RoPE PCA by default, or RoPE-pair-aware) and a value basis (PCA),
+//   - a key basis (RoPE-pair-aware by default, or post-RoPE PCA) and a value basis (PCA),
 //     [head_dim][head_dim] float32 each, computed once from the prompt (calibration);
 //   - compressed tokens as basis coefficients truncated to their rank level (full, d/2, d/4, d/8)
 //     and quantized per segment (default bits 8,8,4,4: leading coefficients get more bits);
@@ -18,7 +18,7 @@
 // Before calibration every token is exact.
 //
 // Spec (policies/registry.h): "tale" with keys
-//   window=64 (exact recent tokens), sinks=4, basis=post|pairs,
+//   window=64 (exact recent tokens), sinks=4, basis=pairs|post (default pairs: measured, README.md),
 //   f0=0.1,f1=0.2,f2=0.3 (fractions at full, d/2, d/4; d/8 gets the rest),
 //   kbits=8-8-4-4, vbits=8-8-4-4 (bits of segments [0,d/8) [d/8,d/4) [d/4,d/2) [d/2,d): 2|4|8|16|32)
 //
@@ -41,7 +41,7 @@ struct TaleOptions {
   std::array<float, 4> fractions = {0.1f, 0.2f, 0.3f, 0.4f};
   std::array<int, 4> key_bits = {8, 8, 4, 4};
   std::array<int, 4> value_bits = {8, 8, 4, 4};
-  TaleBasisKind basis = TaleBasisKind::kPostRope;
+  TaleBasisKind basis = TaleBasisKind::kRopePairs;  // measured best reconstruction-free choice (README)
 };
 
 struct TaleStats {
