@@ -6,6 +6,10 @@
 // queries, then for each later token t: Append(k_t, v_t) and Attend(q_t), against exact softmax
 // attention over tokens 0..t. Error of a step: ||o - o*||_2 / ||o*||_2 over the whole
 // [q_heads][head_dim] output; the layer's figure is the mean over steps.
+// Where the cache implements policies::InspectableCache: K/V reconstruction error at the window's
+// end, and per decode step and KV head the top-k recall and captured mass of the tokens it read,
+// against exact attention (importance of a token = its probability averaged over the head's
+// query group; k = the number of tokens read).
 // Caches of all layers are created first, in layer order (methods that plan across layers, like
 // KVCompose, rely on it).
 #pragma once
@@ -24,6 +28,11 @@ struct ReplayResult {
   double stored_bytes_per_token = 0.0;  // per layer, at the window's end
   double kept_fraction = 0.0;           // kept / appended tokens, mean over layers
   int decode_steps = 0;
+  // From policies::InspectableCache, when the method implements it (else negative: n/a).
+  double key_recon_error = -1.0;    // ||K' - K||_F / ||K||_F at the window's end, mean over layers
+  double value_recon_error = -1.0;  // same for V
+  double topk_recall = -1.0;        // |selected ∩ exact top-|selected|| / |selected|, mean over steps, heads, layers
+  double attention_mass = -1.0;     // exact attention probability on the selected tokens, same mean
 };
 
 StatusOr<ReplayResult> ReplayAttention(const llama::Transformer& model,

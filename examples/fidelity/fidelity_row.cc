@@ -33,10 +33,20 @@ std::string RenderMarkdown(const std::string& header, const std::vector<Fidelity
     } else {
       s += " – | – | – | – |";
     }
-    s += " n/a¹ | n/a¹ |\n";
+    s += r.key_recon_error >= 0
+             ? " K " + Fmt("%.4f", r.key_recon_error) + " / V " + Fmt("%.4f", r.value_recon_error) + " |"
+             : std::string(" n/a¹ |");
+    s += r.topk_recall >= 0
+             ? " " + Fmt("%.3f", r.topk_recall) + " / " + Fmt("%.3f", r.attention_mass) + " |\n"
+             : std::string(" n/a¹ |\n");
   }
-  s += "\n¹ Not measurable through the LayerCache interface, which exposes neither reconstructed K/V nor "
-       "the selected token indices; needs a method-specific inspection hook.\n";
+  s += "\nK/V recon. err: ||K'-K||_F/||K||_F (and V) of what the cache would reconstruct, at the window's "
+       "end. Top-k recall / mass: per decode step and KV head, the fraction of the tokens the method read "
+       "that are among the exact top-k (k = tokens read; importance = exact softmax probability averaged "
+       "over the head's query group), and the exact attention mass on them. Both come from "
+       "policies::InspectableCache.\n"
+       "¹ The method does not implement policies::InspectableCache for this column (not a quantizer "
+       "keeping every token / not a token-selection method, or not instrumented yet).\n";
   if (!missing.empty()) {
     s += "\nMissing methods (not in the policies registry, not measured):\n";
     for (const std::string& m : missing) s += "- " + m + "\n";
@@ -48,17 +58,20 @@ std::string RenderCsv(const std::vector<FidelityRow>& rows) {
   const size_t layers = rows.empty() ? 0 : rows[0].layer_attention_error.size();
   std::string s = "method,spec,bytes_per_token_per_layer,ratio_vs_fp16,kept_fraction,attention_rel_error";
   for (size_t l = 0; l < layers; ++l) s += ",attention_rel_error_L" + std::to_string(l);
-  s += ",nll,delta_nll,ppl,delta_ppl\n";
+  s += ",nll,delta_nll,ppl,delta_ppl,key_recon_error,value_recon_error,topk_recall,attention_mass\n";
+  auto opt = [](double v) { return v >= 0 ? Fmt("%.6f", v) : std::string(); };
   for (const FidelityRow& r : rows) {
     s += r.label + ",\"" + r.spec + "\"," + Fmt("%.3f", r.bytes_per_token) + "," + Fmt("%.4f", r.ratio_vs_fp16) +
          "," + Fmt("%.4f", r.kept_fraction) + "," + Fmt("%.6f", r.attention_error);
     for (double e : r.layer_attention_error) s += "," + Fmt("%.6f", e);
     if (r.have_ppl) {
       s += "," + Fmt("%.6f", r.nll) + "," + Fmt("%.6f", r.delta_nll) + "," + Fmt("%.6f", r.ppl) + "," +
-           Fmt("%.6f", r.delta_ppl) + "\n";
+           Fmt("%.6f", r.delta_ppl);
     } else {
-      s += ",,,,\n";
+      s += ",,,,";
     }
+    s += "," + opt(r.key_recon_error) + "," + opt(r.value_recon_error) + "," + opt(r.topk_recall) + "," +
+         opt(r.attention_mass) + "\n";
   }
   return s;
 }

@@ -15,6 +15,9 @@ struct FidelityRow {
   double attention_error = 0.0;     // mean over layers
   double nll = 0.0, delta_nll = 0.0, ppl = 0.0, delta_ppl = 0.0;
   bool have_ppl = false;
+  // From policies::InspectableCache; negative: the method does not expose it (n/a).
+  double key_recon_error = -1.0, value_recon_error = -1.0;
+  double topk_recall = -1.0, attention_mass = -1.0;
 };
 
 // `header` is prose placed above the table (provenance, command, scaling, missing methods).

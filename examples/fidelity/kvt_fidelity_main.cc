@@ -120,6 +120,11 @@ int main(int argc, char** argv) {
       for (int l = 0; l < c.n_layers; ++l) row.layer_attention_error[l] += r->layer_rel_error[l] / windows;
       row.bytes_per_token += r->stored_bytes_per_token / windows;
       row.kept_fraction += r->kept_fraction / windows;
+      auto add = [&](double& into, double v) { into = v < 0 ? -1.0 : (into < 0 ? 0.0 : into) + v / windows; };
+      add(row.key_recon_error, r->key_recon_error);
+      add(row.value_recon_error, r->value_recon_error);
+      add(row.topk_recall, r->topk_recall);
+      add(row.attention_mass, r->attention_mass);
     }
     for (double e : row.layer_attention_error) row.attention_error += e / c.n_layers;
     row.ratio_vs_fp16 = row.bytes_per_token > 0 ? fp16_bytes / row.bytes_per_token : 0.0;

@@ -7,6 +7,7 @@
 #include "host/kernels/gather_rows.h"
 #include "host/kernels/quest_pages.h"
 #include "host/kernels/topk.h"
+#include "policies/inspectable_cache.h"
 #include "policies/internal/cache_common.h"
 #include "policies/internal/half_rows.h"
 
@@ -15,7 +16,7 @@ namespace {
 
 using kernels::Half;
 
-class QuestCache final : public LayerCache {
+class QuestCache final : public LayerCache, public InspectableCache {
  public:
   QuestCache(const LayerShape& layer, const kernels::AttentionShape& s, int budget, int page)
       : layer_(layer), shape_(s), row_(static_cast<int64_t>(s.kv_heads) * s.head_dim),
@@ -82,6 +83,22 @@ class QuestCache final : public LayerCache {
     return keys_.bytes() + values_.bytes() + (page_min_.size() + page_max_.size()) * sizeof(Half);
   }
   std::string name() const override { return "quest"; }
+
+  // The chosen pages' tokens of this head, then the partial tail page; everything under budget.
+  std::vector<int64_t> SelectedTokens(int kv_head) const override {
+    std::vector<int64_t> t;
+    if (kept_ == 0) return t;
+    const int64_t total = keys_.tokens(), kvh = shape_.kv_heads;
+    if (total <= budget_ || token_idx_.empty()) {
+      for (int64_t i = 0; i < kept_; ++i) t.push_back(i);
+      return t;
+    }
+    const int64_t k_tokens = static_cast<int64_t>(token_idx_.size()) / kvh;
+    for (int64_t i = 0; i < k_tokens; ++i) t.push_back(token_idx_[kv_head * k_tokens + i]);
+    std::sort(t.begin(), t.end());
+    for (int64_t i = pages_ * page_; i < total; ++i) t.push_back(i);
+    return t;
+  }
 
  private:
   LayerShape layer_;

@@ -7,6 +7,7 @@
 #include "host/kernels/gather_rows.h"
 #include "host/kernels/snapkv_scores.h"
 #include "host/kernels/topk.h"
+#include "policies/inspectable_cache.h"
 #include "policies/internal/cache_common.h"
 #include "policies/internal/half_rows.h"
 
@@ -15,7 +16,7 @@ namespace {
 
 using kernels::Half;
 
-class SnapKvCache final : public LayerCache {
+class SnapKvCache final : public LayerCache, public InspectableCache {
  public:
   SnapKvCache(const LayerShape& layer, const kernels::AttentionShape& s, int budget, int window, int pool)
       : layer_(layer), shape_(s), row_(static_cast<int64_t>(s.kv_heads) * s.head_dim),
@@ -54,6 +55,8 @@ class SnapKvCache final : public LayerCache {
     keys_ = std::move(tail_k);
     values_ = std::move(tail_v);
     selected_ = budget_;
+    sel_idx_ = std::move(idx);
+    window_start_ = prefix;
     return Status::Ok();
   }
 
@@ -76,6 +79,19 @@ class SnapKvCache final : public LayerCache {
   }
   std::string name() const override { return "snapkv"; }
 
+  // This head's selected prefix tokens, then the observation window and every decoded token.
+  std::vector<int64_t> SelectedTokens(int kv_head) const override {
+    std::vector<int64_t> t;
+    if (selected_ == 0) {
+      for (int64_t i = 0; i < tokens_; ++i) t.push_back(i);
+      return t;
+    }
+    for (int64_t i = 0; i < selected_; ++i) t.push_back(sel_idx_[kv_head * selected_ + i]);
+    std::sort(t.begin(), t.end());
+    for (int64_t i = window_start_; i < tokens_; ++i) t.push_back(i);
+    return t;
+  }
+
  private:
   LayerShape layer_;
   kernels::AttentionShape shape_;
@@ -85,6 +101,8 @@ class SnapKvCache final : public LayerCache {
   int64_t tokens_ = 0;
   internal::HalfRows keys_, values_;   // all tokens before Compress; window + decode tokens after
   std::vector<Half> sel_k_, sel_v_;    // [kv_heads][budget][head_dim] selected prefix tokens
+  std::vector<int32_t> sel_idx_;       // [kv_heads][budget] their token indices
+  int64_t window_start_ = 0;           // first token kept whole after Compress
   int64_t selected_ = 0;
   std::vector<float> workspace_;
 };

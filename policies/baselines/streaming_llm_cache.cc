@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "host/kernels/decode_attention.h"
+#include "policies/inspectable_cache.h"
 #include "policies/internal/cache_common.h"
 #include "policies/internal/half_rows.h"
 
@@ -12,7 +13,7 @@ namespace {
 
 using kernels::Half;
 
-class StreamingLlmCache final : public LayerCache {
+class StreamingLlmCache final : public LayerCache, public InspectableCache {
  public:
   StreamingLlmCache(const LayerShape& layer, const kernels::AttentionShape& s, int sinks, int recent)
       : layer_(layer), shape_(s), row_(static_cast<int64_t>(s.kv_heads) * s.head_dim),
@@ -60,6 +61,14 @@ class StreamingLlmCache final : public LayerCache {
     return 2 * static_cast<uint64_t>(kept_tokens()) * row_ * sizeof(Half);
   }
   std::string name() const override { return "streamingllm"; }
+
+  // The sinks and the most recent ring_count_ tokens, for every head.
+  std::vector<int64_t> SelectedTokens(int) const override {
+    std::vector<int64_t> t;
+    for (int64_t i = 0; i < sink_keys_.tokens(); ++i) t.push_back(i);
+    for (int64_t i = tokens_ - ring_count_; i < tokens_; ++i) t.push_back(i);
+    return t;
+  }
 
  private:
   LayerShape layer_;

@@ -6,6 +6,7 @@
 #include "host/kernels/convert.h"
 #include "host/kernels/kivi_attention.h"
 #include "host/kernels/kivi_quantize.h"
+#include "policies/inspectable_cache.h"
 #include "policies/internal/cache_common.h"
 
 namespace kvt::policies {
@@ -13,7 +14,7 @@ namespace {
 
 using kernels::Half;
 
-class KiviCache final : public LayerCache {
+class KiviCache final : public LayerCache, public InspectableCache {
  public:
   KiviCache(const LayerShape& layer, const kernels::KiviLayout& layout, int residual, std::string name)
       : layer_(layer),
@@ -65,6 +66,25 @@ class KiviCache final : public LayerCache {
            static_cast<uint64_t>(key_residual_count_ + ring_count_) * row_ * sizeof(Half);
   }
   std::string name() const override { return name_; }
+
+  // Quantized groups dequantized, then the fp16 residuals (keys linear, values ring in order).
+  bool ReconstructKv(float* keys, float* values) const override {
+    const int64_t qk = key_groups_ * l_.key_group;
+    if (key_groups_ > 0 && !kernels::KiviDequantizeKeys(l_, key_codes_.data(), key_scale_.data(),
+                                                        key_zero_.data(), key_groups_, keys).ok()) {
+      return false;
+    }
+    kernels::ConvertToFloat(key_residual_.data(), keys + qk * row_, key_residual_count_ * row_);
+    if (value_tokens_ > 0 && !kernels::KiviDequantizeValues(l_, value_codes_.data(), value_scale_.data(),
+                                                            value_zero_.data(), value_tokens_, values).ok()) {
+      return false;
+    }
+    for (int64_t i = 0; i < ring_count_; ++i) {
+      kernels::ConvertToFloat(value_ring_.data() + ((ring_start_ + i) % residual_) * row_,
+                              values + (value_tokens_ + i) * row_, row_);
+    }
+    return true;
+  }
 
  private:
   Status PushKey(const Half* row) {

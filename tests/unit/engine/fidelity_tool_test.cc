@@ -157,6 +157,29 @@ TEST_F(FidelityToolTest, ValuesAreSane) {
     EXPECT_GT(Num(rows_["KIVI-2"], "ratio_vs_fp16"), Num(rows_["KIVI-4"], "ratio_vs_fp16"));
     EXPECT_GT(Num(rows_["KIVI-2"], "attention_rel_error"), Num(rows_["KIVI-4"], "attention_rel_error"));
   }
+  // Inspection columns (policies::InspectableCache): KIVI reconstructs K/V, selection methods
+  // report what they read; a method without the hook leaves them empty.
+  EXPECT_TRUE(full.at("topk_recall").empty());
+  for (const char* label : {"KIVI-4", "KIVI-2"}) {
+    if (!rows_.count(label)) continue;
+    SCOPED_TRACE(label);
+    for (const char* col : {"key_recon_error", "value_recon_error"}) {
+      EXPECT_GT(Num(rows_[label], col), 0.0);
+      EXPECT_LT(Num(rows_[label], col), 1.0);
+    }
+  }
+  if (rows_.count("KIVI-2") && rows_.count("KIVI-4")) {
+    EXPECT_GT(Num(rows_["KIVI-2"], "key_recon_error"), Num(rows_["KIVI-4"], "key_recon_error"));
+  }
+  for (const char* label : {"Quest-64", "SnapKV-64", "StreamingLLM-64"}) {
+    if (!rows_.count(label)) continue;
+    SCOPED_TRACE(label);
+    EXPECT_GT(Num(rows_[label], "topk_recall"), 0.3);
+    EXPECT_LE(Num(rows_[label], "topk_recall"), 1.0);
+    EXPECT_GE(Num(rows_[label], "attention_mass"), Num(rows_[label], "kept_fraction") - 1e-9)
+        << "a selection should capture at least its share of the attention";
+    EXPECT_LE(Num(rows_[label], "attention_mass"), 1.0 + 1e-6);
+  }
   if (rows_.count("StreamingLLM-64")) EXPECT_LT(Num(rows_["StreamingLLM-64"], "kept_fraction"), 0.5);
 }
 
