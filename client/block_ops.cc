@@ -51,6 +51,19 @@ uint64_t PieceChunks(const Connection& c, const NamespaceInfo& ns, uint64_t chun
   return std::min({by_target, by_heap, chunks});
 }
 
+// Token staging shared by the pieces of a split request. Normally every piece has completed and
+// it is freed at once; if one was abandoned after a timeout, a no-op request queued behind it
+// frees the staging when it completes (the daemon serves a client's ring in order).
+void ReleaseSharedTokens(Connection& c, const HeapRange& t, Deadline deadline, bool abandoned) {
+  if (!t.staged) return;
+  if (!abandoned) {
+    Release(c, t);
+    return;
+  }
+  auto id = c.Submit(SubmissionEntry{}, nullptr, [&c, t](OpResult&) { Release(c, t); }, deadline);
+  if (id.ok()) c.Release(*id);
+}
+
 struct InFlight {
   Connection::OpId id;
   uint64_t first_chunk;
