@@ -41,11 +41,14 @@ SubmissionEntry Entry(Opcode op, const NamespaceInfo& ns, const HeapRange& token
   return e;
 }
 
-// Whole chunks a request can use, and the size of a copy-path piece (a quarter of the heap, so
-// two pieces in flight plus token staging fit).
+// Chunks per copy-path piece: about 4 MiB, so the client's copy of one piece overlaps the
+// daemon's copy of the previous one, and never more than a quarter of the heap (two pieces in
+// flight plus token staging must fit).
 uint64_t PieceChunks(const Connection& c, const NamespaceInfo& ns, uint64_t chunks) {
-  uint64_t per_piece = std::max<uint64_t>(1, (c.heap_bytes() / 4) / ns.chunk_bytes);
-  return std::min(per_piece, chunks);
+  constexpr uint64_t kTargetPieceBytes = 4ull << 20;
+  uint64_t by_target = std::max<uint64_t>(1, kTargetPieceBytes / ns.chunk_bytes);
+  uint64_t by_heap = std::max<uint64_t>(1, (c.heap_bytes() / 4) / ns.chunk_bytes);
+  return std::min({by_target, by_heap, chunks});
 }
 
 // Token staging shared by the pieces of a split request. Normally every piece has completed and
@@ -419,6 +422,28 @@ Status FetchStats(Connection& c, protocol::DaemonStats* out) {
   KVT_ASSIGN_OR_RETURN(auto id, c.Submit(e, deliver, [&c, d](OpResult&) { Release(c, d); }, deadline));
   OpResult r = c.Wait(id, deadline);
   if (r.status.code() == StatusCode::kTimeout) c.Release(id);
+  return r.status;
+}
+
+Status ListNamespaces(Connection& c, protocol::NamespaceListing* out, uint64_t capacity, uint64_t* written,
+                      uint64_t* known) {
+  Deadline deadline = c.DefaultDeadline();
+  uint64_t bytes = std::max<uint64_t>(1, capacity) * sizeof(protocol::NamespaceListing);
+  KVT_ASSIGN_OR_RETURN(uint64_t off, c.AllocateStaging(bytes, deadline));
+  SubmissionEntry e{};
+  e.opcode = static_cast<uint16_t>(Opcode::kListNamespaces);
+  e.data_offset = off;
+  e.data_bytes = capacity * sizeof(protocol::NamespaceListing);
+  HeapRange d{off, bytes, true};
+  char* heap = c.heap();
+  auto deliver = [heap, off, out](OpResult& r) {
+    if (r.status.ok() && r.value > 0) std::memcpy(out, heap + off, r.value * sizeof(protocol::NamespaceListing));
+  };
+  KVT_ASSIGN_OR_RETURN(auto id, c.Submit(e, deliver, [&c, d](OpResult&) { Release(c, d); }, deadline));
+  OpResult r = c.Wait(id, deadline);
+  if (r.status.code() == StatusCode::kTimeout) c.Release(id);
+  *written = r.value;
+  *known = r.value2;
   return r.status;
 }
 

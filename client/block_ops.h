@@ -71,5 +71,8 @@ StatusOr<uint64_t> AllocateBuffer(Connection& c, uint64_t bytes);
 void FreeBuffer(Connection& c, void* ptr);
 
 Status FetchStats(Connection& c, protocol::DaemonStats* out);
+// Up to `capacity` listings into out; *known receives how many the daemon has.
+Status ListNamespaces(Connection& c, protocol::NamespaceListing* out, uint64_t capacity, uint64_t* written,
+                      uint64_t* known);
 
 }  // namespace kvt::client

@@ -341,4 +341,17 @@ kvt_status_t kvt_daemon_evict(kvt_client_t* client, uint64_t bytes, uint64_t* ou
   });
 }
 
+kvt_status_t kvt_daemon_list_namespaces(kvt_client_t* client, kvt_namespace_info_t* out, uint64_t capacity,
+                                        uint64_t* out_count) {
+  static_assert(sizeof(kvt_namespace_info_t) == sizeof(kvt::protocol::NamespaceListing));
+  return Guard([&]() -> kvt_status_t {
+    if (!client || !out_count || (!out && capacity > 0)) return Fail(KVT_STATUS_INVALID_ARGUMENT, "NULL argument");
+    uint64_t written = 0;
+    kvt::Status s = kvt::client::ListNamespaces(*client->connection,
+                                                reinterpret_cast<kvt::protocol::NamespaceListing*>(out), capacity,
+                                                &written, out_count);
+    return Done(s);
+  });
+}
+
 }  // extern "C"

@@ -33,11 +33,13 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const DaemonConfig& config) {
   d->store_ = std::make_unique<tiering::BlockStore>(d->host_.get(), std::move(policy), *d->registry_);
   d->plane_ = std::make_unique<tiering::BlockPlane>(d->store_.get());
   d->session_metrics_ = std::make_unique<SessionMetrics>(*d->registry_);
+  d->namespaces_ = std::make_unique<NamespaceRegistry>();
 
   SessionServices services;
   services.block_plane = d->plane_.get();
   services.block_store = d->store_.get();
   services.metrics = d->session_metrics_.get();
+  services.namespaces = d->namespaces_.get();
   services.daemon_uid = ::geteuid();
   services.idle_spin_us = config.idle_spin_us;
   Daemon* self = d.get();

@@ -13,6 +13,7 @@
 
 #include "common/status_or.h"
 #include "daemon/config.h"
+#include "daemon/namespace_registry.h"
 #include "daemon/server.h"
 #include "daemon/session_metrics.h"
 #include "host/host_tier.h"
@@ -43,6 +44,7 @@ class Daemon {
   std::unique_ptr<tiering::BlockStore> store_;
   std::unique_ptr<tiering::BlockPlane> plane_;
   std::unique_ptr<SessionMetrics> session_metrics_;
+  std::unique_ptr<NamespaceRegistry> namespaces_;
   std::unique_ptr<Server> server_;
 };
 

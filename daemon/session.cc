@@ -210,6 +210,7 @@ Session::Outcome Session::OpenNamespace(const SubmissionEntry& e) {
   layout.tokens_per_chunk = req.tokens_per_chunk;
   auto ns = tiering::MakeNamespace(std::move(layout), tenant_);
   if (!ns.ok()) return {ns.status()};
+  if (services_.namespaces) services_.namespaces->Register(*ns);
   uint32_t handle = next_namespace_++;
   uint64_t chunk_bytes = ns->chunk_bytes;
   namespaces_.emplace(handle, std::move(*ns));
@@ -225,8 +226,20 @@ Session::Outcome Session::Stats(const SubmissionEntry& e) {
   return {Status::Ok(), sizeof stats};
 }
 
+bool Session::Privileged() const { return peer_.uid == 0 || peer_.uid == services_.daemon_uid; }
+
+Session::Outcome Session::ListNamespaces(const SubmissionEntry& e) {
+  if (!Privileged()) return {PermissionDenied("listing namespaces requires the daemon's user or root")};
+  std::vector<protocol::NamespaceListing> all = services_.namespaces->List(services_.block_store->index());
+  uint64_t fit = std::min<uint64_t>(all.size(), e.data_bytes / sizeof(protocol::NamespaceListing));
+  auto out = heap_->Bytes(e.data_offset, fit * sizeof(protocol::NamespaceListing), "listing buffer");
+  if (!out.ok()) return {out.status()};
+  std::memcpy(*out, all.data(), fit * sizeof(protocol::NamespaceListing));
+  return {Status::Ok(), fit, all.size()};
+}
+
 Session::Outcome Session::Evict(const SubmissionEntry& e) {
-  if (peer_.uid != 0 && peer_.uid != services_.daemon_uid) {
+  if (!Privileged()) {
     return {PermissionDenied("evict requires the daemon's user or root")};
   }
   return {Status::Ok(), services_.block_store->Evict(e.arg0, tiering::EvictionReason::kOperator)};
@@ -250,6 +263,7 @@ Session::Outcome Session::Dispatch(const SubmissionEntry& e) {
                                      : Outcome{InvalidArgument("unknown namespace handle " + std::to_string(e.ns))};
     case Opcode::kStats: return Stats(e);
     case Opcode::kEvict: return Evict(e);
+    case Opcode::kListNamespaces: return ListNamespaces(e);
     default: break;
   }
 

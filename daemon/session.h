@@ -26,6 +26,7 @@
 #include "common/shared_memory.h"
 #include "common/unique_fd.h"
 #include "daemon/heap_view.h"
+#include "daemon/namespace_registry.h"
 #include "daemon/session_metrics.h"
 #include "protocol/handshake.h"
 #include "protocol/ops.h"
@@ -47,6 +48,7 @@ struct SessionServices {
   tiering::BlockPlane* block_plane = nullptr;
   tiering::BlockStore* block_store = nullptr;
   SessionMetrics* metrics = nullptr;
+  NamespaceRegistry* namespaces = nullptr;
   std::function<protocol::DaemonStats()> stats;  // a snapshot for kStats
   uid_t daemon_uid = 0;
   uint32_t idle_spin_us = 50;
@@ -90,6 +92,8 @@ class Session {
   Outcome OpenNamespace(const protocol::SubmissionEntry& entry);
   Outcome Stats(const protocol::SubmissionEntry& entry);
   Outcome Evict(const protocol::SubmissionEntry& entry);
+  Outcome ListNamespaces(const protocol::SubmissionEntry& entry);
+  bool Privileged() const;
   StatusOr<const tiering::Namespace*> FindNamespace(uint32_t handle) const;
   // Posts a completion, waiting (bounded by Stop) for CQ space if a client stopped draining.
   void Complete(uint64_t user_data, const Outcome& outcome);

@@ -21,6 +21,8 @@ enum class Opcode : uint16_t {
   kUnpin = 8,           // namespace, tokens. value: unpinned tokens
   kStats = 9,           // data: DaemonStats out
   kEvict = 10,          // arg0: bytes. value: chunks evicted
+  // 11 is reserved for kPersist (NVMe tier).
+  kListNamespaces = 12, // data: NamespaceListing[n] out. value: entries written, value2: entries known
   kCount
 };
 
@@ -60,6 +62,21 @@ struct NamespaceRequest {
   uint32_t reserved[3];
 };
 static_assert(sizeof(NamespaceRequest) == 288);
+
+// One entry of kListNamespaces: a namespace some client opened, with what it holds resident.
+struct NamespaceListing {
+  char tenant[64];
+  char model_id[kModelIdMax];
+  uint32_t num_layers;
+  uint32_t num_kv_heads;
+  uint32_t head_dim;
+  uint32_t dtype;
+  uint32_t tokens_per_chunk;
+  uint32_t reserved;
+  uint64_t chunks;
+  uint64_t bytes;
+};
+static_assert(sizeof(NamespaceListing) == 360);
 
 // The payload of kStats, written by the daemon. Mirrors kvt_daemon_stats_t after struct_size.
 struct DaemonStats {

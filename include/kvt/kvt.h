@@ -232,6 +232,25 @@ KVT_API kvt_status_t kvt_daemon_stats(kvt_client_t* client, kvt_daemon_stats_t* 
  * Requires the daemon's uid or root. */
 KVT_API kvt_status_t kvt_daemon_evict(kvt_client_t* client, uint64_t bytes, uint64_t* out_evicted_chunks);
 
+typedef struct kvt_namespace_info {
+  char tenant[64];
+  char model_id[256];
+  uint32_t num_layers;
+  uint32_t num_kv_heads;
+  uint32_t head_dim;
+  uint32_t dtype;            /* kvt_dtype_t */
+  uint32_t tokens_per_chunk;
+  uint32_t reserved;
+  uint64_t chunks;           /* resident in the host tier */
+  uint64_t bytes;
+} kvt_namespace_info_t;
+
+/* Lists the namespaces clients have opened since the daemon started, with what each holds.
+ * Writes at most `capacity` entries; *out_count receives how many exist (call again with more
+ * room if larger). Requires the daemon's uid or root (it reveals tenants and models). */
+KVT_API kvt_status_t kvt_daemon_list_namespaces(kvt_client_t* client, kvt_namespace_info_t* out, uint64_t capacity,
+                                                uint64_t* out_count);
+
 #ifdef __cplusplus
 }  /* extern "C" */
 #endif

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# make test: the whole suite.
+#   1. the normal build (CUDA compiled when nvcc is present; GPU tests skip without a device)
+#   2. the core again under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan)
+#   3. the concurrency-heavy core tests under ThreadSanitizer (build-tsan, tests labelled `tsan`)
+# Exits non-zero on the first failing stage. KVT_SKIP_SANITIZERS=1 runs stage 1 only.
+set -euo pipefail
+build=${1:-build}
+jobs=$(nproc)
+cd "$(dirname "$0")/.."
+
+echo "=== [1/3] tests: $build"
+ctest --test-dir "$build" --output-on-failure -j "$jobs" --timeout 600
+
+if [ "${KVT_SKIP_SANITIZERS:-0}" = 1 ]; then
+  echo "sanitizer stages skipped (KVT_SKIP_SANITIZERS=1)"
+  exit 0
+fi
+
+# The sanitizer builds cover the daemon, the client library and their tests (the code that runs
+# in a long-lived service and touches shared memory); kernels and the engine run their own
+# sanitizer checks in their suites' builds when asked.
+core_targets=(kv-tierd kvtierctl status_test extent_allocator_test spsc_ring_test chunk_key_test
+              block_store_test config_test block_plane_test bad_input_test)
+
+echo "=== [2/3] ASan + UBSan: build-asan"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKVT_SANITIZE="address;undefined" \
+      -DKVT_ENABLE_CUDA=OFF -DKVT_BUILD_EXAMPLES=OFF -DKVT_BUILD_BENCHMARKS=OFF > /dev/null
+cmake --build build-asan -j "$jobs" --target "${core_targets[@]}"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan --output-on-failure -j "$jobs" --timeout 600 \
+        -R "^($(IFS='|'; echo "${core_targets[*]:2}"))\$"
+
+echo "=== [3/3] TSan: build-tsan"
+cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVT_SANITIZE=thread \
+      -DKVT_ENABLE_CUDA=OFF -DKVT_BUILD_EXAMPLES=OFF -DKVT_BUILD_BENCHMARKS=OFF > /dev/null
+cmake --build build-tsan -j "$jobs" --target "${core_targets[@]}"
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+  ctest --test-dir build-tsan --output-on-failure -j "$jobs" --timeout 600 -L tsan \
+        -R "^($(IFS='|'; echo "${core_targets[*]:2}"))\$"
+echo "=== all test stages passed"
