@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,9 @@ struct MonitoringExpression {
   std::vector<std::string> pending;  // those of them listed in pending_metrics.yml
   std::string test_name;             // [A-Za-z0-9_] only, unique
 };
+
+// gtest prints parameters with this (instead of a byte dump).
+inline void PrintTo(const MonitoringExpression& e, std::ostream* os) { *os << e.source << " '" << e.name << "'"; }
 
 struct PendingMetric {
   std::string name, type, owner, meaning;
