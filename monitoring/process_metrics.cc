@@ -51,7 +51,8 @@ prometheus::MetricFamily OneSample(const char* name, const char* help, prometheu
 
 }  // namespace
 
-StatusOr<ProcStat> ParseProcStat(std::string_view text, double ticks_per_second, uint64_t page_bytes) {
+StatusOr<ProcStat> ParseProcStat(std::string_view text, double ticks_per_second,
+                                 uint64_t page_bytes) {
   auto close = text.rfind(')');
   if (close == std::string_view::npos || ticks_per_second <= 0) {
     return InvalidArgument("proc stat: no ')' after the command name");
@@ -70,12 +71,14 @@ StatusOr<ProcStat> ParseProcStat(std::string_view text, double ticks_per_second,
   }
   auto field = [&](int n) { return fields[static_cast<size_t>(n - 3)]; };
   if (fields.size() < 24 - 2) {
-    return InvalidArgument("proc stat: " + std::to_string(fields.size() + 2) + " fields, want at least 24");
+    return InvalidArgument("proc stat: " + std::to_string(fields.size() + 2) +
+                           " fields, want at least 24");
   }
   uint64_t utime, stime, threads, start, vsize;
   int64_t rss;  // signed in proc(5)
-  if (!ParseU64(field(14), &utime) || !ParseU64(field(15), &stime) || !ParseU64(field(20), &threads) ||
-      !ParseU64(field(22), &start) || !ParseU64(field(23), &vsize) || !ParseI64(field(24), &rss)) {
+  if (!ParseU64(field(14), &utime) || !ParseU64(field(15), &stime) ||
+      !ParseU64(field(20), &threads) || !ParseU64(field(22), &start) ||
+      !ParseU64(field(23), &vsize) || !ParseI64(field(24), &rss)) {
     return InvalidArgument("proc stat: a numeric field does not parse");
   }
   ProcStat s;
@@ -120,12 +123,14 @@ std::vector<prometheus::MetricFamily> ProcessMetrics::Collect() const {
                               MetricType::Gauge, static_cast<double>(st->virtual_bytes)));
       out.push_back(OneSample("kvt_process_threads", "Threads of kv-tierd", MetricType::Gauge,
                               static_cast<double>(st->threads)));
-      out.push_back(OneSample("kvt_process_cpu_seconds_total", "User and system CPU time of kv-tierd",
-                              MetricType::Counter, st->cpu_seconds));
+      out.push_back(OneSample("kvt_process_cpu_seconds_total",
+                              "User and system CPU time of kv-tierd", MetricType::Counter,
+                              st->cpu_seconds));
       if (auto boot = ReadSmallFile(proc_root_ + "/stat")) {
         if (auto btime = ParseBootTime(*boot); btime.ok()) {
           out.push_back(OneSample("kvt_process_start_time_seconds",
-                                  "Start time of kv-tierd, seconds since the Unix epoch", MetricType::Gauge,
+                                  "Start time of kv-tierd, seconds since the Unix epoch",
+                                  MetricType::Gauge,
                                   static_cast<double>(*btime) + st->start_seconds));
         }
       }
@@ -141,14 +146,15 @@ std::vector<prometheus::MetricFamily> ProcessMetrics::Collect() const {
       ++fds;
     }
     ::closedir(d);
-    out.push_back(OneSample("kvt_process_open_fds", "Open file descriptors of kv-tierd", MetricType::Gauge,
-                            static_cast<double>(fds)));
+    out.push_back(OneSample("kvt_process_open_fds", "Open file descriptors of kv-tierd",
+                            MetricType::Gauge, static_cast<double>(fds)));
   }
 
   rlimit lim{};
   if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY) {
-    out.push_back(OneSample("kvt_process_max_fds", "Soft limit on open file descriptors of kv-tierd",
-                            MetricType::Gauge, static_cast<double>(lim.rlim_cur)));
+    out.push_back(OneSample("kvt_process_max_fds",
+                            "Soft limit on open file descriptors of kv-tierd", MetricType::Gauge,
+                            static_cast<double>(lim.rlim_cur)));
   }
   return out;
 }

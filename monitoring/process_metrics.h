@@ -28,8 +28,8 @@ namespace kvt::monitoring {
 
 // The fields of /proc/<pid>/stat that the metrics need, already in base units.
 struct ProcStat {
-  double cpu_seconds = 0;        // utime + stime
-  double start_seconds = 0;      // since boot
+  double cpu_seconds = 0;    // utime + stime
+  double start_seconds = 0;  // since boot
   uint64_t virtual_bytes = 0;
   uint64_t resident_bytes = 0;
   uint64_t threads = 0;
@@ -38,7 +38,8 @@ struct ProcStat {
 // Parses the text of /proc/<pid>/stat. The command name (field 2) may hold spaces and
 // parentheses, so fields are counted from the last ')'. ticks_per_second and page_bytes come from
 // sysconf in production and are parameters for tests.
-StatusOr<ProcStat> ParseProcStat(std::string_view text, double ticks_per_second, uint64_t page_bytes);
+StatusOr<ProcStat> ParseProcStat(std::string_view text, double ticks_per_second,
+                                 uint64_t page_bytes);
 
 // The "btime" line of /proc/stat: boot time in seconds since the epoch.
 StatusOr<uint64_t> ParseBootTime(std::string_view proc_stat_text);

@@ -6,8 +6,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cctype>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 
@@ -57,7 +57,8 @@ StatusOr<HttpResponse> HttpGet(int port, const std::string& target, int timeout_
     if (n == 0) break;
     if (n < 0) {
       if (errno == EINTR) continue;
-      return ErrnoStatus("recv from 127.0.0.1:" + std::to_string(port) + target.substr(0, 60), errno);
+      return ErrnoStatus("recv from 127.0.0.1:" + std::to_string(port) + target.substr(0, 60),
+                         errno);
     }
     raw.append(buf, static_cast<size_t>(n));
     if (raw.size() > (64u << 20)) return ResourceExhausted("HTTP response over 64 MiB");

@@ -15,7 +15,8 @@ void ReplaceAll(std::string* s, const std::string& from, const std::string& to) 
   }
 }
 
-std::string TestName(const std::string& source, const std::string& name, std::set<std::string>* used) {
+std::string TestName(const std::string& source, const std::string& name,
+                     std::set<std::string>* used) {
   std::string out = source + "_";
   for (char c : name) out.push_back(std::isalnum(static_cast<unsigned char>(c)) ? c : '_');
   std::string unique = out;
@@ -41,7 +42,8 @@ std::vector<std::string> LabelsIn(const std::string& text) {
   std::vector<std::string> out;
   auto add = [&](size_t from) {
     size_t j = from;
-    while (j < text.size() && (std::isalnum(static_cast<unsigned char>(text[j])) || text[j] == '_')) ++j;
+    while (j < text.size() && (std::isalnum(static_cast<unsigned char>(text[j])) || text[j] == '_'))
+      ++j;
     std::string l = text.substr(from, j - from);
     if (!l.empty() && std::find(out.begin(), out.end(), l) == out.end()) out.push_back(l);
   };
@@ -50,7 +52,8 @@ std::vector<std::string> LabelsIn(const std::string& text) {
     while (q < text.size() && text[q] == ' ') ++q;
     if (q < text.size() && text[q] != '$' && text[q] != '.') add(q);
   }
-  for (size_t p = text.find("$labels."); p != std::string::npos; p = text.find("$labels.", p + 8)) add(p + 8);
+  for (size_t p = text.find("$labels."); p != std::string::npos; p = text.find("$labels.", p + 8))
+    add(p + 8);
   return out;
 }
 
@@ -62,7 +65,8 @@ void CollectPanels(const YAML::Node& panels, std::vector<Found>* out) {
       for (const auto& t : p["targets"]) {
         if (!t["expr"]) continue;
         const std::string ref = t["refId"] ? t["refId"].as<std::string>() : "";
-        out->push_back({title + " " + ref, t["expr"].as<std::string>(), t["legendFormat"].as<std::string>("")});
+        out->push_back({title + " " + ref, t["expr"].as<std::string>(),
+                        t["legendFormat"].as<std::string>("")});
       }
     }
     CollectPanels(p["panels"], out);  // collapsed rows nest their panels
@@ -90,11 +94,16 @@ std::string MakeComparisonsBool(const std::string& expr) {
     const char c = expr[i];
     out.push_back(c);
     if (quote) {
-      if (c == '\\' && i + 1 < expr.size()) out.push_back(expr[++i]);
-      else if (c == quote) quote = 0;
+      if (c == '\\' && i + 1 < expr.size())
+        out.push_back(expr[++i]);
+      else if (c == quote)
+        quote = 0;
       continue;
     }
-    if (c == '"' || c == '\'' || c == '`') { quote = c; continue; }
+    if (c == '"' || c == '\'' || c == '`') {
+      quote = c;
+      continue;
+    }
     if (c == '{') ++braces;
     if (c == '}') --braces;
     if (c == '[') ++brackets;
@@ -102,8 +111,10 @@ std::string MakeComparisonsBool(const std::string& expr) {
     if (braces > 0 || brackets > 0) continue;
     size_t len = 0;
     const char next = i + 1 < expr.size() ? expr[i + 1] : '\0';
-    if ((c == '=' || c == '!' || c == '<' || c == '>') && next == '=') len = 2;
-    else if (c == '<' || c == '>') len = 1;
+    if ((c == '=' || c == '!' || c == '<' || c == '>') && next == '=')
+      len = 2;
+    else if (c == '<' || c == '>')
+      len = 1;
     if (len == 0) continue;
     if (len == 2) out.push_back(expr[++i]);
     size_t j = i + 1;
@@ -119,15 +130,23 @@ std::vector<std::string> MetricNames(const std::string& expr) {
   for (size_t i = 0; i < expr.size(); ++i) {
     const char c = expr[i];
     if (quote) {
-      if (c == '\\') ++i;
-      else if (c == quote) quote = 0;
+      if (c == '\\')
+        ++i;
+      else if (c == quote)
+        quote = 0;
       continue;
     }
-    if (c == '"' || c == '\'' || c == '`') { quote = c; continue; }
-    const bool at_word_start = i == 0 || !(std::isalnum(static_cast<unsigned char>(expr[i - 1])) || expr[i - 1] == '_');
+    if (c == '"' || c == '\'' || c == '`') {
+      quote = c;
+      continue;
+    }
+    const bool at_word_start =
+        i == 0 || !(std::isalnum(static_cast<unsigned char>(expr[i - 1])) || expr[i - 1] == '_');
     if (at_word_start && expr.compare(i, 4, "kvt_") == 0) {
       size_t j = i;
-      while (j < expr.size() && (std::isalnum(static_cast<unsigned char>(expr[j])) || expr[j] == '_')) ++j;
+      while (j < expr.size() &&
+             (std::isalnum(static_cast<unsigned char>(expr[j])) || expr[j] == '_'))
+        ++j;
       std::string name = expr.substr(i, j - i);
       if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
       i = j - 1;
@@ -141,13 +160,14 @@ StatusOr<std::vector<PendingMetric>> LoadPendingMetrics(const std::string& monit
   std::vector<PendingMetric> out;
   if (!doc["pending"]) return out;
   for (const auto& p : doc["pending"]) {
-    out.push_back({p["metric"].as<std::string>(), p["type"].as<std::string>(""), p["owner"].as<std::string>(""),
-                   p["meaning"].as<std::string>("")});
+    out.push_back({p["metric"].as<std::string>(), p["type"].as<std::string>(""),
+                   p["owner"].as<std::string>(""), p["meaning"].as<std::string>("")});
   }
   return out;
 }
 
-StatusOr<std::vector<MonitoringExpression>> LoadMonitoringExpressions(const std::string& monitoring_dir) {
+StatusOr<std::vector<MonitoringExpression>> LoadMonitoringExpressions(
+    const std::string& monitoring_dir) {
   KVT_ASSIGN_OR_RETURN(auto pending, LoadPendingMetrics(monitoring_dir));
   std::vector<MonitoringExpression> out;
   std::set<std::string> used_names;
@@ -163,7 +183,8 @@ StatusOr<std::vector<MonitoringExpression>> LoadMonitoringExpressions(const std:
     e.metrics = MetricNames(expr);
     for (const auto& m : e.metrics) {
       for (const auto& p : pending) {
-        if (m == p.name || m == p.name + "_bucket" || m == p.name + "_sum" || m == p.name + "_count") {
+        if (m == p.name || m == p.name + "_bucket" || m == p.name + "_sum" ||
+            m == p.name + "_count") {
           e.pending.push_back(p.name);
         }
       }
@@ -183,11 +204,13 @@ StatusOr<std::vector<MonitoringExpression>> LoadMonitoringExpressions(const std:
     for (const auto& v : dash["templating"]["list"]) {
       if (v["type"].as<std::string>("") != "query") continue;
       std::string label_text;
-      std::string q = v["query"].IsMap() ? v["query"]["query"].as<std::string>() : v["query"].as<std::string>();
+      std::string q =
+          v["query"].IsMap() ? v["query"]["query"].as<std::string>() : v["query"].as<std::string>();
       if (q.rfind("label_values(", 0) == 0 && q.back() == ')') {
         std::string inner = q.substr(13, q.size() - 14);
         auto comma = inner.rfind(',');
-        if (comma == std::string::npos) return InvalidArgument("variable query without a selector: " + q);
+        if (comma == std::string::npos)
+          return InvalidArgument("variable query without a selector: " + q);
         std::string label = inner.substr(comma + 1);
         label.erase(0, label.find_first_not_of(' '));
         q = "count by (" + label + ") (" + inner.substr(0, comma) + ")";
@@ -204,7 +227,8 @@ StatusOr<std::vector<MonitoringExpression>> LoadMonitoringExpressions(const std:
   try {
     for (const auto& g : doc["groups"]) {
       for (const auto& r : g["rules"]) {
-        const std::string name = r["alert"] ? r["alert"].as<std::string>() : r["record"].as<std::string>();
+        const std::string name =
+            r["alert"] ? r["alert"].as<std::string>() : r["record"].as<std::string>();
         std::string annotations;
         for (const auto& a : r["annotations"]) annotations += a.second.as<std::string>() + "\n";
         add("alert", name, r["expr"].as<std::string>(), annotations);

@@ -29,7 +29,9 @@ struct MonitoringExpression {
 };
 
 // gtest prints parameters with this (instead of a byte dump).
-inline void PrintTo(const MonitoringExpression& e, std::ostream* os) { *os << e.source << " '" << e.name << "'"; }
+inline void PrintTo(const MonitoringExpression& e, std::ostream* os) {
+  *os << e.source << " '" << e.name << "'";
+}
 
 struct PendingMetric {
   std::string name, type, owner, meaning;
@@ -37,7 +39,8 @@ struct PendingMetric {
 
 // monitoring_dir: the repository's monitoring/ folder.
 StatusOr<std::vector<PendingMetric>> LoadPendingMetrics(const std::string& monitoring_dir);
-StatusOr<std::vector<MonitoringExpression>> LoadMonitoringExpressions(const std::string& monitoring_dir);
+StatusOr<std::vector<MonitoringExpression>> LoadMonitoringExpressions(
+    const std::string& monitoring_dir);
 
 // Grafana macros and the dashboard's variables replaced by what a test can send ($instance: all).
 std::string SubstituteGrafanaVariables(const std::string& expr, const std::string& rate_interval);

@@ -39,8 +39,8 @@ std::string MonitoringDir() {
 }
 
 // Alerts whose condition the workload below makes true; checked as written, and in /api/v1/alerts.
-const char* const kProvokedAlerts[] = {"KvtDaemonDown", "KvtTierFull", "KvtTierNearlyFullOfPinnedChunks",
-                                       "KvtBadRequests"};
+const char* const kProvokedAlerts[] = {"KvtDaemonDown", "KvtTierFull",
+                                       "KvtTierNearlyFullOfPinnedChunks", "KvtBadRequests"};
 
 struct QueryResult {
   std::string error;  // non-empty: Prometheus refused the query or did not answer
@@ -87,7 +87,8 @@ QueryResult Query(const std::string& promql) {
     for (const auto& s : result) {
       ++q.series;
       std::map<std::string, std::string> labels;
-      for (const auto& l : s["metric"]) labels[l.first.as<std::string>()] = l.second.as<std::string>();
+      for (const auto& l : s["metric"])
+        labels[l.first.as<std::string>()] = l.second.as<std::string>();
       const std::string v = s["value"][1].as<std::string>();
       if (std::isfinite(std::strtod(v.c_str(), nullptr))) ++q.finite;
       if (q.first.empty()) {
@@ -132,9 +133,12 @@ void SendBadHandshake(const std::string& socket_path) {
 // sees the growth.
 std::string RunWorkload(World& w) {
   const std::string& socket = w.daemon->socket_path();
-  if (auto r = Connect(socket, &w.client_a, "tenant-a"); !r) return "connect tenant-a: " + r.message;
-  if (auto r = Connect(socket, &w.client_b, "tenant-b"); !r) return "connect tenant-b: " + r.message;
-  if (auto r = w.client_a.OpenNamespace(SmallLayout("monitoring-model"), &w.ns); !r) return "open: " + r.message;
+  if (auto r = Connect(socket, &w.client_a, "tenant-a"); !r)
+    return "connect tenant-a: " + r.message;
+  if (auto r = Connect(socket, &w.client_b, "tenant-b"); !r)
+    return "connect tenant-b: " + r.message;
+  if (auto r = w.client_a.OpenNamespace(SmallLayout("monitoring-model"), &w.ns); !r)
+    return "open: " + r.message;
   kvt::Namespace& ns = w.ns;
   const uint64_t cb = ns.chunk_bytes();
   const uint32_t tpc = ns.tokens_per_chunk();
@@ -152,10 +156,12 @@ std::string RunWorkload(World& w) {
   for (uint64_t s = 1; s <= 16; ++s) {
     auto t = Tokens(s, 32 * tpc);
     uint64_t got = 0, matched = 0;
-    if (auto r = ns.Retrieve(t.data(), t.size(), out.data(), out.size(), &got); !r) return "retrieve: " + r.message;
+    if (auto r = ns.Retrieve(t.data(), t.size(), out.data(), out.size(), &got); !r)
+      return "retrieve: " + r.message;
     if (auto r = ns.Lookup(t.data(), t.size(), &matched); !r) return "lookup: " + r.message;
     auto unknown = Tokens(1000 + s, 32 * tpc);
-    if (auto r = ns.Lookup(unknown.data(), unknown.size(), &matched); !r) return "lookup: " + r.message;
+    if (auto r = ns.Lookup(unknown.data(), unknown.size(), &matched); !r)
+      return "lookup: " + r.message;
   }
   // Capacity evictions: 24 MiB more into a 16 MiB tier.
   for (uint64_t s = 100; s < 124; ++s) {
@@ -222,7 +228,8 @@ class MonitoringEnvironment : public ::testing::Environment {
       return;
     }
     // Two scrapes of the idle daemon: every pre-created counter has a zero baseline.
-    if (!WaitForData("count_over_time(up{instance=\"" + w.live_target + "\"}[1m]) >= 2", std::chrono::seconds(20))) {
+    if (!WaitForData("count_over_time(up{instance=\"" + w.live_target + "\"}[1m]) >= 2",
+                     std::chrono::seconds(20))) {
       w.error = "Prometheus never scraped kv-tierd:\n" + w.prometheus->Log();
       return;
     }
@@ -231,12 +238,15 @@ class MonitoringEnvironment : public ::testing::Environment {
       return;
     }
     // Three scrapes after the workload, so rates over the window see all of it.
-    if (!WaitForData("count_over_time(kvt_bad_requests_total{kind=\"handshake\"}[1m]) >= 4", std::chrono::seconds(20)) ||
-        !WaitForData("increase(kvt_bad_requests_total{kind=\"handshake\"}[1m]) > 30", std::chrono::seconds(20))) {
+    if (!WaitForData("count_over_time(kvt_bad_requests_total{kind=\"handshake\"}[1m]) >= 4",
+                     std::chrono::seconds(20)) ||
+        !WaitForData("increase(kvt_bad_requests_total{kind=\"handshake\"}[1m]) > 30",
+                     std::chrono::seconds(20))) {
       w.error = "Prometheus did not scrape the workload's results";
       return;
     }
-    w.setup_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    w.setup_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
 
   void TearDown() override {
@@ -246,7 +256,8 @@ class MonitoringEnvironment : public ::testing::Environment {
     w.client_b = kvt::Client();
     if (w.prometheus) w.prometheus->Stop();
     if (w.daemon && w.daemon->Alive()) {
-      EXPECT_EQ(w.daemon->Stop(), 0) << "kv-tierd must exit cleanly on SIGTERM\n" << w.daemon->Log();
+      EXPECT_EQ(w.daemon->Stop(), 0) << "kv-tierd must exit cleanly on SIGTERM\n"
+                                     << w.daemon->Log();
     }
     delete g_world;
     g_world = nullptr;
@@ -256,10 +267,10 @@ class MonitoringEnvironment : public ::testing::Environment {
 const auto* const kEnvironment = ::testing::AddGlobalTestEnvironment(new MonitoringEnvironment());
 
 // Skips or fails every test the same way when the world is not there.
-#define KVT_REQUIRE_WORLD()                              \
-  do {                                                   \
+#define KVT_REQUIRE_WORLD()                                    \
+  do {                                                         \
     if (!g_world->skip.empty()) GTEST_SKIP() << g_world->skip; \
-    ASSERT_TRUE(g_world->error.empty()) << g_world->error; \
+    ASSERT_TRUE(g_world->error.empty()) << g_world->error;     \
   } while (0)
 
 std::vector<MonitoringExpression> LoadOrReport() {
@@ -286,9 +297,11 @@ TEST_P(ExpressionTest, ReturnsData) {
   KVT_REQUIRE_WORLD();
   const std::string& q = e.source == "alert" ? e.bool_query : e.query;
   QueryResult r = Query(q);
-  ASSERT_TRUE(r.error.empty()) << e.source << " '" << e.name << "': Prometheus refused\n  " << q << "\n  " << r.error;
+  ASSERT_TRUE(r.error.empty()) << e.source << " '" << e.name << "': Prometheus refused\n  " << q
+                               << "\n  " << r.error;
   if (!e.pending.empty()) {
-    GTEST_SKIP() << "PENDING " << e.source << " '" << e.name << "': valid PromQL, reads " << Join(e.pending)
+    GTEST_SKIP() << "PENDING " << e.source << " '" << e.name << "': valid PromQL, reads "
+                 << Join(e.pending)
                  << " which this build does not emit yet (see monitoring/pending_metrics.yml)";
   }
   ASSERT_GT(r.finite, 0u) << e.source << " '" << e.name << "' returned " << r.series
@@ -297,14 +310,17 @@ TEST_P(ExpressionTest, ReturnsData) {
     bool present = false;
     for (const auto& l : r.labels) present = present || l.count(label);
     EXPECT_TRUE(present) << e.source << " '" << e.name << "' uses label '" << label
-                         << "' but its result does not carry it:\n  " << q << "\n  e.g. " << r.first;
+                         << "' but its result does not carry it:\n  " << q << "\n  e.g. "
+                         << r.first;
   }
-  std::printf("  VERIFIED %-9s %-50s %zu series, e.g. %s\n", e.source.c_str(), e.name.c_str(), r.series,
-              r.first.substr(0, 100).c_str());
+  std::printf("  VERIFIED %-9s %-50s %zu series, e.g. %s\n", e.source.c_str(), e.name.c_str(),
+              r.series, r.first.substr(0, 100).c_str());
 }
 
 INSTANTIATE_TEST_SUITE_P(Monitoring, ExpressionTest, ::testing::ValuesIn(LoadOrReport()),
-                         [](const ::testing::TestParamInfo<MonitoringExpression>& info) { return info.param.test_name; });
+                         [](const ::testing::TestParamInfo<MonitoringExpression>& info) {
+                           return info.param.test_name;
+                         });
 
 TEST(MonitoringSetup, ListsEveryExpressionAndEveryPendingMetricIsUsed) {
   if (!g_world->skip.empty()) GTEST_SKIP() << g_world->skip;  // the binary skips as a whole
@@ -319,17 +335,19 @@ TEST(MonitoringSetup, ListsEveryExpressionAndEveryPendingMetricIsUsed) {
     std::printf("  %-9s %-50s %s\n", e.source.c_str(), e.name.c_str(),
                 e.pending.empty() ? "must return data" : ("PENDING: " + Join(e.pending)).c_str());
   }
-  std::printf("  %zu expressions: %zu must return data, %zu pending\n", exprs->size(), exprs->size() - n_pending,
-              n_pending);
+  std::printf("  %zu expressions: %zu must return data, %zu pending\n", exprs->size(),
+              exprs->size() - n_pending, n_pending);
   EXPECT_GE(exprs->size(), 40u);
   for (const auto& p : *pending) {
     bool used = false;
-    for (const auto& e : *exprs) used = used || std::find(e.pending.begin(), e.pending.end(), p.name) != e.pending.end();
+    for (const auto& e : *exprs)
+      used = used || std::find(e.pending.begin(), e.pending.end(), p.name) != e.pending.end();
     EXPECT_TRUE(used) << p.name << " is listed as pending but no panel or rule reads it";
   }
   for (const auto& e : *exprs) {
     if (e.source != "variable") {
-      EXPECT_FALSE(e.metrics.empty() && e.expr.find("up{") == std::string::npos) << e.name << " reads no metric";
+      EXPECT_FALSE(e.metrics.empty() && e.expr.find("up{") == std::string::npos)
+          << e.name << " reads no metric";
     }
   }
 }
@@ -341,7 +359,8 @@ TEST(MonitoringSetup, PendingMetricsAreReallyNotEmittedYet) {
   for (const auto& p : *pending) {
     QueryResult r = Query("count({__name__=~\"" + p.name + "(_bucket|_sum|_count)?\"})");
     ASSERT_TRUE(r.error.empty()) << r.error;
-    EXPECT_EQ(r.series, 0u) << p.name << " is emitted now: remove it from monitoring/pending_metrics.yml so "
+    EXPECT_EQ(r.series, 0u) << p.name
+                            << " is emitted now: remove it from monitoring/pending_metrics.yml so "
                             << "the expressions reading it are required to return data";
   }
 }
@@ -371,11 +390,13 @@ TEST(MonitoringSetup, ProvokedAlertsFireInARealPrometheus) {
   auto exprs = LoadMonitoringExpressions(MonitoringDir());
   ASSERT_TRUE(exprs.ok());
   for (const char* alert : kProvokedAlerts) {
-    auto it = std::find_if(exprs->begin(), exprs->end(), [&](const auto& e) { return e.name == alert; });
+    auto it =
+        std::find_if(exprs->begin(), exprs->end(), [&](const auto& e) { return e.name == alert; });
     ASSERT_NE(it, exprs->end()) << alert << " is not in the rules any more";
     QueryResult r = Query(it->query);
-    EXPECT_TRUE(r.error.empty() && r.series > 0) << alert << " condition is not true after the workload:\n  "
-                                                 << it->query << "\n  " << r.error;
+    EXPECT_TRUE(r.error.empty() && r.series > 0)
+        << alert << " condition is not true after the workload:\n  " << it->query << "\n  "
+        << r.error;
   }
   // Rules are evaluated every second; each provoked alert must become pending (or firing).
   std::map<std::string, std::string> state;
@@ -387,11 +408,13 @@ TEST(MonitoringSetup, ProvokedAlertsFireInARealPrometheus) {
     for (const auto& a : doc["data"]["alerts"]) {
       const std::string name = a["labels"]["alertname"].as<std::string>();
       if (name == "KvtDaemonDown") {
-        EXPECT_EQ(a["labels"]["instance"].as<std::string>(), g_world->dead_target) << "the live daemon is up";
+        EXPECT_EQ(a["labels"]["instance"].as<std::string>(), g_world->dead_target)
+            << "the live daemon is up";
       }
       state[name] = a["state"].as<std::string>();
     }
-    if (state.size() < std::size(kProvokedAlerts)) std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    if (state.size() < std::size(kProvokedAlerts))
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
   for (const char* alert : kProvokedAlerts) {
     EXPECT_TRUE(state.count(alert)) << alert << " never became active";
@@ -407,7 +430,8 @@ TEST(MonitoringSetup, FiguresMatchTheWorkload) {
     QueryResult r = Query(q);
     EXPECT_TRUE(r.error.empty()) << q << ": " << r.error;
     EXPECT_EQ(r.series, 1u) << q;
-    return r.first.empty() ? -1.0 : std::strtod(r.first.substr(r.first.rfind(' ') + 1).c_str(), nullptr);
+    return r.first.empty() ? -1.0
+                           : std::strtod(r.first.substr(r.first.rfind(' ') + 1).c_str(), nullptr);
   };
   EXPECT_EQ(value("kvt_tier_capacity_bytes{tier=\"host\"}"), 16.0 * 1024 * 1024);
   EXPECT_EQ(value("kvt_tier_pinned_chunks{tier=\"host\"}"), 256.0 * w.pinned_prefixes);
@@ -417,7 +441,8 @@ TEST(MonitoringSetup, FiguresMatchTheWorkload) {
   EXPECT_GE(value("kvt_bad_requests_total{kind=\"handshake\"}"), 61.0);
   EXPECT_EQ(value("sum(kvt_clients{tenant=~\"tenant-a|tenant-b\"})"), 2.0);
   EXPECT_GT(value("kvt_evictions_total{reason=\"capacity\"}"), 0.0);
-  EXPECT_GT(value("kvt_process_resident_memory_bytes" + sel), 16.0 * 1024 * 1024) << "the touched arena is resident";
+  EXPECT_GT(value("kvt_process_resident_memory_bytes" + sel), 16.0 * 1024 * 1024)
+      << "the touched arena is resident";
   EXPECT_GE(value("kvt_process_open_fds" + sel), 5.0);
   const double age = value("time() - kvt_process_start_time_seconds" + sel);
   EXPECT_GT(age, 0.0);

@@ -38,7 +38,8 @@ std::string FindPrometheusBinary() {
 PrometheusServer::~PrometheusServer() { Stop(); }
 
 Status PrometheusServer::Start(const std::string& shipped_config, const std::string& job,
-                               const std::vector<std::string>& targets, const std::string& interval) {
+                               const std::vector<std::string>& targets,
+                               const std::string& interval) {
   YAML::Node config;
   try {
     config = YAML::LoadFile(shipped_config);
@@ -47,7 +48,8 @@ Status PrometheusServer::Start(const std::string& shipped_config, const std::str
     config["global"]["evaluation_interval"] = interval;
     const auto base = std::filesystem::path(shipped_config).parent_path();
     YAML::Node rules(YAML::NodeType::Sequence);
-    for (const auto& r : config["rule_files"]) rules.push_back((base / r.as<std::string>()).string());
+    for (const auto& r : config["rule_files"])
+      rules.push_back((base / r.as<std::string>()).string());
     config["rule_files"] = rules;
     config.remove("alerting");
     bool found = false;
@@ -76,11 +78,9 @@ Status PrometheusServer::Start(const std::string& shipped_config, const std::str
   }
 
   port_ = FreeLoopbackPort();
-  std::vector<std::string> args = {binary_,
-                                   "--config.file=" + config_path_,
-                                   "--storage.tsdb.path=" + dir_.File("data"),
-                                   "--web.listen-address=127.0.0.1:" + std::to_string(port_),
-                                   "--log.level=warn"};
+  std::vector<std::string> args = {
+      binary_, "--config.file=" + config_path_, "--storage.tsdb.path=" + dir_.File("data"),
+      "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--log.level=warn"};
   const std::string log = dir_.File("prometheus.log");
   pid_ = ::fork();
   if (pid_ < 0) return ErrnoStatus("fork", errno);

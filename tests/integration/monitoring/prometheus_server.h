@@ -25,8 +25,8 @@ class PrometheusServer {
   // Writes the test configuration: `shipped_config` with every job's targets replaced by
   // `targets` (for the job named `job`), scrape and evaluation intervals set to `interval`, and
   // rule_files made absolute. Then starts Prometheus and waits (bounded) until /-/ready.
-  Status Start(const std::string& shipped_config, const std::string& job, const std::vector<std::string>& targets,
-               const std::string& interval);
+  Status Start(const std::string& shipped_config, const std::string& job,
+               const std::vector<std::string>& targets, const std::string& interval);
   // SIGTERM, bounded wait, SIGKILL if it lingers. Idempotent.
   void Stop();
 

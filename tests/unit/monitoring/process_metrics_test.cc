@@ -50,7 +50,8 @@ std::map<std::string, double> Values(const std::vector<prometheus::MetricFamily>
   for (const auto& f : families) {
     EXPECT_EQ(f.metric.size(), 1u) << f.name;
     EXPECT_TRUE(f.metric[0].label.empty()) << f.name;
-    v[f.name] = f.type == prometheus::MetricType::Counter ? f.metric[0].counter.value : f.metric[0].gauge.value;
+    v[f.name] = f.type == prometheus::MetricType::Counter ? f.metric[0].counter.value
+                                                          : f.metric[0].gauge.value;
   }
   return v;
 }
@@ -58,9 +59,10 @@ std::map<std::string, double> Values(const std::vector<prometheus::MetricFamily>
 TEST(ProcessMetrics, CollectsThisProcess) {
   ProcessMetrics metrics;
   auto before = Values(metrics.Collect());
-  for (const char* name : {"kvt_process_resident_memory_bytes", "kvt_process_virtual_memory_bytes",
-                           "kvt_process_threads", "kvt_process_cpu_seconds_total",
-                           "kvt_process_start_time_seconds", "kvt_process_open_fds", "kvt_process_max_fds"}) {
+  for (const char* name :
+       {"kvt_process_resident_memory_bytes", "kvt_process_virtual_memory_bytes",
+        "kvt_process_threads", "kvt_process_cpu_seconds_total", "kvt_process_start_time_seconds",
+        "kvt_process_open_fds", "kvt_process_max_fds"}) {
     EXPECT_TRUE(before.count(name)) << name << " missing";
   }
   EXPECT_GT(before["kvt_process_resident_memory_bytes"], 1 << 20);
