@@ -5,6 +5,7 @@
 #include <prometheus/gauge.h>
 #include <spdlog/spdlog.h>
 
+#include "monitoring/process_metrics.h"
 #include "protocol/version.h"
 
 namespace kvt::daemon {
@@ -54,6 +55,8 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const DaemonConfig& config) {
       return InvalidArgument("cannot serve metrics on '" + config.metrics_address + "': " + e.what());
     }
     d->exposer_->RegisterCollectable(d->registry_);
+    d->process_metrics_ = std::make_shared<monitoring::ProcessMetrics>();
+    d->exposer_->RegisterCollectable(d->process_metrics_);
   }
   spdlog::info("kv-tierd ready: socket {} | metrics {} | host tier {} MiB ({}) | data dir {}", config.socket_path,
                config.metrics_address.empty() ? "off" : "http://" + config.metrics_address + "/metrics",

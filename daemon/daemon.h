@@ -17,6 +17,7 @@
 #include "daemon/server.h"
 #include "daemon/session_metrics.h"
 #include "host/host_tier.h"
+#include "monitoring/process_metrics.h"
 #include "tiering/block_plane.h"
 #include "tiering/block_store.h"
 
@@ -39,6 +40,7 @@ class Daemon {
   DaemonConfig config_;
   std::chrono::steady_clock::time_point started_;
   std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<monitoring::ProcessMetrics> process_metrics_;  // kvt_process_*
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<host::HostTier> host_;
   std::unique_ptr<tiering::BlockStore> store_;
