@@ -64,6 +64,24 @@ void ReleaseSharedTokens(Connection& c, const HeapRange& t, Deadline deadline, b
   if (id.ok()) c.Release(*id);
 }
 
+// Waits for an op; one that times out is released (it may still complete in the background, and
+// its cleanup then frees its staging) and reported through *abandoned.
+OpResult WaitOrAbandon(Connection& c, Connection::OpId id, Deadline deadline, bool* abandoned = nullptr) {
+  OpResult r = c.Wait(id, deadline);
+  if (r.status.code() == StatusCode::kTimeout) {
+    c.Release(id);
+    if (abandoned) *abandoned = true;
+  }
+  return r;
+}
+
+// Submits one request whose only staging is `staged` (freed when it completes) and waits for it.
+OpResult CallReleasing(Connection& c, const SubmissionEntry& e, HeapRange staged, Deadline deadline) {
+  auto id = c.Submit(e, nullptr, [&c, staged](OpResult&) { Release(c, staged); }, deadline);
+  if (!id.ok()) return {id.status()};
+  return WaitOrAbandon(c, *id, deadline);
+}
+
 struct InFlight {
   Connection::OpId id;
   uint64_t first_chunk;
@@ -93,11 +111,7 @@ StatusOr<NamespaceInfo> OpenNamespace(Connection& c, const std::string& model_id
   e.opcode = static_cast<uint16_t>(Opcode::kOpenNamespace);
   e.data_offset = off;
   e.data_bytes = sizeof req;
-  HeapRange staged{off, sizeof req, true};
-  auto id = c.Submit(e, nullptr, [&c, staged](OpResult&) { Release(c, staged); }, deadline);
-  if (!id.ok()) return id.status();
-  OpResult r = c.Wait(*id, deadline);
-  if (r.status.code() == StatusCode::kTimeout) c.Release(*id);
+  OpResult r = CallReleasing(c, e, HeapRange{off, sizeof req, true}, deadline);
   if (!r.status.ok()) return r.status;
   NamespaceInfo ns;
   ns.handle = static_cast<uint32_t>(r.value);
@@ -118,12 +132,7 @@ OpResult Simple(Connection& c, const NamespaceInfo& ns, Opcode op, const uint32_
   uint64_t used = num_tokens / ns.tokens_per_chunk * ns.tokens_per_chunk;
   auto placed = PlaceTokens(c, tokens, used, deadline);
   if (!placed.ok()) return {placed.status()};
-  HeapRange t = *placed;
-  auto id = c.Submit(Entry(op, ns, t, used), nullptr, [&c, t](OpResult&) { Release(c, t); }, deadline);
-  if (!id.ok()) return {id.status()};
-  OpResult r = c.Wait(*id, deadline);
-  if (r.status.code() == StatusCode::kTimeout) c.Release(*id);
-  return r;
+  return CallReleasing(c, Entry(op, ns, *placed, used), *placed, deadline);
 }
 
 OpResult Store(Connection& c, const NamespaceInfo& ns, const uint32_t* tokens, uint64_t num_tokens, const void* kv,
@@ -145,11 +154,7 @@ OpResult Store(Connection& c, const NamespaceInfo& ns, const uint32_t* tokens, u
     SubmissionEntry e = Entry(Opcode::kStore, ns, t, chunks * ns.tokens_per_chunk);
     e.data_offset = kv_offset;
     e.data_bytes = kv_bytes;
-    auto id = c.Submit(e, nullptr, [&c, t](OpResult&) { Release(c, t); }, deadline);
-    if (!id.ok()) return {id.status()};
-    OpResult r = c.Wait(*id, deadline);
-    if (r.status.code() == StatusCode::kTimeout) c.Release(*id);
-    return r;
+    return CallReleasing(c, e, t, deadline);
   }
 
   // Copy path: pieces of whole chunks, two in flight.
@@ -161,11 +166,7 @@ OpResult Store(Connection& c, const NamespaceInfo& ns, const uint32_t* tokens, u
   auto retire = [&]() {
     InFlight f = inflight.front();
     inflight.pop_front();
-    OpResult r = c.Wait(f.id, deadline);
-    if (r.status.code() == StatusCode::kTimeout) {
-      c.Release(f.id);
-      abandoned = true;
-    }
+    OpResult r = WaitOrAbandon(c, f.id, deadline, &abandoned);
     total.value += r.value;
     if (!r.status.ok() && total.status.ok()) total.status = r.status;
   };
@@ -211,11 +212,7 @@ OpResult Retrieve(Connection& c, const NamespaceInfo& ns, const uint32_t* tokens
     SubmissionEntry e = Entry(Opcode::kRetrieve, ns, t, chunks * ns.tokens_per_chunk);
     e.data_offset = out_offset;
     e.data_bytes = chunks * ns.chunk_bytes;
-    auto id = c.Submit(e, nullptr, [&c, t](OpResult&) { Release(c, t); }, deadline);
-    if (!id.ok()) return {id.status()};
-    OpResult r = c.Wait(*id, deadline);
-    if (r.status.code() == StatusCode::kTimeout) c.Release(*id);
-    return r;
+    return CallReleasing(c, e, t, deadline);
   }
 
   const uint64_t piece = PieceChunks(c, ns, chunks);
@@ -226,11 +223,7 @@ OpResult Retrieve(Connection& c, const NamespaceInfo& ns, const uint32_t* tokens
   auto retire = [&]() {
     InFlight f = inflight.front();
     inflight.pop_front();
-    OpResult r = c.Wait(f.id, deadline);
-    if (r.status.code() == StatusCode::kTimeout) {
-      c.Release(f.id);
-      abandoned = true;
-    }
+    OpResult r = WaitOrAbandon(c, f.id, deadline, &abandoned);
     if (!r.status.ok()) {
       if (total.status.ok()) total.status = r.status;
       prefix_ended = true;
@@ -420,9 +413,7 @@ Status FetchStats(Connection& c, protocol::DaemonStats* out) {
     if (r.status.ok()) std::memcpy(out, heap + off, sizeof *out);
   };
   KVT_ASSIGN_OR_RETURN(auto id, c.Submit(e, deliver, [&c, d](OpResult&) { Release(c, d); }, deadline));
-  OpResult r = c.Wait(id, deadline);
-  if (r.status.code() == StatusCode::kTimeout) c.Release(id);
-  return r.status;
+  return WaitOrAbandon(c, id, deadline).status;
 }
 
 Status ListNamespaces(Connection& c, protocol::NamespaceListing* out, uint64_t capacity, uint64_t* written,
@@ -440,8 +431,7 @@ Status ListNamespaces(Connection& c, protocol::NamespaceListing* out, uint64_t c
     if (r.status.ok() && r.value > 0) std::memcpy(out, heap + off, r.value * sizeof(protocol::NamespaceListing));
   };
   KVT_ASSIGN_OR_RETURN(auto id, c.Submit(e, deliver, [&c, d](OpResult&) { Release(c, d); }, deadline));
-  OpResult r = c.Wait(id, deadline);
-  if (r.status.code() == StatusCode::kTimeout) c.Release(id);
+  OpResult r = WaitOrAbandon(c, id, deadline);
   *written = r.value;
   *known = r.value2;
   return r.status;

@@ -1,6 +1,7 @@
 #include "client/connection.h"
 
 #include <poll.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -227,12 +228,20 @@ bool Connection::ReapLocked() {
 }
 
 void Connection::WaitForSignal(Deadline deadline) {
-  auto spin_until = Clock::now() + std::chrono::microseconds(options_.spin_us);
-  while (Clock::now() < spin_until) {
+  // Poll first (a lookup completes in microseconds), yielding after the first two so the daemon's
+  // thread gets the CPU on an oversubscribed machine; then sleep on the eventfd.
+  auto now = Clock::now();
+  auto pause_until = now + std::chrono::microseconds(2);
+  auto spin_until = now + std::chrono::microseconds(options_.spin_us);
+  while ((now = Clock::now()) < spin_until) {
     if (!cq_.Empty()) return;
+    if (now < pause_until) {
 #if defined(__x86_64__)
-    __builtin_ia32_pause();
+      __builtin_ia32_pause();
 #endif
+    } else {
+      sched_yield();
+    }
   }
   if (!cq_.PrepareToWait()) return;
   pollfd fds[2] = {{cq_event_.get(), POLLIN, 0}, {socket_.get(), POLLIN, 0}};

@@ -43,6 +43,7 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const DaemonConfig& config) {
   services.namespaces = d->namespaces_.get();
   services.daemon_uid = ::geteuid();
   services.idle_spin_us = config.idle_spin_us;
+  services.numa_node = d->host_->numa_node();
   Daemon* self = d.get();
   services.stats = [self] { return self->Stats(); };
   d->server_ = std::make_unique<Server>(config, services);

@@ -1,10 +1,13 @@
 #include "daemon/session.h"
 
 #include <poll.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
+
+#include "host/numa_placement.h"
 
 #include <cerrno>
 #include <cstring>
@@ -101,13 +104,21 @@ void Session::Cut(const std::string& why) {
 }
 
 void Session::SleepUntilWork() {
-  // Spin a little: a client in a tight loop submits again within microseconds.
-  auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(services_.idle_spin_us);
-  while (std::chrono::steady_clock::now() < spin_until) {
+  // Poll a little: a client in a tight loop submits again within microseconds. After the first
+  // couple of microseconds, yield between polls, so that on a machine with more busy threads than
+  // cores the client we are waiting for gets the CPU.
+  auto now = std::chrono::steady_clock::now();
+  auto pause_until = now + std::chrono::microseconds(2);
+  auto spin_until = now + std::chrono::microseconds(services_.idle_spin_us);
+  while ((now = std::chrono::steady_clock::now()) < spin_until) {
     if (!sq_.Empty() || stop_.load(std::memory_order_relaxed)) return;
+    if (now < pause_until) {
 #if defined(__x86_64__)
-    __builtin_ia32_pause();
+      __builtin_ia32_pause();
 #endif
+    } else {
+      sched_yield();
+    }
   }
   if (!sq_.PrepareToWait()) return;
   pollfd p{sq_event_.get(), POLLIN, 0};
@@ -117,6 +128,9 @@ void Session::SleepUntilWork() {
 }
 
 void Session::Run() {
+  if (Status s = host::BindThreadToNumaNode(services_.numa_node); !s.ok()) {
+    spdlog::debug("session {}: thread placement skipped: {}", id_, s.message());
+  }
   uint64_t served = 0;
   while (!stop_.load(std::memory_order_acquire)) {
     SubmissionEntry entry;

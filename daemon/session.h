@@ -52,6 +52,7 @@ struct SessionServices {
   std::function<protocol::DaemonStats()> stats;  // a snapshot for kStats
   uid_t daemon_uid = 0;
   uint32_t idle_spin_us = 50;
+  int numa_node = -1;  // ring threads run on the host arena's node
 };
 
 class Session {

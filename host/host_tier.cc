@@ -2,9 +2,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include "gpu/host_memory.h"
 #include "host/numa_placement.h"
 
 namespace kvt::host {
+
+HostTier::~HostTier() {
+  if (dma_registered_) gpu::UnregisterHostMemory(arena_.data());
+}
 
 HostSlot::~HostSlot() { tier_->allocator_->Free(offset_, bytes_); }
 
@@ -37,6 +42,9 @@ StatusOr<std::unique_ptr<HostTier>> HostTier::Create(const HostTierOptions& opti
     // mlock already faulted every page in; otherwise touch them now so the first stores don't.
     for (uint64_t off = 0; off < tier->arena_.size(); off += 4096) tier->arena_.data()[off] = 0;
   }
+  Status registered = gpu::RegisterHostMemory(tier->arena_.data(), tier->arena_.size());
+  tier->dma_registered_ = registered.ok();
+  if (!registered.ok()) spdlog::info("host tier: not registered for GPU DMA ({})", registered.message());
   tier->allocator_ = std::make_unique<ExtentAllocator>(options.capacity_bytes, 4096);
   return tier;
 }

@@ -60,6 +60,8 @@ class HostTier {
   uint64_t used_bytes() const { return allocator_->used_bytes(); }
   bool memory_locked() const { return locked_; }
   int numa_node() const { return numa_node_; }
+  bool dma_registered() const { return dma_registered_; }
+  ~HostTier();
 
  private:
   friend class HostSlot;
@@ -68,6 +70,7 @@ class HostTier {
   SharedMemory arena_;
   std::unique_ptr<ExtentAllocator> allocator_;
   bool locked_ = false;
+  bool dma_registered_ = false;  // registered with the CUDA driver (a GPU is present)
   int numa_node_ = -1;
 };
 
