@@ -16,6 +16,7 @@ std::string OpcodeName(protocol::Opcode op) {
     case Opcode::kUnpin: return "unpin";
     case Opcode::kStats: return "stats";
     case Opcode::kEvict: return "evict";
+    case Opcode::kPersist: return "persist";
     case Opcode::kCount: break;
   }
   return "unknown";

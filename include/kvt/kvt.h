@@ -232,6 +232,15 @@ KVT_API kvt_status_t kvt_daemon_stats(kvt_client_t* client, kvt_daemon_stats_t* 
  * Requires the daemon's uid or root. */
 KVT_API kvt_status_t kvt_daemon_evict(kvt_client_t* client, uint64_t bytes, uint64_t* out_evicted_chunks);
 
+/* ------------------------------------------------------------------------------------------------
+ * Durability (appended in ABI 1.x)
+ * ---------------------------------------------------------------------------------------------- */
+/* Makes every chunk stored before the call durable on the daemon's NVMe tier: after a crash of
+ * the daemon they are retrievable bit-exact (unless later evicted from NVMe for capacity).
+ * Blocks up to timeout_ns (<0: the client's default timeout). KVT_STATUS_UNSUPPORTED when the
+ * daemon runs without an NVMe tier; KVT_STATUS_IO_ERROR when some chunks could not be written. */
+KVT_API kvt_status_t kvt_persist(kvt_client_t* client, int64_t timeout_ns);
+
 #ifdef __cplusplus
 }  /* extern "C" */
 #endif
