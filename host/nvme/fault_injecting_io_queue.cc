@@ -12,6 +12,7 @@ void FaultInjectingIoQueue::Arm(const FaultRule& rule) {
   rule_ = rule;
   armed_ = true;
   seen_ = 0;
+  rule_faults_ = 0;
   rng_.seed(rule.seed);
 }
 
@@ -28,10 +29,11 @@ uint64_t FaultInjectingIoQueue::injected() const {
 bool FaultInjectingIoQueue::ShouldFailLocked(FaultRule::Target target) {
   if (!armed_ || rule_.target != target) return false;
   if (seen_++ < rule_.skip) return false;
-  if (injected_ >= rule_.max_faults) return false;
+  if (rule_faults_ >= rule_.max_faults) return false;
   if (rule_.probability < 1.0 && std::uniform_real_distribution<double>(0, 1)(rng_) >= rule_.probability) {
     return false;
   }
+  ++rule_faults_;
   ++injected_;
   return true;
 }

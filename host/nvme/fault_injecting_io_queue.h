@@ -48,7 +48,8 @@ class FaultInjectingIoQueue final : public IoQueue {
   bool armed_ = false;
   FaultRule rule_;
   uint64_t seen_ = 0;
-  uint64_t injected_ = 0;
+  uint64_t rule_faults_ = 0;  // by the current rule
+  uint64_t injected_ = 0;     // since construction
   std::mt19937_64 rng_;
 };
 

@@ -59,8 +59,13 @@ StatusOr<IoBackend> ParseIoBackend(std::string_view name) {
 
 StatusOr<std::unique_ptr<IoQueue>> MakeIoQueue(const IoQueueOptions& options) {
   std::string direct_note;
-  bool direct = ProbeDirect(options.dir, &direct_note);
-  if (direct) direct_note = "O_DIRECT accepted";
+  bool direct = false;
+  if (!options.allow_direct) {
+    direct_note = "O_DIRECT not allowed by the configuration";
+  } else {
+    direct = ProbeDirect(options.dir, &direct_note);
+    if (direct) direct_note = "O_DIRECT accepted";
+  }
   uint32_t depth = options.depth == 0 ? 32 : options.depth;
   if (options.backend == IoBackend::kThreadPool) {
     return MakeThreadPoolIoQueue(depth, direct, "threadpool as configured; " + direct_note);

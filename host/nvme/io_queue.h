@@ -62,6 +62,7 @@ struct IoQueueOptions {
   IoBackend backend = IoBackend::kAuto;
   std::string dir;      // probed for O_DIRECT
   uint32_t depth = 32;
+  bool allow_direct = true;  // false: never O_DIRECT (tests of the buffered path)
 };
 
 // Probes io_uring (a ring can be set up) and O_DIRECT (a probe file in options.dir takes an

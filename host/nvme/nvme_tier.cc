@@ -51,6 +51,7 @@ StatusOr<std::unique_ptr<NvmeTier>> NvmeTier::Create(const NvmeTierOptions& opti
   qo.backend = options.backend;
   qo.dir = options.dir;
   qo.depth = options.queue_depth;
+  qo.allow_direct = options.allow_direct;
   KVT_ASSIGN_OR_RETURN(t->queue_, MakeIoQueue(qo));
   if (options.wrap_queue) t->queue_ = options.wrap_queue(std::move(t->queue_));
   t->direct_ = t->queue_->capabilities().direct;

@@ -63,6 +63,7 @@ struct NvmeTierOptions {
   uint32_t flush_interval_ms = 1000;  // 0: flush only on Persist
   uint32_t queue_depth = 32;
   IoBackend backend = IoBackend::kAuto;
+  bool allow_direct = true;           // false: buffered I/O even where O_DIRECT works
   uint64_t staging_bytes = 64ull << 20;
   uint32_t io_workers = 4;            // transfer scheduler threads (one kept for demand reads)
   double compaction_threshold = 0.5;  // compact a segment at most this fraction live; else evict it
