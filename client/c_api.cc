@@ -329,6 +329,19 @@ kvt_status_t kvt_daemon_stats(kvt_client_t* client, kvt_daemon_stats_t* out_stat
   });
 }
 
+kvt_status_t kvt_persist(kvt_client_t* client, int64_t timeout_ns) {
+  return Guard([&]() -> kvt_status_t {
+    if (!client) return Fail(KVT_STATUS_INVALID_ARGUMENT, "client is NULL");
+    kvt::Deadline deadline = timeout_ns < 0 ? client->connection->DefaultDeadline()
+                                            : kvt::Deadline::FromTimeoutNs(timeout_ns);
+    kvt::protocol::SubmissionEntry e{};
+    e.opcode = static_cast<uint16_t>(kvt::protocol::Opcode::kPersist);
+    e.arg0 = std::max<uint64_t>(1, static_cast<uint64_t>(deadline.remaining().count()));
+    auto r = client->connection->Call(e, deadline);
+    return Done(r.status);
+  });
+}
+
 kvt_status_t kvt_daemon_evict(kvt_client_t* client, uint64_t bytes, uint64_t* out_evicted_chunks) {
   return Guard([&]() -> kvt_status_t {
     if (!client) return Fail(KVT_STATUS_INVALID_ARGUMENT, "client is NULL");

@@ -28,6 +28,34 @@ std::string DefaultDataDir() {
   return "/tmp/kv-tierd-" + std::to_string(getuid());
 }
 
+Status LoadNvmeConfig(const YAML::Node& node, const std::string& path, NvmeConfig* n) {
+  if (!node.IsMap()) return InvalidArgument("configuration file '" + path + "': nvme must be a mapping");
+  static const std::set<std::string> kKnown = {"enabled", "capacity", "segment_size", "admission",
+                                               "flush_interval_ms", "queue_depth", "io_backend", "promote",
+                                               "staging"};
+  for (const auto& kv : node) {
+    const std::string key = kv.first.as<std::string>();
+    const YAML::Node& v = kv.second;
+    if (!kKnown.count(key)) return InvalidArgument("configuration file '" + path + "': unknown key 'nvme." + key + "'");
+    auto size = [&](uint64_t* out) -> Status {
+      auto parsed = ParseByteSize(v.as<std::string>());
+      if (!parsed.ok()) return parsed.status().WithContext("nvme." + key);
+      *out = *parsed;
+      return Status::Ok();
+    };
+    if (key == "enabled") n->enabled = v.as<bool>();
+    else if (key == "capacity") KVT_RETURN_IF_ERROR(size(&n->capacity_bytes));
+    else if (key == "segment_size") KVT_RETURN_IF_ERROR(size(&n->segment_bytes));
+    else if (key == "admission") n->admission = v.as<std::string>();
+    else if (key == "flush_interval_ms") n->flush_interval_ms = v.as<uint32_t>();
+    else if (key == "queue_depth") n->queue_depth = v.as<uint32_t>();
+    else if (key == "io_backend") n->io_backend = v.as<std::string>();
+    else if (key == "promote") n->promote = v.as<bool>();
+    else if (key == "staging") KVT_RETURN_IF_ERROR(size(&n->staging_bytes));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::string DefaultSocketPath() { return protocol::DefaultSocketPath(); }
@@ -89,7 +117,7 @@ Status LoadConfigFile(const std::string& path, DaemonConfig* c) {
       "socket", "socket_mode", "metrics_address", "data_dir", "host_capacity", "lock_memory",
       "numa_node", "eviction_policy", "default_heap", "max_heap", "total_heap", "default_ring_entries",
       "max_ring_entries", "max_clients", "idle_spin_us", "handshake_timeout_ms", "allowed_uids",
-      "allowed_gids", "log_level"};
+      "allowed_gids", "log_level", "nvme"};
   try {
     for (const auto& kv : root) {
       const std::string key = kv.first.as<std::string>();
@@ -120,6 +148,7 @@ Status LoadConfigFile(const std::string& path, DaemonConfig* c) {
       else if (key == "allowed_uids") c->allowed_uids = v.as<std::vector<uint32_t>>();
       else if (key == "allowed_gids") c->allowed_gids = v.as<std::vector<uint32_t>>();
       else if (key == "log_level") c->log_level = v.as<std::string>();
+      else if (key == "nvme") KVT_RETURN_IF_ERROR(LoadNvmeConfig(v, path, &c->nvme));
     }
   } catch (const std::exception& e) {
     return InvalidArgument("configuration file '" + path + "': bad value: " + e.what());
@@ -158,6 +187,21 @@ Status ValidateConfig(const DaemonConfig& c) {
   if (ec) return PermissionDenied("cannot create data directory '" + c.data_dir + "': " + ec.message());
   if (::access(c.data_dir.c_str(), W_OK | X_OK) != 0) {
     return PermissionDenied("data directory '" + c.data_dir + "' is not writable");
+  }
+  const NvmeConfig& n = c.nvme;
+  if (n.admission != "all" && n.admission != "retrieved") {
+    return InvalidArgument("nvme.admission must be 'all' or 'retrieved', not '" + n.admission + "'");
+  }
+  if (n.io_backend != "auto" && n.io_backend != "io_uring" && n.io_backend != "threadpool") {
+    return InvalidArgument("nvme.io_backend must be auto, io_uring or threadpool, not '" + n.io_backend + "'");
+  }
+  if (n.queue_depth == 0 || n.queue_depth > 4096) return InvalidArgument("nvme.queue_depth must be 1-4096");
+  if (n.segment_bytes < (1ull << 20) || n.segment_bytes > (4ull << 30)) {
+    return InvalidArgument("nvme.segment_size must be between 1 MiB and 4 GiB");
+  }
+  if (n.staging_bytes < (1ull << 20)) return InvalidArgument("nvme.staging must be at least 1 MiB");
+  if (n.capacity_bytes != 0 && n.capacity_bytes < (3ull << 20)) {
+    return InvalidArgument("nvme.capacity must be at least 3 MiB (three 1 MiB segments)");
   }
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
   if (!kLevels.count(c.log_level)) return InvalidArgument("log_level must be one of trace|debug|info|warn|error|off");

@@ -13,6 +13,19 @@
 
 namespace kvt::daemon {
 
+// The NVMe tier (host/nvme/nvme_tier.h), under <data_dir>/nvme. YAML: a `nvme:` mapping.
+struct NvmeConfig {
+  bool enabled = true;                  // `enabled`; the daemon carries on without it if it cannot start
+  uint64_t capacity_bytes = 0;          // `capacity`; 0: half the free space of the file system, at most 4 GiB
+  uint64_t segment_bytes = 64ull << 20; // `segment_size`; shrunk to capacity/4 for small capacities
+  std::string admission = "all";        // `admission`: all | retrieved (chunks retrieved at least once)
+  uint32_t flush_interval_ms = 1000;    // `flush_interval_ms`: periodic fdatasync; 0: only on kvt_persist
+  uint32_t queue_depth = 32;            // `queue_depth`
+  std::string io_backend = "auto";      // `io_backend`: auto | io_uring | threadpool
+  bool promote = true;                  // `promote`: a chunk read from NVMe goes back into the host tier
+  uint64_t staging_bytes = 64ull << 20; // `staging`: write-back and read buffers (registered with io_uring)
+};
+
 struct DaemonConfig {
   std::string socket_path;          // Unix socket of the control plane
   uint32_t socket_mode = 0660;      // permissions of the socket file
@@ -34,6 +47,7 @@ struct DaemonConfig {
   std::vector<uint32_t> allowed_uids;          // besides root and the daemon's own uid
   std::vector<uint32_t> allowed_gids;          // peers whose primary gid is listed may connect
   std::string log_level = "info";
+  NvmeConfig nvme;
 };
 
 // The embedded defaults for this machine and user.

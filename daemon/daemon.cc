@@ -1,6 +1,9 @@
 #include "daemon/daemon.h"
 
+#include <sys/statvfs.h>
 #include <unistd.h>
+
+#include <filesystem>
 
 #include <prometheus/gauge.h>
 #include <spdlog/spdlog.h>
@@ -32,6 +35,7 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const DaemonConfig& config) {
   KVT_ASSIGN_OR_RETURN(d->host_, host::HostTier::Create(host_options));
   KVT_ASSIGN_OR_RETURN(auto policy, tiering::MakeEvictionPolicy(config.eviction_policy));
   d->store_ = std::make_unique<tiering::BlockStore>(d->host_.get(), std::move(policy), *d->registry_);
+  if (config.nvme.enabled) d->StartNvmeTier();
   d->plane_ = std::make_unique<tiering::BlockPlane>(d->store_.get());
   d->session_metrics_ = std::make_unique<SessionMetrics>(*d->registry_);
   d->namespaces_ = std::make_unique<NamespaceRegistry>();
@@ -46,6 +50,9 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const DaemonConfig& config) {
   services.numa_node = d->host_->numa_node();
   Daemon* self = d.get();
   services.stats = [self] { return self->Stats(); };
+  if (d->nvme_) {
+    services.persist = [self](Deadline deadline) { return self->nvme_->Persist(&self->store_->index(), deadline); };
+  }
   d->server_ = std::make_unique<Server>(config, services);
   KVT_RETURN_IF_ERROR(d->server_->Listen());
 
@@ -67,6 +74,51 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const DaemonConfig& config) {
 
 Daemon::~Daemon() {
   server_.reset();  // stops sessions before the store they use goes away
+  if (store_) {
+    store_->set_lower_tier(nullptr);
+    store_->set_eviction_sink(nullptr);
+  }
+  nvme_.reset();  // drains queued write-back and syncs it
+}
+
+void Daemon::StartNvmeTier() {
+  namespace fs = std::filesystem;
+  const NvmeConfig& c = config_.nvme;
+  nvme::NvmeTierOptions o;
+  o.dir = config_.data_dir + "/nvme";
+  std::error_code ec;
+  fs::create_directories(o.dir, ec);
+  if (ec) {
+    spdlog::warn("nvme tier off: cannot create {}: {}", o.dir, ec.message());
+    return;
+  }
+  o.capacity_bytes = c.capacity_bytes;
+  if (o.capacity_bytes == 0) {
+    struct statvfs vfs;
+    uint64_t free_bytes = ::statvfs(o.dir.c_str(), &vfs) == 0 ? uint64_t{vfs.f_bavail} * vfs.f_frsize : 0;
+    o.capacity_bytes = std::min<uint64_t>(4ull << 30, free_bytes / 2);
+  }
+  o.segment_bytes = c.segment_bytes;
+  if (o.capacity_bytes / o.segment_bytes < 4) {
+    o.segment_bytes = std::max<uint64_t>(1ull << 20, (o.capacity_bytes / 4) & ~((1ull << 20) - 1));
+  }
+  o.admission = c.admission == "retrieved" ? nvme::Admission::kRetrieved : nvme::Admission::kAll;
+  o.promote_on_hit = c.promote;
+  o.flush_interval_ms = c.flush_interval_ms;
+  o.queue_depth = c.queue_depth;
+  o.backend = c.io_backend == "io_uring"     ? nvme::IoBackend::kIoUring
+              : c.io_backend == "threadpool" ? nvme::IoBackend::kThreadPool
+                                             : nvme::IoBackend::kAuto;
+  o.staging_bytes = c.staging_bytes;
+  auto tier = nvme::NvmeTier::Create(o, *registry_);
+  if (!tier.ok()) {
+    spdlog::warn("nvme tier off: {}", tier.status().ToString());
+    return;
+  }
+  nvme_ = std::move(*tier);
+  nvme::NvmeTier* t = nvme_.get();
+  store_->set_lower_tier(t);
+  store_->set_eviction_sink([t](const tiering::ChunkEntry& e, tiering::EvictionReason) { t->Demote(e); });
 }
 
 void Daemon::Run() { server_->Run(); }
@@ -91,6 +143,12 @@ protocol::DaemonStats Daemon::Stats() const {
   s.lookups = session_metrics_->requests(protocol::Opcode::kLookup);
   s.retrieves = session_metrics_->requests(protocol::Opcode::kRetrieve);
   s.bad_requests = session_metrics_->bad_requests();
+  if (nvme_) {
+    auto n = nvme_->counters();
+    s.nvme_capacity_bytes = n.enabled ? n.capacity_bytes : 0;
+    s.nvme_used_bytes = n.used_bytes;
+    s.nvme_chunks = n.chunks;
+  }
   return s;
 }
 

@@ -18,6 +18,7 @@
 #include "daemon/session_metrics.h"
 #include "host/host_tier.h"
 #include "monitoring/process_metrics.h"
+#include "host/nvme/nvme_tier.h"
 #include "tiering/block_plane.h"
 #include "tiering/block_store.h"
 
@@ -36,6 +37,8 @@ class Daemon {
 
  private:
   Daemon() = default;
+  // Starts the NVMe tier under <data_dir>/nvme; a failure is a warning (the daemon runs without it).
+  void StartNvmeTier();
 
   DaemonConfig config_;
   std::chrono::steady_clock::time_point started_;
@@ -44,6 +47,7 @@ class Daemon {
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<host::HostTier> host_;
   std::unique_ptr<tiering::BlockStore> store_;
+  std::unique_ptr<nvme::NvmeTier> nvme_;  // null without an NVMe tier; declared after store_: goes first
   std::unique_ptr<tiering::BlockPlane> plane_;
   std::unique_ptr<SessionMetrics> session_metrics_;
   std::unique_ptr<NamespaceRegistry> namespaces_;

@@ -25,6 +25,17 @@ int main(int argc, char** argv) {
   app.add_option("--host-capacity", capacity, "host tier capacity, e.g. 4GiB or 25%");
   app.add_option("--data-dir", data_dir, "directory for the NVMe tier and state");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+  std::string nvme_enabled, nvme_capacity, nvme_segment, nvme_admission, nvme_backend, nvme_staging, nvme_promote;
+  uint32_t nvme_flush_ms = 0, nvme_depth = 0;
+  app.add_option("--nvme", nvme_enabled, "on|off: the NVMe tier under <data-dir>/nvme (default on)");
+  app.add_option("--nvme-capacity", nvme_capacity, "NVMe tier capacity, e.g. 4GiB (default: half the free space, at most 4 GiB)");
+  app.add_option("--nvme-segment-size", nvme_segment, "NVMe segment file size (default 64MiB)");
+  app.add_option("--nvme-admission", nvme_admission, "all|retrieved: which evicted chunks are written to NVMe");
+  app.add_option("--nvme-flush-interval-ms", nvme_flush_ms, "periodic fdatasync of the NVMe tier; 0: only on persist");
+  app.add_option("--nvme-queue-depth", nvme_depth, "NVMe I/O queue depth (default 32)");
+  app.add_option("--nvme-io-backend", nvme_backend, "auto|io_uring|threadpool");
+  app.add_option("--nvme-staging", nvme_staging, "NVMe write-back/read buffer pool (default 64MiB)");
+  app.add_option("--nvme-promote", nvme_promote, "on|off: put chunks read from NVMe back into the host tier");
   bool print_config = false;
   app.add_flag("--print-config", print_config, "print the effective configuration and exit");
   CLI11_PARSE(app, argc, argv);
@@ -48,6 +59,37 @@ int main(int argc, char** argv) {
     }
     config.host_capacity_bytes = *bytes;
   }
+  auto on_off = [](const std::string& v, const char* flag, bool* out) {
+    if (v.empty()) return true;
+    if (v == "on" || v == "true" || v == "1") *out = true;
+    else if (v == "off" || v == "false" || v == "0") *out = false;
+    else {
+      std::fprintf(stderr, "kv-tierd: %s must be on or off\n", flag);
+      return false;
+    }
+    return true;
+  };
+  auto bytes_flag = [](const std::string& v, const char* flag, uint64_t* out) {
+    if (v.empty()) return true;
+    auto bytes = kvt::daemon::ParseByteSize(v);
+    if (!bytes.ok()) {
+      std::fprintf(stderr, "kv-tierd: %s: %s\n", flag, bytes.status().ToString().c_str());
+      return false;
+    }
+    *out = *bytes;
+    return true;
+  };
+  if (!on_off(nvme_enabled, "--nvme", &config.nvme.enabled) ||
+      !on_off(nvme_promote, "--nvme-promote", &config.nvme.promote) ||
+      !bytes_flag(nvme_capacity, "--nvme-capacity", &config.nvme.capacity_bytes) ||
+      !bytes_flag(nvme_segment, "--nvme-segment-size", &config.nvme.segment_bytes) ||
+      !bytes_flag(nvme_staging, "--nvme-staging", &config.nvme.staging_bytes)) {
+    return 1;
+  }
+  if (!nvme_admission.empty()) config.nvme.admission = nvme_admission;
+  if (!nvme_backend.empty()) config.nvme.io_backend = nvme_backend;
+  if (app.count("--nvme-flush-interval-ms")) config.nvme.flush_interval_ms = nvme_flush_ms;
+  if (app.count("--nvme-queue-depth")) config.nvme.queue_depth = nvme_depth;
   if (print_config) {
     std::printf("socket: %s\nmetrics_address: %s\ndata_dir: %s\nhost_capacity: %llu\n", config.socket_path.c_str(),
                 config.metrics_address.c_str(), config.data_dir.c_str(),

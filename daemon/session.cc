@@ -10,6 +10,7 @@
 #include "host/numa_placement.h"
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 
 namespace kvt::daemon {
@@ -259,6 +260,14 @@ Session::Outcome Session::Evict(const SubmissionEntry& e) {
   return {Status::Ok(), services_.block_store->Evict(e.arg0, tiering::EvictionReason::kOperator)};
 }
 
+Session::Outcome Session::Persist(const SubmissionEntry& e) {
+  if (!services_.persist) return {Unsupported("the daemon runs without an NVMe tier: nothing can be made durable")};
+  // Blocks this client's ring (not other clients) until the write-back is durable.
+  Deadline deadline = e.arg0 ? Deadline::FromTimeoutNs(static_cast<int64_t>(std::min<uint64_t>(e.arg0, INT64_MAX)))
+                             : Deadline::After(std::chrono::seconds(60));
+  return {services_.persist(deadline)};
+}
+
 Session::Outcome Session::Dispatch(const SubmissionEntry& e) {
   if (e.opcode >= static_cast<uint16_t>(Opcode::kCount)) {
     services_.metrics->BadRequest("opcode");
@@ -278,6 +287,7 @@ Session::Outcome Session::Dispatch(const SubmissionEntry& e) {
     case Opcode::kStats: return Stats(e);
     case Opcode::kEvict: return Evict(e);
     case Opcode::kListNamespaces: return ListNamespaces(e);
+    case Opcode::kPersist: return Persist(e);
     default: break;
   }
 

@@ -23,6 +23,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "common/deadline.h"
 #include "common/shared_memory.h"
 #include "common/unique_fd.h"
 #include "daemon/heap_view.h"
@@ -50,6 +51,7 @@ struct SessionServices {
   SessionMetrics* metrics = nullptr;
   NamespaceRegistry* namespaces = nullptr;
   std::function<protocol::DaemonStats()> stats;  // a snapshot for kStats
+  std::function<Status(Deadline)> persist;       // kPersist; empty without an NVMe tier
   uid_t daemon_uid = 0;
   uint32_t idle_spin_us = 50;
   int numa_node = -1;  // ring threads run on the host arena's node
@@ -95,6 +97,7 @@ class Session {
   Outcome Evict(const protocol::SubmissionEntry& entry);
   Outcome ListNamespaces(const protocol::SubmissionEntry& entry);
   bool Privileged() const;
+  Outcome Persist(const protocol::SubmissionEntry& entry);
   StatusOr<const tiering::Namespace*> FindNamespace(uint32_t handle) const;
   // Posts a completion, waiting (bounded by Stop) for CQ space if a client stopped draining.
   void Complete(uint64_t user_data, const Outcome& outcome);

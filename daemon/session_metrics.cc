@@ -17,6 +17,7 @@ std::string OpcodeName(protocol::Opcode op) {
     case Opcode::kStats: return "stats";
     case Opcode::kEvict: return "evict";
     case Opcode::kListNamespaces: return "list_namespaces";
+    case Opcode::kPersist: return "persist";
     case Opcode::kCount: break;
   }
   return "unknown";

@@ -21,7 +21,7 @@ enum class Opcode : uint16_t {
   kUnpin = 8,           // namespace, tokens. value: unpinned tokens
   kStats = 9,           // data: DaemonStats out
   kEvict = 10,          // arg0: bytes. value: chunks evicted
-  // 11 is reserved for kPersist (NVMe tier).
+  kPersist = 11,        // arg0: timeout in ns (0: the daemon's default). Everything stored before is durable
   kListNamespaces = 12, // data: NamespaceListing[n] out. value: entries written, value2: entries known
   kCount
 };

@@ -81,6 +81,7 @@ StatusOr<BlockStore::PutResult> BlockStore::Put(const ChunkKey& key, const Finge
 bool BlockStore::Contains(const ChunkKey& key) {
   bool present = index_.Contains(key);
   (present ? hits_ : misses_).Increment();
+  if (!present && lower_) present = lower_->Contains(key);
   return present;
 }
 
@@ -88,6 +89,12 @@ Status BlockStore::Get(const ChunkKey& key, const Fingerprint& fingerprint, void
   ChunkIndex::EntryPtr entry = index_.Find(key);
   if (!entry) {
     misses_.Increment();
+    if (lower_) {
+      KVT_RETURN_IF_ERROR(lower_->Read(key, fingerprint, out, out_bytes, TransferPriority::kDemand));
+      // A failed promotion (host tier full of pinned chunks) is no failure of the read.
+      if (lower_->promote_on_hit()) Put(key, fingerprint, out, out_bytes).status().IgnoreError();
+      return Status::Ok();
+    }
     return NotFound("chunk " + key.ToHex() + " not resident");
   }
   if (!(entry->fingerprint == fingerprint)) {
@@ -100,6 +107,7 @@ Status BlockStore::Get(const ChunkKey& key, const Fingerprint& fingerprint, void
                            " bytes, the request expects " + std::to_string(out_bytes));
   }
   std::memcpy(out, entry->slot->data(), out_bytes);
+  entry->retrievals.fetch_add(1, std::memory_order_relaxed);
   hits_.Increment();
   read_bytes_.Increment(static_cast<double>(out_bytes));
   policy_->OnAccess(key);
@@ -107,8 +115,13 @@ Status BlockStore::Get(const ChunkKey& key, const Fingerprint& fingerprint, void
 }
 
 bool BlockStore::Remove(const ChunkKey& key) {
+  bool lower_had = false;
+  if (lower_) {
+    lower_had = lower_->Contains(key);
+    lower_->Remove(key);
+  }
   ChunkIndex::EntryPtr e = index_.Erase(key);
-  if (!e) return false;
+  if (!e) return lower_had;
   policy_->OnRemove(key);
   e.reset();  // frees the slot unless a reader still holds the entry
   UpdateGauges();

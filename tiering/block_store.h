@@ -20,6 +20,7 @@
 #include "host/host_tier.h"
 #include "tiering/chunk_index.h"
 #include "tiering/eviction_policy.h"
+#include "tiering/lower_tier.h"
 
 namespace kvt::tiering {
 
@@ -49,11 +50,14 @@ class BlockStore {
   // nothing evictable is left (everything pinned or being read) or the chunk exceeds capacity.
   StatusOr<PutResult> Put(const ChunkKey& key, const Fingerprint& fingerprint, const void* data,
                           uint64_t bytes);
-  // Presence, counted as a hit or a miss.
+  // Presence, counted as a hit or a miss; a host miss asks the lower tier, if any.
   bool Contains(const ChunkKey& key);
   // Copies the chunk into out (exactly its length). NOT_FOUND on a miss; INVALID_ARGUMENT when
   // out_bytes differs from the stored length or the fingerprint differs (never wrong data).
+  // A host miss reads from the lower tier, if any (and puts the chunk back into the host tier
+  // when the lower tier asks for promotion).
   Status Get(const ChunkKey& key, const Fingerprint& fingerprint, void* out, uint64_t out_bytes);
+  // Removes the chunk from the host tier and the lower tier.
   bool Remove(const ChunkKey& key);
   bool Pin(const ChunkKey& key);
   bool Unpin(const ChunkKey& key);
@@ -61,6 +65,8 @@ class BlockStore {
   uint64_t Evict(uint64_t bytes, EvictionReason reason);
 
   void set_eviction_sink(EvictionSink sink) { sink_ = std::move(sink); }
+  // The tier asked on a host miss. Set before serving; must outlive the store's use.
+  void set_lower_tier(LowerTier* lower) { lower_ = lower; }
   BlockStoreCounters counters() const;
   const ChunkIndex& index() const { return index_; }
 
@@ -75,6 +81,7 @@ class BlockStore {
   std::unique_ptr<EvictionPolicy> policy_;
   ChunkIndex index_;
   EvictionSink sink_;
+  LowerTier* lower_ = nullptr;
 
   prometheus::Counter& hits_;
   prometheus::Counter& misses_;

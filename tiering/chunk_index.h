@@ -28,6 +28,7 @@ struct ChunkEntry {
   uint64_t bytes = 0;                     // payload length (the slot may be rounded up)
   std::unique_ptr<host::HostSlot> slot;   // where the bytes live
   uint32_t pins = 0;                      // guarded by the shard mutex
+  std::atomic<uint32_t> retrievals{0};    // reads served from this entry (admission to lower tiers)
 };
 
 class ChunkIndex {

@@ -250,6 +250,14 @@ typedef struct kvt_namespace_info {
  * room if larger). Requires the daemon's uid or root (it reveals tenants and models). */
 KVT_API kvt_status_t kvt_daemon_list_namespaces(kvt_client_t* client, kvt_namespace_info_t* out, uint64_t capacity,
                                                 uint64_t* out_count);
+/* ------------------------------------------------------------------------------------------------
+ * Durability (appended in ABI 1.x)
+ * ---------------------------------------------------------------------------------------------- */
+/* Makes every chunk stored before the call durable on the daemon's NVMe tier: after a crash of
+ * the daemon they are retrievable bit-exact (unless later evicted from NVMe for capacity).
+ * Blocks up to timeout_ns (<0: the client's default timeout). KVT_STATUS_UNSUPPORTED when the
+ * daemon runs without an NVMe tier; KVT_STATUS_IO_ERROR when some chunks could not be written. */
+KVT_API kvt_status_t kvt_persist(kvt_client_t* client, int64_t timeout_ns);
 
 #ifdef __cplusplus
 }  /* extern "C" */

@@ -15,9 +15,10 @@ namespace {
 
 class BlockPlaneTest : public ::testing::Test {
  protected:
-  void StartDaemon(const std::string& capacity = "256MiB") {
+  void StartDaemon(const std::string& capacity = "256MiB", std::vector<std::string> extra_args = {}) {
     DaemonOptions o;
     o.host_capacity = capacity;
+    o.extra_args = std::move(extra_args);
     daemon_ = std::make_unique<DaemonProcess>(o);
     ASSERT_TRUE(daemon_->Start()) << daemon_->Log();
   }
@@ -257,7 +258,8 @@ TEST_F(BlockPlaneTest, TwoLayoutsNeverCollide) {
 
 class SmallCapacityTest : public BlockPlaneTest {
  protected:
-  void SetUp() override { StartDaemon("16MiB"); }
+  // Host-tier eviction on its own: with the NVMe tier on, evicted chunks would still be found there.
+  void SetUp() override { StartDaemon("16MiB", {"--nvme", "off"}); }
 };
 
 TEST_F(SmallCapacityTest, EvictionKeepsPinnedChunksAndTheCapacity) {
