@@ -198,3 +198,41 @@ def test_daemon_gone_is_disconnected(tmp_path):
             ns.store([1, 2, 3, 4], np.zeros((1,) + ns.chunk_shape, np.float16))
     assert e.value.message
     c.close()
+
+
+# ---- the library itself -----------------------------------------------------------------------
+def _import_with_library(path: str) -> "subprocess.CompletedProcess":
+    import os
+    import subprocess
+    import sys
+    from conftest import REPO
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import kvtier\n"
+            "try:\n    kvtier.version()\nexcept kvtier.KvtError as e:\n"
+            "    print(type(e).__name__, '|', e.message); sys.exit(3)\n")
+    return subprocess.run([sys.executable, "-c", code, str(REPO / "python")], capture_output=True, text=True,
+                          env={**os.environ, "KVT_LIBRARY": path}, timeout=60)
+
+
+def test_missing_library_is_library_not_found(tmp_path):
+    r = _import_with_library(str(tmp_path / "libkvtier.so.1"))
+    assert r.returncode == 3, r.stderr
+    assert r.stdout.startswith("LibraryNotFound | KVT_LIBRARY=") and "no such file" in r.stdout
+
+
+def test_a_library_of_another_abi_major_is_refused(tmp_path):
+    """Semantic versioning of the C ABI: this package (ABI 1) refuses a libkvtier 2.x."""
+    import shutil
+    import subprocess
+    from kvtier import _native
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to build a stand-in libkvtier 2.0")
+    source = tmp_path / "fake.c"
+    stubs = "".join(f"void {name}(void) {{}}\n" for name in _native._PROTOTYPES if name != "kvt_version")
+    source.write_text("#include <stdint.h>\n" + stubs +
+                      "void kvt_version(uint32_t* a, uint32_t* b, uint32_t* c) { *a = 2; *b = 0; *c = 0; }\n")
+    lib = tmp_path / "libkvtier.so.2"
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(lib), str(source)], check=True)
+    r = _import_with_library(str(lib))
+    assert r.returncode == 3, r.stderr
+    assert r.stdout.startswith("ProtocolMismatch | ") and "implements C ABI 2.0.0" in r.stdout, r.stdout
