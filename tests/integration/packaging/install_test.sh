@@ -35,7 +35,7 @@ for f in bin/kv-tierd bin/kvtierctl "$libdir/libkvtier.so" "$libdir/libkvtier.a"
 done
 soname=$(objdump -p "$prefix/$libdir/libkvtier.so" | awk '/SONAME/ {print $2}')
 [ "$soname" = "libkvtier.so.1" ] || { echo "SONAME is '$soname', expected libkvtier.so.1 (C ABI major)"; exit 1; }
-exported=$(nm -D --defined-only "$prefix/$libdir/libkvtier.so" | awk '{print $3}' | grep -v '^kvt_' || true)
+exported=$(nm -D --defined-only "$prefix/$libdir/libkvtier.so" | awk '$2 != "A" {print $3}' | grep -v '^kvt_' || true)
 [ -z "$exported" ] || { echo "libkvtier.so exports non-kvt_ symbols:"; echo "$exported" | head; exit 1; }
 ls "$prefix/include" | grep -qv '^kvt$' && { echo "headers besides include/kvt/ were installed"; exit 1; }
 grep -q "ExecStart=$prefix/bin/kv-tierd " "$prefix/lib/systemd/system/kv-tierd.service" ||
@@ -85,7 +85,8 @@ step "pip install ./python offline (bundling the installed libkvtier)"
 py=""
 for candidate in ${KVT_PYTHON:-} python3 /usr/bin/python3; do
   if command -v "$candidate" >/dev/null 2>&1 &&
-     "$candidate" -c 'import pip, setuptools, wheel, numpy' 2>/dev/null; then py=$candidate; break; fi
+     "$candidate" -c 'import setuptools, wheel, numpy' 2>/dev/null &&
+     "$candidate" -m pip --version >/dev/null 2>&1; then py=$candidate; break; fi
 done
 if [ -z "$py" ]; then
   echo "SKIPPED this step: no python3 with pip, setuptools, wheel and numpy"
