@@ -1,5 +1,6 @@
 #include "daemon/config.h"
 
+#include <grp.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
@@ -54,6 +55,17 @@ Status LoadNvmeConfig(const YAML::Node& node, const std::string& path, NvmeConfi
     else if (key == "staging") KVT_RETURN_IF_ERROR(size(&n->staging_bytes));
   }
   return Status::Ok();
+}
+
+// The gid of a group name (getgrnam_r: /etc/group, NSS).
+StatusOr<uint32_t> GroupId(const std::string& name) {
+  std::vector<char> buf(16384);
+  group g{};
+  group* found = nullptr;
+  int rc = ::getgrnam_r(name.c_str(), &g, buf.data(), buf.size(), &found);
+  if (rc != 0) return ErrnoStatus("getgrnam_r(" + name + ")", rc);
+  if (!found) return InvalidArgument("no group named '" + name + "'");
+  return static_cast<uint32_t>(found->gr_gid);
 }
 
 }  // namespace
@@ -117,7 +129,7 @@ Status LoadConfigFile(const std::string& path, DaemonConfig* c) {
       "socket", "socket_mode", "metrics_address", "data_dir", "host_capacity", "lock_memory",
       "numa_node", "eviction_policy", "default_heap", "max_heap", "total_heap", "default_ring_entries",
       "max_ring_entries", "max_clients", "idle_spin_us", "handshake_timeout_ms", "allowed_uids",
-      "allowed_gids", "log_level", "nvme"};
+      "allowed_gids", "allowed_groups", "log_level", "nvme"};
   try {
     for (const auto& kv : root) {
       const std::string key = kv.first.as<std::string>();
@@ -146,7 +158,15 @@ Status LoadConfigFile(const std::string& path, DaemonConfig* c) {
       else if (key == "idle_spin_us") c->idle_spin_us = v.as<uint32_t>();
       else if (key == "handshake_timeout_ms") c->handshake_timeout_ms = v.as<int64_t>();
       else if (key == "allowed_uids") c->allowed_uids = v.as<std::vector<uint32_t>>();
-      else if (key == "allowed_gids") c->allowed_gids = v.as<std::vector<uint32_t>>();
+      else if (key == "allowed_gids") {
+        for (uint32_t gid : v.as<std::vector<uint32_t>>()) c->allowed_gids.push_back(gid);
+      } else if (key == "allowed_groups") {
+        for (const std::string& name : v.as<std::vector<std::string>>()) {
+          auto gid = GroupId(name);
+          if (!gid.ok()) return gid.status().WithContext("configuration file '" + path + "': allowed_groups");
+          c->allowed_gids.push_back(*gid);
+        }
+      }
       else if (key == "log_level") c->log_level = v.as<std::string>();
       else if (key == "nvme") KVT_RETURN_IF_ERROR(LoadNvmeConfig(v, path, &c->nvme));
     }

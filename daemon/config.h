@@ -45,7 +45,10 @@ struct DaemonConfig {
   uint32_t idle_spin_us = 50;                  // how long a session polls its ring before sleeping
   int64_t handshake_timeout_ms = 5000;
   std::vector<uint32_t> allowed_uids;          // besides root and the daemon's own uid
-  std::vector<uint32_t> allowed_gids;          // peers whose primary gid is listed may connect
+  std::vector<uint32_t> allowed_gids;          // peers in one of these groups (primary or
+                                               // supplementary) may connect
+  // YAML `allowed_groups: [kvtier]`: group names, resolved to gids (appended to allowed_gids)
+  // when the file is read; an unknown name is an error.
   std::string log_level = "info";
   NvmeConfig nvme;
 };

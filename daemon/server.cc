@@ -10,11 +10,36 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include "protocol/fd_passing.h"
 #include "protocol/version.h"
 
 namespace kvt::daemon {
+
+namespace {
+
+// The supplementary groups of a process (the "Groups:" line of /proc/<pid>/status). The socket
+// file's mode already limits who may connect; this lets members of an allowed group in
+// through the daemon's own check too, whatever their primary group.
+std::vector<uint32_t> SupplementaryGroups(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  std::vector<uint32_t> groups;
+  while (std::getline(in, line)) {
+    if (line.rfind("Groups:", 0) != 0) continue;
+    std::istringstream fields(line.substr(7));
+    uint32_t gid;
+    while (fields >> gid) groups.push_back(gid);
+    break;
+  }
+  return groups;
+}
+
+}  // namespace
 
 namespace asio = boost::asio;
 using stream = asio::local::stream_protocol;
@@ -139,6 +164,14 @@ StatusOr<PeerIdentity> Server::CheckPeer(int fd) const {
   bool allowed = cred.uid == 0 || cred.uid == services_.daemon_uid ||
                  std::find(config_.allowed_uids.begin(), config_.allowed_uids.end(), cred.uid) != config_.allowed_uids.end() ||
                  std::find(config_.allowed_gids.begin(), config_.allowed_gids.end(), cred.gid) != config_.allowed_gids.end();
+  if (!allowed && !config_.allowed_gids.empty()) {
+    for (uint32_t gid : SupplementaryGroups(cred.pid)) {
+      if (std::find(config_.allowed_gids.begin(), config_.allowed_gids.end(), gid) != config_.allowed_gids.end()) {
+        allowed = true;
+        break;
+      }
+    }
+  }
   if (!allowed) {
     return PermissionDenied("uid " + std::to_string(cred.uid) + " may not use this daemon (allowed_uids/allowed_gids)");
   }

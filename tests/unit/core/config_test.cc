@@ -46,6 +46,21 @@ TEST(Config, FileOverridesDefaultsAndRejectsUnknownKeys) {
   EXPECT_EQ(LoadConfigFile(dir.File("missing.yaml"), &d).code(), StatusCode::kNotFound);
 }
 
+TEST(Config, AllowedGroupsResolveToGids) {
+  kvt::testing::TempDir dir;
+  std::string path = dir.File("c.yaml");
+  std::ofstream(path) << "allowed_gids: [4242]\nallowed_groups: [root]\n";  // root is gid 0 everywhere
+  DaemonConfig c = DefaultConfig();
+  ASSERT_TRUE(LoadConfigFile(path, &c).ok());
+  EXPECT_EQ(c.allowed_gids, (std::vector<uint32_t>{4242, 0}));
+
+  std::ofstream(path) << "allowed_groups: [no-such-group-kvt]\n";
+  DaemonConfig d = DefaultConfig();
+  Status s = LoadConfigFile(path, &d);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("no-such-group-kvt"), std::string::npos) << s.message();
+}
+
 TEST(Config, ValidationCatchesUnusableSettings) {
   kvt::testing::TempDir dir;
   DaemonConfig c = DefaultConfig();

@@ -1,0 +1,63 @@
+# `make install PREFIX=...` (cmake --install): the daemon and tools, libkvtier shared and static,
+# the public headers, a CMake package (find_package(kvtier) -> kvtier::kvtier,
+# kvtier::kvtier_static), a pkg-config file (kvtier.pc), and the systemd/sysusers/tmpfiles units
+# with a sample configuration.
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+
+option(KVT_INSTALL_SYSTEMD "Install the systemd unit, sysusers and tmpfiles snippets" ON)
+
+set(_kvt_programs kv-tierd kvtierctl)
+if(TARGET kvt-bench)
+  list(APPEND _kvt_programs kvt-bench)
+endif()
+install(TARGETS ${_kvt_programs} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT runtime)
+
+install(TARGETS kvtier kvtier_static EXPORT kvtierTargets
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT runtime NAMELINK_COMPONENT development
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT development
+  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+# Only include/kvt/ is public.
+install(FILES include/kvt/kvt.h include/kvt/kvt.hpp
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/kvt COMPONENT development)
+
+set(KVT_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/kvtier)
+install(EXPORT kvtierTargets NAMESPACE kvtier:: DESTINATION ${KVT_CMAKE_DIR} COMPONENT development)
+configure_package_config_file(packaging/cmake/kvtierConfig.cmake.in
+  ${CMAKE_BINARY_DIR}/packaging/kvtierConfig.cmake INSTALL_DESTINATION ${KVT_CMAKE_DIR})
+# The package version is the release; the C ABI version (kvt_version) is KVT_ABI_VERSION.
+write_basic_package_version_file(${CMAKE_BINARY_DIR}/packaging/kvtierConfigVersion.cmake
+  VERSION ${PROJECT_VERSION} COMPATIBILITY SameMajorVersion)
+install(FILES ${CMAKE_BINARY_DIR}/packaging/kvtierConfig.cmake
+              ${CMAKE_BINARY_DIR}/packaging/kvtierConfigVersion.cmake
+        DESTINATION ${KVT_CMAKE_DIR} COMPONENT development)
+
+# pkg-config: paths relative to ${pcfiledir} so the installed tree can be relocated.
+file(RELATIVE_PATH KVT_PC_PREFIX_FROM_PCDIR
+     /prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig /prefix)
+set(KVT_PC_LIBDIR ${CMAKE_INSTALL_LIBDIR})
+set(KVT_PC_INCLUDEDIR ${CMAKE_INSTALL_INCLUDEDIR})
+configure_file(packaging/pkgconfig/kvtier.pc.in ${CMAKE_BINARY_DIR}/packaging/kvtier.pc @ONLY)
+install(FILES ${CMAKE_BINARY_DIR}/packaging/kvtier.pc
+        DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT development)
+
+if(KVT_INSTALL_SYSTEMD)
+  # The unit points at the installed daemon. It is configured at install time, so that
+  # `cmake --install --prefix P` (make install PREFIX=P) gets P, not the configure-time prefix.
+  # systemd reads /usr/local/lib/systemd/system as well as /usr/lib/systemd/system, and the same
+  # for sysusers.d and tmpfiles.d.
+  install(CODE "
+    set(KVT_DAEMON_PATH \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}/kv-tierd\")
+    set(CMAKE_INSTALL_FULL_DOCDIR \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_DOCDIR}\")
+    set(_unit \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/lib/systemd/system/kv-tierd.service\")
+    message(STATUS \"Installing: \${_unit}\")
+    configure_file(\"${CMAKE_SOURCE_DIR}/packaging/systemd/kv-tierd.service.in\" \"\${_unit}\" @ONLY)
+  " COMPONENT runtime)
+  install(FILES packaging/systemd/kv-tierd.sysusers DESTINATION lib/sysusers.d RENAME kv-tierd.conf
+          COMPONENT runtime)
+  install(FILES packaging/systemd/kv-tierd.tmpfiles DESTINATION lib/tmpfiles.d RENAME kv-tierd.conf
+          COMPONENT runtime)
+  install(FILES packaging/config.yaml DESTINATION ${CMAKE_INSTALL_DATADIR}/kv-tierd
+          RENAME config.yaml.example COMPONENT runtime)
+  install(FILES docs/operations.md DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT runtime)
+endif()
