@@ -1,10 +1,31 @@
 #include "tiering/transfer_scheduler.h"
 
 #include <algorithm>
+#include <string>
 
 namespace kvt::tiering {
 
-TransferScheduler::TransferScheduler(uint32_t workers) : workers_(std::max<uint32_t>(workers, 2)) {
+TransferScheduler::TransferScheduler(uint32_t workers, prometheus::Registry* registry)
+    : workers_(std::max<uint32_t>(workers, 2)) {
+  if (registry != nullptr) {
+    auto& depth = prometheus::BuildGauge()
+                      .Name("kvt_scheduler_queue_depth")
+                      .Help("Tier transfers queued, not yet started, by priority")
+                      .Register(*registry);
+    auto& wait = prometheus::BuildHistogram()
+                     .Name("kvt_scheduler_wait_seconds")
+                     .Help("Time a tier transfer waited in the queue before it started, by priority")
+                     .Register(*registry);
+    // 1 us .. ~4 s, quadrupling.
+    prometheus::Histogram::BucketBoundaries buckets;
+    for (double b = 1e-6; b < 5.0; b *= 4) buckets.push_back(b);
+    for (int p = 0; p < kTransferPriorities; ++p) {
+      const prometheus::Labels labels{
+          {"priority", std::string(TransferPriorityName(static_cast<TransferPriority>(p)))}};
+      metrics_[p].queue_depth = &depth.Add(labels);
+      metrics_[p].wait_seconds = &wait.Add(labels, buckets);
+    }
+  }
   threads_.reserve(workers_);
   for (uint32_t i = 0; i < workers_; ++i) threads_.emplace_back([this] { Work(); });
 }
@@ -21,7 +42,9 @@ TransferScheduler::~TransferScheduler() {
 void TransferScheduler::Submit(TransferPriority priority, std::function<void()> task) {
   {
     std::lock_guard lock(mu_);
-    queues_[static_cast<size_t>(priority)].push_back(std::move(task));
+    queues_[static_cast<size_t>(priority)].push_back(Task{std::move(task), std::chrono::steady_clock::now()});
+    // Under the lock, so a worker's Decrement never comes first.
+    if (auto* g = metrics_[static_cast<size_t>(priority)].queue_depth) g->Increment();
   }
   cv_.notify_one();
 }
@@ -51,11 +74,16 @@ void TransferScheduler::Work() {
       return stop_ && std::all_of(queues_.begin(), queues_.end(), [](const auto& q) { return q.empty(); });
     });
     if (p < 0) return;
-    std::function<void()> task = std::move(queues_[p].front());
+    Task task = std::move(queues_[p].front());
     queues_[p].pop_front();
     if (p != 0) ++running_non_demand_;
     lock.unlock();
-    task();
+    if (const PriorityMetrics& m = metrics_[p]; m.queue_depth != nullptr) {
+      m.queue_depth->Decrement();
+      m.wait_seconds->Observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - task.submitted).count());
+    }
+    task.fn();
     lock.lock();
     if (p != 0) {
       --running_non_demand_;

@@ -14,6 +14,7 @@ prometheus::Gauge& G(prometheus::Registry& r, const std::string& name, const std
 
 const char kIoErrors[] = "I/O errors by tier and operation";
 const char kMoves[] = "Bytes moved between tiers, by direction and priority";
+const char kMovesChunks[] = "Chunks moved between tiers, by direction and priority";
 const char kDropped[] = "Demotions to NVMe not performed, by reason";
 
 }  // namespace
@@ -38,6 +39,14 @@ NvmeMetrics::NvmeMetrics(prometheus::Registry& r)
           C(r, "kvt_tier_moves_bytes_total", kMoves, {{"direction", "promotion"}, {"priority", "prefetch"}})),
       compaction_bytes(
           C(r, "kvt_tier_moves_bytes_total", kMoves, {{"direction", "compaction"}, {"priority", "background"}})),
+      demotion_chunks(
+          C(r, "kvt_tier_moves_chunks_total", kMovesChunks, {{"direction", "demotion"}, {"priority", "writeback"}})),
+      promotion_demand_chunks(
+          C(r, "kvt_tier_moves_chunks_total", kMovesChunks, {{"direction", "promotion"}, {"priority", "demand"}})),
+      promotion_prefetch_chunks(
+          C(r, "kvt_tier_moves_chunks_total", kMovesChunks, {{"direction", "promotion"}, {"priority", "prefetch"}})),
+      compaction_chunks(C(r, "kvt_tier_moves_chunks_total", kMovesChunks,
+                          {{"direction", "compaction"}, {"priority", "background"}})),
       dropped_admission(C(r, "kvt_nvme_demotions_dropped_total", kDropped, {{"reason", "admission"}})),
       dropped_staging_full(C(r, "kvt_nvme_demotions_dropped_total", kDropped, {{"reason", "staging_full"}})),
       dropped_no_space(C(r, "kvt_nvme_demotions_dropped_total", kDropped, {{"reason", "no_space"}})),

@@ -17,8 +17,19 @@ struct NvmeMetrics {
   explicit NvmeMetrics(prometheus::Registry& registry);
   // kvt_nvme_queue_info{queue=..., direct=..., registered=...} 1
   void SetQueueInfo(prometheus::Registry& registry, const IoQueueCapabilities& caps);
-  prometheus::Counter& promotion_bytes(tiering::TransferPriority p) {
-    return p == tiering::TransferPriority::kPrefetch ? promotion_prefetch_bytes : promotion_demand_bytes;
+  // kvt_tier_moves_bytes_total and kvt_tier_moves_chunks_total, one chunk of `bytes`.
+  void CountPromotion(tiering::TransferPriority p, uint64_t bytes) {
+    const bool prefetch = p == tiering::TransferPriority::kPrefetch;
+    (prefetch ? promotion_prefetch_bytes : promotion_demand_bytes).Increment(static_cast<double>(bytes));
+    (prefetch ? promotion_prefetch_chunks : promotion_demand_chunks).Increment();
+  }
+  void CountDemotion(uint64_t bytes) {
+    demotion_bytes.Increment(static_cast<double>(bytes));
+    demotion_chunks.Increment();
+  }
+  void CountCompaction(uint64_t bytes) {
+    compaction_bytes.Increment(static_cast<double>(bytes));
+    compaction_chunks.Increment();
   }
 
   prometheus::Counter& hits;
@@ -35,6 +46,10 @@ struct NvmeMetrics {
   prometheus::Counter& promotion_demand_bytes;
   prometheus::Counter& promotion_prefetch_bytes;
   prometheus::Counter& compaction_bytes;
+  prometheus::Counter& demotion_chunks;
+  prometheus::Counter& promotion_demand_chunks;
+  prometheus::Counter& promotion_prefetch_chunks;
+  prometheus::Counter& compaction_chunks;
   prometheus::Counter& dropped_admission;
   prometheus::Counter& dropped_staging_full;
   prometheus::Counter& dropped_no_space;

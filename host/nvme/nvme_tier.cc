@@ -62,7 +62,7 @@ StatusOr<std::unique_ptr<NvmeTier>> NvmeTier::Create(const NvmeTierOptions& opti
       std::min(options.segment_bytes - kBlockBytes, t->staging_->size()) - kRecordHeaderBytes;
   t->segments_.resize(segments);
   for (uint32_t i = 0; i < segments; ++i) t->segments_[i].id = i;
-  t->scheduler_ = std::make_unique<tiering::TransferScheduler>(options.io_workers);
+  t->scheduler_ = std::make_unique<tiering::TransferScheduler>(options.io_workers, &registry);
   KVT_RETURN_IF_ERROR(t->Recover());
   t->metrics_.capacity_bytes.Set(static_cast<double>(segments * options.segment_bytes));
   t->metrics_.enabled.Set(1);
@@ -321,14 +321,14 @@ uint64_t NvmeTier::WriteRecords(std::vector<PendingPtr>& writes) {
       if (w.compaction) {
         auto it = index_.find(w.key);
         if (it != index_.end() && it->second.sequence == w.replaces_sequence) IndexInsertLocked(w.key, loc);
-        metrics_.compaction_bytes.Increment(static_cast<double>(w.payload_bytes));
+        metrics_.CountCompaction(w.payload_bytes);
       } else {
         auto pit = pending_.find(w.key);
         if (pit != pending_.end() && pit->second.get() == &w) {
           IndexInsertLocked(w.key, loc);
           metrics_.stored_chunks.Increment();
           metrics_.written_bytes.Increment(static_cast<double>(w.payload_bytes));
-          metrics_.demotion_bytes.Increment(static_cast<double>(w.payload_bytes));
+          metrics_.CountDemotion(w.payload_bytes);
         }
       }
     }
@@ -437,7 +437,7 @@ Status NvmeTier::Read(const ChunkKey& key, const Fingerprint& fingerprint, void*
     // Still queued for write-back: its staging copy is the chunk (the write never changes it).
     std::memcpy(out, staged->buf->data() + kRecordHeaderBytes, bytes);
     metrics_.hits.Increment();
-    if (options_.promote_on_hit) metrics_.promotion_bytes(priority).Increment(static_cast<double>(bytes));
+    if (options_.promote_on_hit) metrics_.CountPromotion(priority, bytes);
     return Status::Ok();
   }
   auto buf = ReadRecord(key, loc, priority, Deadline::After(std::chrono::milliseconds(options_.read_timeout_ms)));
@@ -458,7 +458,7 @@ Status NvmeTier::Read(const ChunkKey& key, const Fingerprint& fingerprint, void*
   std::memcpy(out, (*buf)->data() + kRecordHeaderBytes, bytes);
   metrics_.hits.Increment();
   metrics_.read_bytes.Increment(static_cast<double>(bytes));
-  if (options_.promote_on_hit) metrics_.promotion_bytes(priority).Increment(static_cast<double>(bytes));
+  if (options_.promote_on_hit) metrics_.CountPromotion(priority, bytes);
   return Status::Ok();
 }
 

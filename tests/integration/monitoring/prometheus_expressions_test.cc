@@ -60,6 +60,9 @@ struct World {
   kvt::Client client_a, client_b;
   kvt::Namespace ns;
   uint64_t pinned_prefixes = 0, refused_stores = 0;
+  uint64_t chunk_bytes = 0;
+  uint64_t evicted_chunks_retrieved = 0;  // chunks of evicted prefixes retrieved (from NVMe)
+  uint64_t retrieves = 0;                 // retrieve requests sent
   double setup_seconds = 0;
 };
 World* g_world = nullptr;
@@ -127,8 +130,11 @@ void SendBadHandshake(const std::string& socket_path) {
   ::close(fd);
 }
 
-// The workload: hits, misses and latencies; capacity evictions; a tier full of pinned chunks that
-// refuses stores; malformed handshakes; two tenants. Counters that are born during the workload
+// The workload: hits, misses and latencies; capacity evictions of the host tier, which demote the
+// evicted chunks to the NVMe tier; retrieves of evicted prefixes, served from NVMe (promotion, demand
+// reads through the transfer scheduler), early and again at the end inside the rate windows; a host
+// tier full of pinned chunks that refuses stores; malformed handshakes; two tenants. Counters that
+// are born during the workload
 // (an error status, a bad-request kind) are created first and scraped before they grow, so rate()
 // sees the growth.
 std::string RunWorkload(World& w) {
@@ -143,10 +149,27 @@ std::string RunWorkload(World& w) {
   const uint64_t cb = ns.chunk_bytes();
   const uint32_t tpc = ns.tokens_per_chunk();
 
+  w.chunk_bytes = cb;
+
   auto store = [&](uint64_t seed, size_t chunks) {
     auto t = Tokens(seed, chunks * tpc);
     auto kv = Kv(seed, chunks * cb);
     return ns.Store(t.data(), t.size(), kv.data(), kv.size());
+  };
+  // A whole prefix that is no longer in the host tier: every chunk must come back, bit-exact.
+  auto retrieve_evicted = [&](uint64_t seed, size_t chunks) -> std::string {
+    auto t = Tokens(seed, chunks * tpc);
+    std::vector<char> got_kv(chunks * cb);
+    uint64_t got = 0;  // tokens
+    ++w.retrieves;
+    if (auto r = ns.Retrieve(t.data(), t.size(), got_kv.data(), got_kv.size(), &got); !r)
+      return "retrieve " + std::to_string(seed) + ": " + r.message;
+    if (got != t.size() || got_kv != Kv(seed, chunks * cb)) {
+      return "retrieve of evicted prefix " + std::to_string(seed) + " returned " + std::to_string(got) +
+             " of " + std::to_string(t.size()) + " tokens (or wrong bytes): not served from NVMe";
+    }
+    w.evicted_chunks_retrieved += chunks;
+    return "";
   };
   // Hits, misses, retrieves: 16 prefixes of 32 chunks (2 MiB).
   for (uint64_t s = 1; s <= 16; ++s) {
@@ -156,6 +179,7 @@ std::string RunWorkload(World& w) {
   for (uint64_t s = 1; s <= 16; ++s) {
     auto t = Tokens(s, 32 * tpc);
     uint64_t got = 0, matched = 0;
+    ++w.retrieves;
     if (auto r = ns.Retrieve(t.data(), t.size(), out.data(), out.size(), &got); !r)
       return "retrieve: " + r.message;
     if (auto r = ns.Lookup(t.data(), t.size(), &matched); !r) return "lookup: " + r.message;
@@ -163,9 +187,14 @@ std::string RunWorkload(World& w) {
     if (auto r = ns.Lookup(unknown.data(), unknown.size(), &matched); !r)
       return "lookup: " + r.message;
   }
-  // Capacity evictions: 24 MiB more into a 16 MiB tier.
+  // Capacity evictions: 24 MiB more into a 16 MiB tier. The least recently used chunks (prefixes
+  // 1-16 first) are evicted from the host tier and written back to NVMe.
   for (uint64_t s = 100; s < 124; ++s) {
     if (auto r = store(s, 256); !r) return "store " + std::to_string(s) + ": " + r.message;
+  }
+  // Promotion: evicted prefixes come back from NVMe (into the host tier, evicting others).
+  for (uint64_t s = 1; s <= 4; ++s) {
+    if (std::string e = retrieve_evicted(s, 32); !e.empty()) return e;
   }
   // Pin 1 MiB prefixes until the tier holds nothing evictable and a store is refused.
   for (uint64_t s = 200; s < 240 && w.refused_stores == 0; ++s) {
@@ -195,6 +224,12 @@ std::string RunWorkload(World& w) {
     uint64_t matched = 0;
     (void)ns.Lookup(t.data(), t.size(), &matched);
   }
+  // NVMe reads inside the rate windows (the scheduler's demand wait, promotions): prefixes evicted
+  // by the pinning above. The host tier is full of pinned chunks, so they are served from NVMe
+  // without being kept in the host tier (a failed promotion is no failure of the read).
+  for (uint64_t s = 100; s < 104; ++s) {
+    if (std::string e = retrieve_evicted(s, 256); !e.empty()) return e;
+  }
   return "";
 }
 
@@ -212,6 +247,9 @@ class MonitoringEnvironment : public ::testing::Environment {
     DaemonOptions o;
     o.host_capacity = "16MiB";
     o.metrics = true;
+    // The NVMe tier (on by default, under the daemon's data directory) with a fixed capacity: 16
+    // segments of 8 MiB, twice what the workload demotes (4 KiB chunks take 8 KiB records).
+    o.extra_args = {"--nvme-capacity", "128MiB", "--nvme-segment-size", "8MiB"};
     w.daemon = std::make_unique<DaemonProcess>(o);
     if (!w.daemon->Start()) {
       w.error = "kv-tierd did not start:\n" + w.daemon->Log();
@@ -243,6 +281,19 @@ class MonitoringEnvironment : public ::testing::Environment {
         !WaitForData("increase(kvt_bad_requests_total{kind=\"handshake\"}[1m]) > 30",
                      std::chrono::seconds(20))) {
       w.error = "Prometheus did not scrape the workload's results";
+      return;
+    }
+    // The NVMe retrieves end the workload: a scrape after the last of them, then the asynchronous
+    // write-back settled (nothing queued, no transfer started and no chunk moved for 3 scrapes),
+    // so FiguresMatchTheWorkload reads final, consistent figures.
+    const std::string live = "{instance=\"" + w.live_target + "\"}";
+    if (!WaitForData("sum(kvt_requests_total{op=\"retrieve\",instance=\"" + w.live_target + "\"}) >= " +
+                         std::to_string(w.retrieves),
+                     std::chrono::seconds(20)) ||
+        !WaitForData("sum(kvt_scheduler_queue_depth" + live + ") == 0 and sum(changes(kvt_scheduler_wait_seconds_count" +
+                         live + "[3s])) == 0 and sum(changes(kvt_tier_moves_chunks_total" + live + "[3s])) == 0",
+                     std::chrono::seconds(20))) {
+      w.error = "Prometheus did not scrape the end of the workload, or the NVMe write-back never settled";
       return;
     }
     w.setup_seconds =
@@ -440,7 +491,40 @@ TEST(MonitoringSetup, FiguresMatchTheWorkload) {
   // 61 from the workload, plus the test harness's readiness probes (connect, close).
   EXPECT_GE(value("kvt_bad_requests_total{kind=\"handshake\"}"), 61.0);
   EXPECT_EQ(value("sum(kvt_clients{tenant=~\"tenant-a|tenant-b\"})"), 2.0);
-  EXPECT_GT(value("kvt_evictions_total{reason=\"capacity\"}"), 0.0);
+  const double host_evictions = value("kvt_evictions_total{tier=\"host\",reason=\"capacity\"}");
+  EXPECT_GT(host_evictions, 0.0);
+
+  // The NVMe tier: serving, with the configured capacity, on the queue the probe chose.
+  EXPECT_EQ(value("kvt_tier_capacity_bytes{tier=\"nvme\"}"), 128.0 * 1024 * 1024);
+  EXPECT_EQ(value("kvt_tier_enabled{tier=\"nvme\"}"), 1.0);
+  EXPECT_EQ(value("count(kvt_nvme_queue_info == 1)"), 1.0);
+  // Demotion: evicted host chunks written back to NVMe. Every eviction is written except a chunk
+  // NVMe holds already (one promoted from it). Staging (64 MiB) holds all the workload demotes, so
+  // nothing is dropped.
+  const double cb = static_cast<double>(w.chunk_bytes);
+  const double demoted = value("kvt_tier_moves_chunks_total{direction=\"demotion\",priority=\"writeback\"}");
+  const double promoted = value("kvt_tier_moves_chunks_total{direction=\"promotion\",priority=\"demand\"}");
+  EXPECT_GT(demoted, 0.0);
+  EXPECT_EQ(value("kvt_chunks_stored_total{tier=\"nvme\"}"), demoted);
+  EXPECT_EQ(value("kvt_tier_moves_bytes_total{direction=\"demotion\",priority=\"writeback\"}"), demoted * cb);
+  EXPECT_LE(demoted, host_evictions);
+  EXPECT_GE(demoted, host_evictions - promoted);
+  EXPECT_EQ(value("sum(kvt_nvme_demotions_dropped_total)"), 0.0);
+  EXPECT_GT(value("kvt_tier_chunks{tier=\"nvme\"}"), 0.0);
+  EXPECT_GT(value("kvt_tier_used_bytes{tier=\"nvme\"}"), 0.0);
+  // Promotion: every chunk of the evicted prefixes retrieved came from NVMe (demand reads).
+  EXPECT_GE(promoted, static_cast<double>(w.evicted_chunks_retrieved));
+  EXPECT_EQ(value("kvt_tier_moves_bytes_total{direction=\"promotion\",priority=\"demand\"}"), promoted * cb);
+  EXPECT_GE(value("kvt_tier_hits_total{tier=\"nvme\"}"), promoted);
+  EXPECT_EQ(value("kvt_tier_moves_chunks_total{direction=\"promotion\",priority=\"prefetch\"}"), 0.0);
+  // The transfer scheduler ran the write-back and the demand reads, and has nothing queued now.
+  EXPECT_GT(value("kvt_scheduler_wait_seconds_count{priority=\"writeback\"}"), 0.0);
+  EXPECT_GT(value("kvt_scheduler_wait_seconds_count{priority=\"demand\"}"), 0.0);
+  EXPECT_EQ(value("sum(kvt_scheduler_queue_depth)"), 0.0);
+  // No fault was injected: no corrupt record, no I/O error.
+  EXPECT_EQ(value("kvt_checksum_failures_total{tier=\"nvme\"}"), 0.0);
+  EXPECT_EQ(value("sum(kvt_io_errors_total)"), 0.0);
+
   EXPECT_GT(value("kvt_process_resident_memory_bytes" + sel), 16.0 * 1024 * 1024)
       << "the touched arena is resident";
   EXPECT_GE(value("kvt_process_open_fds" + sel), 5.0);

@@ -9,7 +9,8 @@
 
 namespace kvt::nvme::testing {
 
-// The value of the series `name` whose labels include all of `labels` (0 if absent).
+// The value of the series `name` whose labels include all of `labels` (0 if absent); for a
+// histogram, its sample count.
 inline double Metric(prometheus::Registry& registry, const std::string& name,
                      const std::map<std::string, std::string>& labels = {}) {
   for (const auto& family : registry.Collect()) {
@@ -22,6 +23,7 @@ inline double Metric(prometheus::Registry& registry, const std::string& name,
         match &= found;
       }
       if (!match) continue;
+      if (family.type == prometheus::MetricType::Histogram) return static_cast<double>(m.histogram.sample_count);
       return family.type == prometheus::MetricType::Counter ? m.counter.value : m.gauge.value;
     }
   }

@@ -146,6 +146,16 @@ TEST_P(NvmeTierTest, RoundTripOfMoreThanTheHostTierHolds) {
   EXPECT_GT(M("kvt_tier_hits_total", {{"tier", "nvme"}}), kN / 2);
   EXPECT_GT(M("kvt_tier_moves_bytes_total", {{"direction", "demotion"}}), 0);
   EXPECT_GT(M("kvt_tier_moves_bytes_total", {{"direction", "promotion"}, {"priority", "demand"}}), 0);
+  for (const std::map<std::string, std::string>& move :  // every chunk moved is a whole chunk
+       {std::map<std::string, std::string>{{"direction", "demotion"}, {"priority", "writeback"}},
+        std::map<std::string, std::string>{{"direction", "promotion"}, {"priority", "demand"}}}) {
+    EXPECT_GT(M("kvt_tier_moves_chunks_total", move), 0) << move.at("direction");
+    EXPECT_EQ(M("kvt_tier_moves_bytes_total", move), kChunk * M("kvt_tier_moves_chunks_total", move))
+        << move.at("direction");
+  }
+  // Write-back went through the transfer scheduler, and nothing of it is queued after Flush.
+  EXPECT_GT(M("kvt_scheduler_wait_seconds", {{"priority", "writeback"}}), 0);
+  EXPECT_EQ(M("kvt_scheduler_queue_depth", {{"priority", "writeback"}}), 0);
   EXPECT_EQ(M("kvt_nvme_queue_info", {{"queue", GetParam() == IoBackend::kThreadPool ? "threadpool" : "io_uring"}}), 1);
   EXPECT_EQ(M("kvt_checksum_failures_total", {{"tier", "nvme"}}), 0);
   EXPECT_EQ(M("kvt_nvme_demotions_dropped_total"), 0);
