@@ -173,8 +173,9 @@ Status RedisCluster::Refresh() {
       topology_ = std::move(*topo);
     }
     ready_cv_.notify_all();
+    auto t = Snapshot();
+    if (events_.topology_read) events_.topology_read(t->cluster, t->nodes.size());
     if (first) {
-      auto t = Snapshot();
       spdlog::info("remote tier: {} with {} node(s) found through {}", t->cluster ? "Redis Cluster" : "single Redis",
                    t->nodes.size(), ep.ToString());
     }

@@ -53,6 +53,7 @@ struct ExecuteStats {
 struct ClusterEvents {
   NodePoolEvents pool;
   std::function<void(const Status&)> topology_failed;  // a refresh found no usable node
+  std::function<void(bool cluster, size_t nodes)> topology_read;  // a refresh succeeded
 };
 
 class RedisCluster {

@@ -46,6 +46,10 @@ StatusOr<std::unique_ptr<RemoteTier>> RemoteTier::Create(const RemoteOptions& op
   ClusterEvents events;
   events.pool.connect_failed = [m] { m->connect_errors.Increment(); };
   events.pool.reconnected = [m] { m->reconnects.Increment(); };
+  events.topology_read = [m](bool, size_t nodes) {
+    m->up.Set(1);
+    m->nodes.Set(static_cast<double>(nodes));
+  };
   KVT_ASSIGN_OR_RETURN(t->cluster_, RedisCluster::Create(std::move(co), std::move(events)));
   for (uint32_t i = 0; i < options.writer_threads; ++i) t->writers_.emplace_back([p = t.get()] { p->WriterLoop(); });
   return t;
