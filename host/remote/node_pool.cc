@@ -26,7 +26,7 @@ void NodePool::StartBackoffLocked() {
   lost_ = true;
 }
 
-StatusOr<std::unique_ptr<RedisConnection>> NodePool::Acquire(Deadline deadline, bool fresh) {
+StatusOr<std::unique_ptr<RedisConnection>> NodePool::Acquire(Deadline deadline, bool fresh, bool wait) {
   std::unique_lock lock(mu_);
   for (;;) {
     if (Clock::now() < retry_at_) {
@@ -42,6 +42,7 @@ StatusOr<std::unique_ptr<RedisConnection>> NodePool::Acquire(Deadline deadline, 
       --open_;
     }
     if (open_ < options_.pool_size) break;
+    if (!wait) return Busy("every connection to " + endpoint_.ToString() + " is in use");
     if (cv_.wait_until(lock, deadline.at()) == std::cv_status::timeout) {
       return Timeout("no free connection to " + endpoint_.ToString() + " before the deadline");
     }

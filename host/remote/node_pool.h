@@ -42,8 +42,9 @@ class NodePool {
   ~NodePool();
 
   // A connection, idle or newly opened; the caller gives it back with Release. `fresh` forces a
-  // new connection (a retry after a reset one).
-  StatusOr<std::unique_ptr<RedisConnection>> Acquire(Deadline deadline, bool fresh = false);
+  // new connection (a retry after a reset one). With `wait` false, BUSY at once when every
+  // connection is lent (an extra connection for a split pipeline is a nicety, not a need).
+  StatusOr<std::unique_ptr<RedisConnection>> Acquire(Deadline deadline, bool fresh = false, bool wait = true);
   // Returns a connection; a broken one is closed, and counts as a lost connection.
   void Release(std::unique_ptr<RedisConnection> connection);
   // Drops idle connections and starts a back-off (the node failed in a way that suggests it is gone).

@@ -235,12 +235,12 @@ void RedisCluster::ApplyMoved(const std::vector<std::pair<uint16_t, Endpoint>>& 
   topology_ = std::move(t);
 }
 
-std::vector<StatusOr<RedisReply>> RedisCluster::Execute(std::span<const RedisCommand> commands, Deadline deadline,
+std::vector<StatusOr<Reply>> RedisCluster::Execute(std::span<const RedisCommand> commands, Deadline deadline,
                                                         ExecuteStats* stats) {
   ExecuteStats local;
   if (!stats) stats = &local;
   const size_t n = commands.size();
-  std::vector<StatusOr<RedisReply>> out;
+  std::vector<StatusOr<Reply>> out;
   out.reserve(n);
   for (size_t i = 0; i < n; ++i) out.emplace_back(Disconnected("not sent"));
   std::vector<std::shared_ptr<NodePool>> target(n);  // ASK override
@@ -280,6 +280,37 @@ std::vector<StatusOr<RedisReply>> RedisCluster::Execute(std::span<const RedisCom
       if (inserted) groups.push_back({pool, {}, nullptr, false});
       groups[it->second].idx.push_back(i);
     }
+    // Redis serves a long pipeline of large values on one connection poorly (its query and
+    // reply buffers are built for small commands), so a node's share of large values is spread
+    // over up to pool_size connections, ~kSplitBytes each; all are sent before any is read.
+    constexpr uint64_t kSplitBytes = 1ull << 20;
+    const size_t whole_groups = groups.size();
+    std::vector<size_t> split_parent;
+    for (size_t gi = 0; gi < whole_groups; ++gi) {
+      if (groups[gi].idx.size() < 2 || options_.pool.pool_size < 2) continue;
+      auto weight = [&](size_t i) {
+        const BulkSink* s = commands[i].bulk_sink();
+        return commands[i].encoded_bytes() + (s ? s->header_bytes + s->payload_bytes : 0);
+      };
+      uint64_t total = 0;
+      for (size_t i : groups[gi].idx) total += weight(i);
+      size_t parts = std::min<size_t>({options_.pool.pool_size, groups[gi].idx.size(), total / kSplitBytes});
+      if (parts < 2) continue;
+      std::vector<size_t> all = std::move(groups[gi].idx);
+      groups[gi].idx.clear();
+      uint64_t per = total / parts, acc = 0;
+      size_t part = 0, target_group = gi;
+      for (size_t i : all) {
+        if (acc >= per * (part + 1) && part + 1 < parts) {
+          ++part;
+          target_group = groups.size();
+          groups.push_back({groups[gi].pool, {}, nullptr, false});
+          split_parent.push_back(gi);
+        }
+        groups[target_group].idx.push_back(i);
+        acc += weight(i);
+      }
+    }
     std::vector<size_t> next;
     std::vector<std::pair<uint16_t, Endpoint>> moved;
     std::vector<NodePool*> fresh_next;
@@ -301,16 +332,7 @@ std::vector<StatusOr<RedisReply>> RedisCluster::Execute(std::span<const RedisCom
       for (size_t k = from; k < g.idx.size(); ++k) out[g.idx[k]] = s;
     };
 
-    // Send every group's pipeline before reading any reply.
-    for (Group& g : groups) {
-      bool fresh = std::find(want_fresh.begin(), want_fresh.end(), g.pool.get()) != want_fresh.end();
-      auto conn = g.pool->Acquire(deadline, fresh);
-      if (!conn.ok()) {
-        ++stats->failed_nodes;
-        for (size_t i : g.idx) out[i] = conn.status();
-        continue;
-      }
-      g.conn = std::move(*conn);
+    auto SendGroup = [&](Group& g) {
       g.reused = g.conn->uses() > 0;
       std::vector<const RedisCommand*> batch;
       batch.reserve(g.idx.size());
@@ -320,6 +342,40 @@ std::vector<StatusOr<RedisReply>> RedisCluster::Execute(std::span<const RedisCom
       }
       Status s = g.conn->Send(batch, deadline);
       if (!s.ok()) fail_group(g, s, 0);
+    };
+    // First each node's own connection (waiting for one if need be) ...
+    for (size_t gi = 0; gi < whole_groups; ++gi) {
+      Group& g = groups[gi];
+      bool fresh = std::find(want_fresh.begin(), want_fresh.end(), g.pool.get()) != want_fresh.end();
+      auto conn = g.pool->Acquire(deadline, fresh);
+      if (!conn.ok()) {
+        ++stats->failed_nodes;
+        for (size_t i : g.idx) out[i] = conn.status();
+        g.idx.clear();
+        continue;
+      }
+      g.conn = std::move(*conn);
+    }
+    // ... then the extra connections of split groups, only if free; otherwise the part rejoins
+    // its first group's pipeline (or fails with it).
+    for (size_t gi = whole_groups; gi < groups.size(); ++gi) {
+      Group& parent = groups[split_parent[gi - whole_groups]];
+      auto conn = parent.conn ? groups[gi].pool->Acquire(deadline, false, /*wait=*/false)
+                              : StatusOr<std::unique_ptr<RedisConnection>>(Busy("node failed"));
+      if (conn.ok()) {
+        groups[gi].conn = std::move(*conn);
+        continue;
+      }
+      if (parent.conn) {
+        parent.idx.insert(parent.idx.end(), groups[gi].idx.begin(), groups[gi].idx.end());
+      } else {
+        for (size_t i : groups[gi].idx) out[i] = Disconnected("redis node " + parent.pool->endpoint().ToString() + " failed");
+      }
+      groups[gi].idx.clear();
+    }
+    // Send every pipeline before reading any reply.
+    for (Group& g : groups) {
+      if (g.conn && !g.idx.empty()) SendGroup(g);
     }
     for (Group& g : groups) {
       if (!g.conn) continue;
@@ -327,23 +383,22 @@ std::vector<StatusOr<RedisReply>> RedisCluster::Execute(std::span<const RedisCom
       for (size_t k = 0; k < g.idx.size() && !failed; ++k) {
         size_t i = g.idx[k];
         if (asking[i]) {
-          auto ack = g.conn->Read(deadline);  // +OK of ASKING
+          auto ack = g.conn->ReadSimple(deadline, nullptr);  // +OK of ASKING
           if (!ack.ok()) {
             fail_group(g, ack.status(), k);
             failed = true;
             break;
           }
         }
-        auto reply = g.conn->Read(deadline);
+        auto reply = g.conn->ReadSimple(deadline, commands[i].bulk_sink());
         if (!reply.ok()) {
           fail_group(g, reply.status(), k);
           failed = true;
           break;
         }
         asking[i] = 0;
-        const redisReply* r = reply->get();
-        if (r->type == REDIS_REPLY_ERROR) {
-          std::string_view msg(r->str, r->len);
+        if (reply->kind == Reply::Kind::kError) {
+          std::string_view msg(reply->text);
           uint16_t slot;
           Endpoint to;
           if (StartsWith(msg, "MOVED ") && ParseRedirect(msg, g.pool->endpoint(), &slot, &to)) {

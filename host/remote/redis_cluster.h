@@ -62,7 +62,7 @@ class RedisCluster {
   static StatusOr<std::unique_ptr<RedisCluster>> Create(ClusterOptions options, ClusterEvents events);
   ~RedisCluster();
 
-  std::vector<StatusOr<RedisReply>> Execute(std::span<const RedisCommand> commands, Deadline deadline,
+  std::vector<StatusOr<Reply>> Execute(std::span<const RedisCommand> commands, Deadline deadline,
                                             ExecuteStats* stats = nullptr);
 
   bool ready() const;

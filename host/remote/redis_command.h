@@ -23,6 +23,26 @@ struct ReplyDeleter {
 };
 using RedisReply = std::unique_ptr<redisReply, ReplyDeleter>;
 
+// Where the bulk reply of a command goes when it is exactly header_bytes + payload_bytes long:
+// the first header_bytes into `header`, the rest straight from the socket into `payload` (the
+// caller's buffer), with no copy in between. A reply of any other length lands in Reply::text.
+struct BulkSink {
+  char* header = nullptr;
+  uint64_t header_bytes = 0;
+  char* payload = nullptr;
+  uint64_t payload_bytes = 0;
+};
+
+// A reply of the simple kinds the data path uses (GET, EXISTS, SET, DEL, ASKING).
+struct Reply {
+  enum class Kind { kStatus, kError, kInteger, kNil, kBulk, kArray };
+  Kind kind = Kind::kNil;
+  int64_t integer = 0;
+  std::string text;     // status, error message, or a bulk not placed in the sink
+  bool in_sink = false; // the bulk went to the command's BulkSink
+  uint64_t bulk_bytes = 0;
+};
+
 class RedisCommand {
  public:
   RedisCommand() = default;
@@ -34,6 +54,8 @@ class RedisCommand {
   // The key that routes the command (cluster slot); "" for keyless commands.
   void set_routing_key(std::string key) { routing_key_ = std::move(key); }
   const std::string& routing_key() const { return routing_key_; }
+  void set_bulk_sink(BulkSink sink) { sink_ = sink; }
+  const BulkSink* bulk_sink() const { return sink_.payload ? &sink_ : nullptr; }
 
   // Appends the RESP encoding to `iov`; scratch strings it points into go to `arena`, which must
   // outlive the writev.
@@ -47,6 +69,7 @@ class RedisCommand {
   };
   std::vector<Arg> args_;
   std::string routing_key_;
+  BulkSink sink_;
 };
 
 }  // namespace kvt::remote

@@ -19,6 +19,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/deadline.h"
 #include "common/status_or.h"
@@ -51,8 +52,12 @@ class RedisConnection {
   RedisConnection& operator=(const RedisConnection&) = delete;
 
   Status Send(std::span<const RedisCommand* const> commands, Deadline deadline);
-  // The next reply (an error reply is a reply, not a failed Read).
+  // The next reply through hiredis' reader (any kind; handshakes and CLUSTER SLOTS).
   StatusOr<RedisReply> Read(Deadline deadline);
+  // The next reply of a simple kind through this connection's own reader, which reads a bulk
+  // reply that fits `sink` straight into it (the data path: no copy through hiredis' buffers).
+  // Do not interleave with Read on the same replies.
+  StatusOr<Reply> ReadSimple(Deadline deadline, const BulkSink* sink);
   // Send + Read of one command.
   StatusOr<RedisReply> Call(const RedisCommand& command, Deadline deadline);
 
@@ -65,11 +70,19 @@ class RedisConnection {
  private:
   RedisConnection(redisContext* ctx, Endpoint endpoint) : ctx_(ctx), endpoint_(std::move(endpoint)) {}
   Status SetDeadline(Deadline deadline);
+  // Buffered input of ReadSimple.
+  Status Fill(Deadline deadline);
+  StatusOr<std::string> ReadLine(Deadline deadline);
+  Status ReadExact(char* dst, uint64_t n, Deadline deadline);
+  Status ReadFailure(ssize_t n, int err);
 
   redisContext* ctx_;
   Endpoint endpoint_;
   bool broken_ = false;
   uint64_t uses_ = 0;
+  Clock::time_point deadline_set_{};
+  std::vector<char> in_ = std::vector<char>(64 << 10);
+  size_t in_pos_ = 0, in_len_ = 0;
 };
 
 }  // namespace kvt::remote

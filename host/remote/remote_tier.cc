@@ -105,7 +105,7 @@ uint64_t RemoteTier::CountPresent(const tiering::Fingerprint& fingerprint, std::
   uint64_t n = 0;
   for (; n < replies.size(); ++n) {
     const auto& r = replies[n];
-    if (!r.ok() || (*r)->type != REDIS_REPLY_INTEGER || (*r)->integer != 1) break;
+    if (!r.ok() || r->kind != Reply::Kind::kInteger || r->integer != 1) break;
   }
   if (n) metrics_->hits.Increment(static_cast<double>(n));
   if (n < keys.size()) metrics_->misses.Increment();
@@ -120,11 +120,16 @@ uint64_t RemoteTier::ReadPrefix(const tiering::Fingerprint& fingerprint, std::sp
     metrics_->misses.Increment();
     return 0;
   }
+  // Values of the expected size land straight in `out` (header aside); anything else is read
+  // into the reply and fails verification below.
+  std::vector<char> headers(keys.size() * tiering::kRecordHeaderBytes);
   std::vector<RedisCommand> cmds(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
     std::string k = RedisKey(options_.key_prefix, keys[i]);
     cmds[i].Add("GET").Add(k);
     cmds[i].set_routing_key(std::move(k));
+    cmds[i].set_bulk_sink({headers.data() + i * tiering::kRecordHeaderBytes, tiering::kRecordHeaderBytes,
+                           out + i * chunk_bytes, chunk_bytes});
   }
   ExecuteStats stats;
   auto replies = cluster_->Execute(cmds, OpDeadline(), &stats);
@@ -133,9 +138,12 @@ uint64_t RemoteTier::ReadPrefix(const tiering::Fingerprint& fingerprint, std::sp
   std::vector<RedisCommand> deletes;
   for (; n < replies.size(); ++n) {
     const auto& r = replies[n];
-    if (!r.ok() || (*r)->type != REDIS_REPLY_STRING) break;
-    std::string_view value((*r)->str, (*r)->len);
-    ValueCheck check = VerifyValue(value, keys[n], fingerprint, chunk_bytes);
+    if (!r.ok() || r->kind != Reply::Kind::kBulk) break;
+    ValueCheck check = r->in_sink ? VerifyValueParts(std::string_view(headers.data() + n * tiering::kRecordHeaderBytes,
+                                                                      tiering::kRecordHeaderBytes),
+                                                     std::string_view(out + n * chunk_bytes, chunk_bytes), keys[n],
+                                                     fingerprint, chunk_bytes)
+                                  : VerifyValue(r->text, keys[n], fingerprint, chunk_bytes);
     if (check != ValueCheck::kOk) {
       const char* why = check == ValueCheck::kCorrupt ? "corrupt" : check == ValueCheck::kStale ? "stale" : "foreign";
       spdlog::warn("remote tier: value {} is {}; served as a miss", cmds[n].routing_key(), why);
@@ -151,7 +159,6 @@ uint64_t RemoteTier::ReadPrefix(const tiering::Fingerprint& fingerprint, std::sp
       }
       break;
     }
-    std::memcpy(out + n * chunk_bytes, value.data() + tiering::kRecordHeaderBytes, chunk_bytes);
   }
   if (n) {
     metrics_->hits.Increment(static_cast<double>(n));
@@ -236,8 +243,8 @@ void RemoteTier::WriteBatch(std::vector<Item>& batch) {
       metrics_->dropped_unavailable.Increment();
       continue;
     }
-    if ((*r)->type == REDIS_REPLY_ERROR) {
-      std::string_view msg((*r)->str, (*r)->len);
+    if (r->kind == Reply::Kind::kError) {
+      std::string_view msg(r->text);
       metrics_->write_errors.Increment();
       (msg.substr(0, 3) == "OOM" ? metrics_->dropped_oom : metrics_->dropped_error).Increment();
       if (!warned) {

@@ -25,4 +25,8 @@ enum class ValueCheck { kOk, kCorrupt, kStale, kForeign };
 ValueCheck VerifyValue(std::string_view value, const tiering::ChunkKey& key,
                        const tiering::Fingerprint& fingerprint, uint64_t expected_bytes);
 
+// The same check for a value read in two parts (header, payload).
+ValueCheck VerifyValueParts(std::string_view header, std::string_view payload, const tiering::ChunkKey& key,
+                            const tiering::Fingerprint& fingerprint, uint64_t expected_bytes);
+
 }  // namespace kvt::remote
