@@ -57,6 +57,39 @@ Status LoadNvmeConfig(const YAML::Node& node, const std::string& path, NvmeConfi
   return Status::Ok();
 }
 
+Status LoadRemoteConfig(const YAML::Node& node, const std::string& path, RemoteConfig* r) {
+  if (!node.IsMap()) return InvalidArgument("configuration file '" + path + "': remote must be a mapping");
+  static const std::set<std::string> kKnown = {
+      "endpoints",  "user",           "password",       "password_env",   "key_prefix", "ttl_ms",
+      "pool_size",  "writer_threads", "connect_timeout_ms", "timeout_ms", "backoff_min_ms", "backoff_max_ms",
+      "write_queue", "admission",     "admit_leading_chunks"};
+  for (const auto& kv : node) {
+    const std::string key = kv.first.as<std::string>();
+    const YAML::Node& v = kv.second;
+    if (!kKnown.count(key)) return InvalidArgument("configuration file '" + path + "': unknown key 'remote." + key + "'");
+    if (key == "endpoints") {
+      r->endpoints = v.IsSequence() ? v.as<std::vector<std::string>>() : std::vector<std::string>{v.as<std::string>()};
+    } else if (key == "user") r->user = v.as<std::string>();
+    else if (key == "password") r->password = v.as<std::string>();
+    else if (key == "password_env") r->password_env = v.as<std::string>();
+    else if (key == "key_prefix") r->key_prefix = v.as<std::string>();
+    else if (key == "ttl_ms") r->ttl_ms = v.as<uint64_t>();
+    else if (key == "pool_size") r->pool_size = v.as<uint32_t>();
+    else if (key == "writer_threads") r->writer_threads = v.as<uint32_t>();
+    else if (key == "connect_timeout_ms") r->connect_timeout_ms = v.as<uint32_t>();
+    else if (key == "timeout_ms") r->timeout_ms = v.as<uint32_t>();
+    else if (key == "backoff_min_ms") r->backoff_min_ms = v.as<uint32_t>();
+    else if (key == "backoff_max_ms") r->backoff_max_ms = v.as<uint32_t>();
+    else if (key == "write_queue") {
+      auto parsed = ParseByteSize(v.as<std::string>());
+      if (!parsed.ok()) return parsed.status().WithContext("remote.write_queue");
+      r->write_queue_bytes = *parsed;
+    } else if (key == "admission") r->admission = v.as<std::string>();
+    else if (key == "admit_leading_chunks") r->admit_leading_chunks = v.as<uint64_t>();
+  }
+  return Status::Ok();
+}
+
 // The gid of a group name (getgrnam_r: /etc/group, NSS).
 StatusOr<uint32_t> GroupId(const std::string& name) {
   std::vector<char> buf(16384);
@@ -129,7 +162,7 @@ Status LoadConfigFile(const std::string& path, DaemonConfig* c) {
       "socket", "socket_mode", "metrics_address", "data_dir", "host_capacity", "lock_memory",
       "numa_node", "eviction_policy", "default_heap", "max_heap", "total_heap", "default_ring_entries",
       "max_ring_entries", "max_clients", "idle_spin_us", "handshake_timeout_ms", "allowed_uids",
-      "allowed_gids", "allowed_groups", "log_level", "nvme"};
+      "allowed_gids", "allowed_groups", "log_level", "nvme", "remote"};
   try {
     for (const auto& kv : root) {
       const std::string key = kv.first.as<std::string>();
@@ -169,6 +202,7 @@ Status LoadConfigFile(const std::string& path, DaemonConfig* c) {
       }
       else if (key == "log_level") c->log_level = v.as<std::string>();
       else if (key == "nvme") KVT_RETURN_IF_ERROR(LoadNvmeConfig(v, path, &c->nvme));
+      else if (key == "remote") KVT_RETURN_IF_ERROR(LoadRemoteConfig(v, path, &c->remote));
     }
   } catch (const std::exception& e) {
     return InvalidArgument("configuration file '" + path + "': bad value: " + e.what());
@@ -222,6 +256,19 @@ Status ValidateConfig(const DaemonConfig& c) {
   if (n.staging_bytes < (1ull << 20)) return InvalidArgument("nvme.staging must be at least 1 MiB");
   if (n.capacity_bytes != 0 && n.capacity_bytes < (3ull << 20)) {
     return InvalidArgument("nvme.capacity must be at least 3 MiB (three 1 MiB segments)");
+  }
+  const RemoteConfig& r = c.remote;
+  if (r.admission != "all" && r.admission != "leading" && r.admission != "none") {
+    return InvalidArgument("remote.admission must be all, leading or none, not '" + r.admission + "'");
+  }
+  if (r.pool_size == 0 || r.pool_size > 256) return InvalidArgument("remote.pool_size must be 1-256");
+  if (r.writer_threads == 0 || r.writer_threads > 64) return InvalidArgument("remote.writer_threads must be 1-64");
+  if (r.timeout_ms == 0 || r.connect_timeout_ms == 0) return InvalidArgument("remote timeouts must be positive");
+  if (r.backoff_min_ms == 0 || r.backoff_min_ms > r.backoff_max_ms) {
+    return InvalidArgument("remote back-off must satisfy 0 < backoff_min_ms <= backoff_max_ms");
+  }
+  for (const std::string& e : r.endpoints) {
+    if (e.rfind(':') == std::string::npos) return InvalidArgument("remote endpoint '" + e + "' is not HOST:PORT");
   }
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
   if (!kLevels.count(c.log_level)) return InvalidArgument("log_level must be one of trace|debug|info|warn|error|off");

@@ -26,6 +26,27 @@ struct NvmeConfig {
   uint64_t staging_bytes = 64ull << 20; // `staging`: write-back and read buffers (registered with io_uring)
 };
 
+// The remote tier (host/remote/remote_tier.h). YAML: a `remote:` mapping; off while `endpoints`
+// is empty. The password comes from `password`, or from the environment variable named by
+// `password_env` (default KVT_REMOTE_PASSWORD) when `password` is not set; it is never logged.
+struct RemoteConfig {
+  std::vector<std::string> endpoints;   // `endpoints`: HOST:PORT seeds (cluster nodes or one instance)
+  std::string user;                     // `user`: ACL user
+  std::string password;                 // `password`
+  std::string password_env = "KVT_REMOTE_PASSWORD";  // `password_env`
+  std::string key_prefix = "kvt:";      // `key_prefix`
+  uint64_t ttl_ms = 0;                  // `ttl_ms`: expiry of written chunks; 0: none
+  uint32_t pool_size = 4;               // `pool_size`: connections per Redis node
+  uint32_t writer_threads = 1;          // `writer_threads`
+  uint32_t connect_timeout_ms = 500;    // `connect_timeout_ms`
+  uint32_t timeout_ms = 1000;           // `timeout_ms`: bound on one lookup / retrieve / write batch
+  uint32_t backoff_min_ms = 50;         // `backoff_min_ms`, `backoff_max_ms`: reconnection back-off
+  uint32_t backoff_max_ms = 2000;
+  uint64_t write_queue_bytes = 256ull << 20;  // `write_queue`: write-behind bytes held
+  std::string admission = "all";        // `admission`: all | leading | none
+  uint64_t admit_leading_chunks = 64;   // `admit_leading_chunks` (admission: leading)
+};
+
 struct DaemonConfig {
   std::string socket_path;          // Unix socket of the control plane
   uint32_t socket_mode = 0660;      // permissions of the socket file
@@ -51,6 +72,7 @@ struct DaemonConfig {
   // when the file is read; an unknown name is an error.
   std::string log_level = "info";
   NvmeConfig nvme;
+  RemoteConfig remote;
 };
 
 // The embedded defaults for this machine and user.

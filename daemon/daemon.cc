@@ -8,6 +8,7 @@
 #include <prometheus/gauge.h>
 #include <spdlog/spdlog.h>
 
+#include "daemon/remote_wiring.h"
 #include "monitoring/process_metrics.h"
 #include "protocol/version.h"
 
@@ -37,6 +38,8 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const DaemonConfig& config) {
   d->store_ = std::make_unique<tiering::BlockStore>(d->host_.get(), std::move(policy), *d->registry_);
   if (config.nvme.enabled) d->StartNvmeTier();
   d->plane_ = std::make_unique<tiering::BlockPlane>(d->store_.get());
+  KVT_ASSIGN_OR_RETURN(d->remote_, MakeRemoteTier(config.remote, *d->registry_));
+  if (d->remote_) d->plane_->set_prefix_tier(d->remote_.get());
   d->session_metrics_ = std::make_unique<SessionMetrics>(*d->registry_);
   d->namespaces_ = std::make_unique<NamespaceRegistry>();
 
@@ -74,6 +77,8 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const DaemonConfig& config) {
 
 Daemon::~Daemon() {
   server_.reset();  // stops sessions before the store they use goes away
+  if (plane_) plane_->set_prefix_tier(nullptr);
+  remote_.reset();  // drains write-behind (bounded) while the host slots it holds still exist
   if (store_) {
     store_->set_lower_tier(nullptr);
     store_->set_eviction_sink(nullptr);

@@ -49,6 +49,7 @@ class Daemon {
   std::unique_ptr<tiering::BlockStore> store_;
   std::unique_ptr<nvme::NvmeTier> nvme_;  // null without an NVMe tier; declared after store_: goes first
   std::unique_ptr<tiering::BlockPlane> plane_;
+  std::unique_ptr<tiering::PrefixTier> remote_;  // the remote tier, when configured and built
   std::unique_ptr<SessionMetrics> session_metrics_;
   std::unique_ptr<NamespaceRegistry> namespaces_;
   std::unique_ptr<Server> server_;

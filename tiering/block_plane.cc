@@ -75,7 +75,16 @@ PrefixResult BlockPlane::Store(const Namespace& ns, std::span<const uint32_t> to
       r.status = put.status().WithContext("chunk " + std::to_string(i));
       return r;
     }
-    if (*put == BlockStore::PutResult::kStored) ++r.value;
+    if (*put == BlockStore::PutResult::kStored) {
+      ++r.value;
+      if (prefix_tier_) {
+        // Write-behind from the host slot itself: the aliasing pointer keeps the entry alive.
+        if (ChunkIndex::EntryPtr e = store_->index().Find(prev)) {
+          std::shared_ptr<const char> data(e, e->slot->data());
+          prefix_tier_->Offer(prev, ns.fingerprint, i, std::move(data), e->bytes);
+        }
+      }
+    }
   }
   return r;
 }
@@ -88,6 +97,10 @@ PrefixResult BlockPlane::Lookup(const Namespace& ns, std::span<const uint32_t> t
   for (; i < chunks; ++i) {
     prev = ChainKey(prev, ns.fingerprint, tokens.subspan(i * per, per));
     if (!store_->Contains(prev)) break;
+  }
+  if (prefix_tier_ && i < chunks) {
+    std::vector<ChunkKey> rest = TailKeys(ns, tokens, prev, i, chunks);  // prev: chunk i's key
+    i += prefix_tier_->CountPresent(ns.fingerprint, rest);
   }
   return {Status::Ok(), i * per};
 }
@@ -106,12 +119,25 @@ PrefixResult BlockPlane::Retrieve(const Namespace& ns, std::span<const uint32_t>
     Status s = store_->Get(prev, ns.fingerprint, out + (i - first_chunk) * ns.chunk_bytes, ns.chunk_bytes);
     if (!s.ok()) break;  // a miss ends the prefix; never an error to the engine
   }
+  if (prefix_tier_ && i >= first_chunk && i < end) {
+    // Chunk i missed locally: ask the shared tier for [i, end) in one batch, then keep what it
+    // returned in the host tier (a failed promotion is no failure of the read).
+    std::vector<ChunkKey> rest = TailKeys(ns, tokens, prev, i, end);  // prev: chunk i's key
+    char* dst = out + (i - first_chunk) * ns.chunk_bytes;
+    uint64_t got = prefix_tier_->ReadPrefix(ns.fingerprint, rest, dst, ns.chunk_bytes);
+    for (uint64_t k = 0; k < got; ++k) {
+      store_->Put(rest[k], ns.fingerprint, dst + k * ns.chunk_bytes, ns.chunk_bytes).status().IgnoreError();
+    }
+    i += got;
+  }
   return {Status::Ok(), std::max(i, first_chunk) * per};
 }
 
 PrefixResult BlockPlane::Remove(const Namespace& ns, std::span<const uint32_t> tokens) {
   PrefixResult r;
-  for (const ChunkKey& key : Keys(ns, tokens)) r.value += store_->Remove(key) ? 1 : 0;
+  std::vector<ChunkKey> keys = Keys(ns, tokens);
+  for (const ChunkKey& key : keys) r.value += store_->Remove(key) ? 1 : 0;
+  if (prefix_tier_) prefix_tier_->Remove(keys);
   return r;
 }
 
@@ -139,6 +165,20 @@ PrefixResult BlockPlane::Unpin(const Namespace& ns, std::span<const uint32_t> to
 }  // namespace kvt::tiering
 
 namespace kvt::tiering {
+
+std::vector<ChunkKey> BlockPlane::TailKeys(const Namespace& ns, std::span<const uint32_t> tokens,
+                                           ChunkKey key_from, uint64_t from, uint64_t to) {
+  const uint64_t per = ns.layout.tokens_per_chunk;
+  std::vector<ChunkKey> keys;
+  keys.reserve(to - from);
+  keys.push_back(key_from);
+  ChunkKey previous = key_from;
+  for (uint64_t i = from + 1; i < to; ++i) {
+    previous = ChainKey(previous, ns.fingerprint, tokens.subspan(i * per, per));
+    keys.push_back(previous);
+  }
+  return keys;
+}
 
 void BlockPlane::ReleaseLease(PinLease* lease) {
   for (const ChunkKey& key : *lease) store_->Unpin(key);  // a removed chunk simply is not found

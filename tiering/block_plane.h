@@ -16,6 +16,7 @@
 #include "common/status_or.h"
 #include "tiering/block_store.h"
 #include "tiering/chunk_key.h"
+#include "tiering/prefix_tier.h"
 
 namespace kvt::tiering {
 
@@ -73,8 +74,18 @@ class BlockPlane {
   // The chained keys of the whole chunks of `tokens`.
   static std::vector<ChunkKey> Keys(const Namespace& ns, std::span<const uint32_t> tokens);
 
+  // The shared tier below the local ones (the remote store): newly stored chunks are offered to
+  // it for write-behind, and what Lookup/Retrieve miss locally is asked of it in one batch.
+  // Set before serving; must outlive the plane's use.
+  void set_prefix_tier(PrefixTier* tier) { prefix_tier_ = tier; }
+
  private:
+  // Keys of chunks [from, to), given chunk from's key.
+  static std::vector<ChunkKey> TailKeys(const Namespace& ns, std::span<const uint32_t> tokens, ChunkKey key_from,
+                                        uint64_t from, uint64_t to);
+
   BlockStore* store_;
+  PrefixTier* prefix_tier_ = nullptr;
 };
 
 }  // namespace kvt::tiering
