@@ -128,16 +128,22 @@ bool BlockStore::Remove(const ChunkKey& key) {
   return true;
 }
 
+// A pinned chunk leaves the eviction order and comes back (as most recent) when its last pin
+// goes, so eviction never walks past pinned chunks: its cost does not grow with how many are pinned.
 bool BlockStore::Pin(const ChunkKey& key) {
-  bool ok = index_.AdjustPins(key, +1);
-  if (ok) UpdateGauges();
-  return ok;
+  int64_t pins = index_.AdjustPins(key, +1);
+  if (pins < 0) return false;
+  if (pins == 1) policy_->OnRemove(key);
+  UpdateGauges();
+  return true;
 }
 
 bool BlockStore::Unpin(const ChunkKey& key) {
-  bool ok = index_.AdjustPins(key, -1);
-  if (ok) UpdateGauges();
-  return ok;
+  int64_t pins = index_.AdjustPins(key, -1);
+  if (pins < 0) return false;
+  if (pins == 0 && index_.Contains(key)) policy_->OnInsert(key);
+  UpdateGauges();
+  return true;
 }
 
 uint64_t BlockStore::EvictSome(uint64_t want_bytes, EvictionReason reason, uint64_t* evicted_chunks) {
@@ -150,7 +156,11 @@ uint64_t BlockStore::EvictSome(uint64_t want_bytes, EvictionReason reason, uint6
     for (const ChunkKey& key : candidates) {
       ChunkIndex::EntryPtr e = index_.EraseIfEvictable(key);
       if (!e) {
-        ++skip;  // pinned or being read: page past it next time
+        if (!index_.Contains(key)) {
+          policy_->OnRemove(key);  // removed meanwhile: drop the stale order entry
+        } else {
+          ++skip;  // being read (or just pinned): page past it next time
+        }
         continue;
       }
       policy_->OnRemove(key);

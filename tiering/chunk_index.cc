@@ -48,18 +48,18 @@ ChunkIndex::EntryPtr ChunkIndex::EraseIfEvictable(const ChunkKey& key) {
   return e;
 }
 
-bool ChunkIndex::AdjustPins(const ChunkKey& key, int delta) {
+int64_t ChunkIndex::AdjustPins(const ChunkKey& key, int delta) {
   Shard& s = ShardFor(key);
   std::lock_guard lock(s.mu);
   auto it = s.map.find(key);
-  if (it == s.map.end()) return false;
+  if (it == s.map.end()) return -1;
   ChunkEntry& e = *it->second;
-  if (delta < 0 && e.pins == 0) return false;
+  if (delta < 0 && e.pins == 0) return -1;
   uint32_t before = e.pins;
   e.pins = static_cast<uint32_t>(static_cast<int64_t>(e.pins) + delta);
   if (before == 0 && e.pins > 0) pinned_.fetch_add(1, std::memory_order_relaxed);
   if (before > 0 && e.pins == 0) pinned_.fetch_sub(1, std::memory_order_relaxed);
-  return true;
+  return e.pins;
 }
 
 void ChunkIndex::ForEach(const std::function<void(const ChunkEntry&)>& visit) const {

@@ -43,8 +43,9 @@ class ChunkIndex {
   EntryPtr Erase(const ChunkKey& key);
   // Removes the entry only if it is neither pinned nor held by a reader.
   EntryPtr EraseIfEvictable(const ChunkKey& key);
-  // Adds `delta` (+1/-1) to the pin count; false if absent (or unpinning an unpinned entry).
-  bool AdjustPins(const ChunkKey& key, int delta);
+  // Adds `delta` (+1/-1) to the pin count and returns the new count; -1 if absent (or when
+  // unpinning an unpinned entry).
+  int64_t AdjustPins(const ChunkKey& key, int delta);
 
   uint64_t size() const { return size_.load(std::memory_order_relaxed); }
   uint64_t pinned() const { return pinned_.load(std::memory_order_relaxed); }
