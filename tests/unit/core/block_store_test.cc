@@ -101,6 +101,31 @@ TEST_F(BlockStoreTest, FullOfPinnedChunksRefusesInsteadOfGrowing) {
   EXPECT_FALSE(store_->Contains(Key(3)));
 }
 
+TEST_F(BlockStoreTest, PinnedChunksLeaveTheEvictionOrderAndComeBackWhenUnpinned) {
+  auto policy = std::make_unique<LruPolicy>();
+  LruPolicy* order = policy.get();
+  BlockStore store(host_.get(), std::move(policy), registry_);
+  for (uint64_t i = 0; i < 4; ++i) {
+    auto p = Payload(i);
+    ASSERT_TRUE(store.Put(Key(i), fp_, p.data(), p.size()).ok());
+  }
+  auto has = [&](uint64_t i) {
+    for (const ChunkKey& k : order->Candidates(0, 100)) {
+      if (k == Key(i)) return true;
+    }
+    return false;
+  };
+  ASSERT_TRUE(store.Pin(Key(1)));
+  ASSERT_TRUE(store.Pin(Key(1)));  // twice: still out until the last unpin
+  EXPECT_FALSE(has(1)) << "eviction must not have to walk past pinned chunks";
+  EXPECT_TRUE(has(0));
+  ASSERT_TRUE(store.Unpin(Key(1)));
+  EXPECT_FALSE(has(1));
+  ASSERT_TRUE(store.Unpin(Key(1)));
+  EXPECT_TRUE(has(1));
+  EXPECT_EQ(order->Candidates(0, 1).front(), Key(0)) << "the oldest unpinned chunk still goes first";
+}
+
 TEST_F(BlockStoreTest, ConcurrentClientsNeverSeeTornChunks) {
   // Writers churn far more chunks than fit; readers must only ever see exact payloads or misses.
   std::atomic<bool> bad{false};
