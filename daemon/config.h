@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/byte_size.h"  // ParseByteSize, PhysicalMemoryBytes
 #include "common/status_or.h"
 
 namespace kvt::daemon {
@@ -85,8 +86,6 @@ Status LoadConfigFile(const std::string& path, DaemonConfig* config);
 // writable; the socket's directory must exist).
 Status ValidateConfig(const DaemonConfig& config);
 
-// "64MiB", "4 GiB", "1.5G", "1048576", "10%" (of physical memory) -> bytes.
-StatusOr<uint64_t> ParseByteSize(const std::string& text);
 
 // The default socket path for this user (also what the client library falls back to).
 std::string DefaultSocketPath();

@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
   if (!data_dir.empty()) config.data_dir = data_dir;
   if (!log_level.empty()) config.log_level = log_level;
   if (!capacity.empty()) {
-    auto bytes = kvt::daemon::ParseByteSize(capacity);
+    auto bytes = kvt::ParseByteSize(capacity);
     if (!bytes.ok()) {
       std::fprintf(stderr, "kv-tierd: --host-capacity: %s\n", bytes.status().ToString().c_str());
       return 1;
@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
   };
   auto bytes_flag = [](const std::string& v, const char* flag, uint64_t* out) {
     if (v.empty()) return true;
-    auto bytes = kvt::daemon::ParseByteSize(v);
+    auto bytes = kvt::ParseByteSize(v);
     if (!bytes.ok()) {
       std::fprintf(stderr, "kv-tierd: %s: %s\n", flag, bytes.status().ToString().c_str());
       return false;

@@ -16,7 +16,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "daemon/config.h"
+#include "common/byte_size.h"
 #include "kvt/kvt.hpp"
 
 namespace {
@@ -199,7 +199,7 @@ int main(int argc, char** argv) {
     if (evict_all) {
       bytes = UINT64_MAX;
     } else if (!evict_bytes.empty()) {
-      auto parsed = kvt::daemon::ParseByteSize(evict_bytes);
+      auto parsed = kvt::ParseByteSize(evict_bytes);
       if (!parsed.ok()) {
         std::fprintf(stderr, "kvtierctl: --bytes: %s\n", parsed.status().ToString().c_str());
         return 2;
