@@ -46,6 +46,7 @@ StatusOr<LayerPlan> ParseKindAndParams(std::string_view kind, std::string_view p
   } else {
     return NotFound("unknown layer kind '" + std::string(kind) + "' (full, offload, kivi, sparse)");
   }
+  KVT_ASSIGN_OR_RETURN(l.score, p.Float("score", -1.0f, -1.0f, 1.0f));
   KVT_RETURN_IF_ERROR(p.Finish());
   return l;
 }
@@ -100,8 +101,11 @@ Status SequencePlan::Validate() const {
 StatusOr<LayerPlan> ParseLayerSpec(std::string_view spec) {
   spec = Trim(spec);
   const size_t colon = spec.find(':');
-  if (colon == std::string_view::npos) return ParseKindAndParams(spec, "");
-  return ParseKindAndParams(spec.substr(0, colon), spec.substr(colon + 1));
+  KVT_ASSIGN_OR_RETURN(LayerPlan l, colon == std::string_view::npos
+                                        ? ParseKindAndParams(spec, "")
+                                        : ParseKindAndParams(spec.substr(0, colon), spec.substr(colon + 1)));
+  KVT_RETURN_IF_ERROR(ValidateLayer(l, 1024));  // head_dim checked again by SequencePlan::Validate
+  return l;
 }
 
 std::string FormatLayerSpec(const LayerPlan& l) {
@@ -145,10 +149,10 @@ std::string FormatPlan(const SequencePlan& plan) {
   for (int i = 0; i < plan.num_layers(); ++i) {
     const LayerPlan& l = plan.layers[static_cast<size_t>(i)];
     o << "layer " << i << " " << FormatLayerSpec(l);
-    if (l.score >= 0.0f) {
+    if (l.score >= 0.0f) {  // the planner's dense-preference score, kept for the record
       char buf[64];
-      std::snprintf(buf, sizeof(buf), "   # dense-preference %.4f", l.score);
-      o << buf;
+      std::snprintf(buf, sizeof(buf), ",score=%.6f", l.score);
+      o << (l.kind == LayerKind::kFull || l.kind == LayerKind::kOffload ? " " : "") << (buf + (l.kind == LayerKind::kFull || l.kind == LayerKind::kOffload ? 1 : 0));
     }
     o << "\n";
   }

@@ -20,7 +20,7 @@
 //   kvt-sequence-plan 1
 //   model stories260K
 //   shape layers=5,q_heads=8,kv_heads=4,head_dim=8
-//   layer 0 kivi bits=2,group=32,residual=128   # dense-preference 0.41
+//   layer 0 kivi bits=2,group=32,residual=128,score=0.41   # score: the planner's dense preference
 //   layer 1 sparse budget=96,sinks=4,recent=32,channels=2,scorer=channels
 // Thread-safe: plain values.
 #pragma once
