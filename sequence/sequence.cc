@@ -157,6 +157,12 @@ int64_t Sequence::kept_tokens(int layer) const {
   return layers_[static_cast<size_t>(layer)]->kept_tokens();
 }
 
+uint64_t Sequence::stored_bytes(int layer) const {
+  if (suspended_ || layer < 0 || layer >= static_cast<int>(layers_.size())) return 0;
+  const auto& l = *layers_[static_cast<size_t>(layer)];
+  return l.device_bytes() + l.host_bytes();
+}
+
 SequenceCounters Sequence::counters() const {
   SequenceCounters c;
   for (const auto& l : layers_) {

@@ -68,6 +68,7 @@ class Sequence {
   const SequencePlan& plan() const { return plan_; }
   int64_t tokens(int layer) const;
   int64_t kept_tokens(int layer) const;
+  uint64_t stored_bytes(int layer) const;  // resident + host-tier bytes of one layer
   SequenceCounters counters() const;
   TransferScheduler& scheduler() { return *scheduler_; }
 
