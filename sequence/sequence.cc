@@ -171,6 +171,7 @@ SequenceCounters Sequence::counters() const {
   }
   // The two channel-row buffers are resident too.
   for (const auto& b : context_.buffers) c.device_bytes += b.rows.capacity() * sizeof(kernels::Half);
+  c.device_bytes += (context_.gather_k.capacity() + context_.gather_v.capacity()) * sizeof(kernels::Half);
   c.pcie_bytes = context_.pcie_bytes;
   c.prefetch_hits = context_.prefetch_hits;
   c.demand_fetches = context_.demand_fetches;

@@ -52,7 +52,8 @@ class Sequence {
   Status Append(int layer, const float* keys, const float* values, int tokens);
   Status Attend(int layer, const float* query, float* out);
   // The K/V the layer would attend to, for an engine running its own kernel; valid until the next
-  // call on this layer. Dense (KIVI) layers return their dequantized K/V.
+  // call on this sequence (sparse layers share one gather buffer). Dense (KIVI) layers return
+  // their dequantized K/V.
   StatusOr<SelectedKv> Select(int layer, const float* query);
   // `speculative_query` [q_heads][head_dim] approximates layer `layer`'s coming query (TailorKV
   // computes it from the previous layer's hidden state with this layer's W_q). No-op for layers

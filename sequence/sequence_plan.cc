@@ -42,7 +42,7 @@ StatusOr<LayerPlan> ParseKindAndParams(std::string_view kind, std::string_view p
       return InvalidArgument("sparse: scorer must be channels or sketch, got " + scorer);
     }
     KVT_ASSIGN_OR_RETURN(l.sketch_bits, p.Int("sketch_bits", 2, 1, 8));
-    KVT_ASSIGN_OR_RETURN(l.sketch_group, p.Int("sketch_group", 32, 8, 4096));
+    KVT_ASSIGN_OR_RETURN(l.sketch_group, p.Int("sketch_group", 64, 8, 4096));
   } else {
     return NotFound("unknown layer kind '" + std::string(kind) + "' (full, offload, kivi, sparse)");
   }
@@ -67,9 +67,6 @@ Status ValidateLayer(const LayerPlan& l, int head_dim) {
       if (l.channels > head_dim) return InvalidArgument("sparse: channels exceed head_dim");
       if (!pow2_bits(l.sketch_bits)) return InvalidArgument("sparse: sketch_bits must be 1, 2, 4 or 8");
       if (l.sketch_group % 8 != 0) return InvalidArgument("sparse: sketch_group must be a multiple of 8");
-      if (l.scorer == Scorer::kSketch && l.recent < l.sketch_group) {
-        return InvalidArgument("sparse: scorer=sketch needs recent >= sketch_group");
-      }
       return Status::Ok();
   }
   return InvalidArgument("unknown layer kind");

@@ -13,8 +13,8 @@
 //            recent=56 (gathered = budget - sinks - recent), channels=8 (critical channels per KV
 //            head, absolute), scorer=channels|sketch (channels: the published pipeline, channel
 //            rows fetched from the host tier each step; sketch: score from a resident low-bit key
-//            copy, nothing fetched to score), sketch_bits=2, sketch_group=32 (tokens per scale;
-//            recent must be >= sketch_group so every candidate token is in a quantized group).
+//            copy, nothing fetched to score), sketch_bits=2, sketch_group=64 (tokens per scale;
+//            candidates past the last complete group have no sketch yet and are always kept).
 //
 // Text form (one layer per line, '#' starts a comment, parameters as in policies/method_params.h):
 //   kvt-sequence-plan 1
@@ -44,7 +44,7 @@ struct LayerPlan {
   // sparse
   int budget = 192, sinks = 8, recent = 56, channels = 8;
   Scorer scorer = Scorer::kChannels;
-  int sketch_bits = 2, sketch_group = 32;
+  int sketch_bits = 2, sketch_group = 64;
   // Informational: the dense-preference score the planner measured (negative: not measured).
   float score = -1.0f;
 

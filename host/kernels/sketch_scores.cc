@@ -3,6 +3,7 @@
 #include <oneapi/tbb/parallel_for.h>
 
 #include <algorithm>
+#include <vector>
 
 namespace kvt::kernels {
 
@@ -23,9 +24,17 @@ Status SketchScores(const KiviLayout& layout, const uint8_t* codes, const Half* 
   }
   const int64_t group_bytes = layout.KeyGroupCodeBytes() / d;  // one channel's codes in a group
   const uint32_t mask = (1u << bits) - 1u;
+  const int per_byte = 8 / bits;
+  // Byte -> its per_byte codes as floats, so a group's codes unpack with one lookup per byte and
+  // the accumulation below is a plain vectorizable loop.
+  float lut[256][8];
+  for (int byte = 0; byte < 256; ++byte) {
+    for (int j = 0; j < per_byte; ++j) lut[byte][j] = static_cast<float>((byte >> (j * bits)) & mask);
+  }
   tbb::parallel_for(0, kvh, [&](int h) {
     float* out = scores + h * score_stride;
     std::fill(out, out + n, 0.0f);
+    std::vector<float> codes_f(static_cast<size_t>(G));
     const int64_t g_begin = begin / G, g_end = (begin + n + G - 1) / G;
     for (int64_t g = g_begin; g < g_end; ++g) {
       const int64_t t0 = std::max(begin, g * G), t1 = std::min(begin + n, (g + 1) * G);
@@ -35,11 +44,14 @@ Status SketchScores(const KiviLayout& layout, const uint8_t* codes, const Half* 
         const float q = qhat[h * d + c];
         const float a = q * HalfToFloat(scale[p]), b = q * HalfToFloat(zero[p]);
         const uint8_t* bytes = codes + p * group_bytes;
-        for (int64_t t = t0; t < t1; ++t) {
-          const int64_t bit = (t - g * G) * bits;
-          const uint32_t code = (bytes[bit >> 3] >> (bit & 7)) & mask;
-          out[t - begin] += a * static_cast<float>(code) + b;
+        for (int64_t byte = 0; byte < group_bytes; ++byte) {
+          std::copy_n(lut[bytes[byte]], per_byte, codes_f.data() + byte * per_byte);
         }
+        float* o = out + (t0 - begin);
+        const float* cf = codes_f.data() + (t0 - g * G);
+        const int64_t m = t1 - t0;
+#pragma omp simd
+        for (int64_t j = 0; j < m; ++j) o[j] += a * cf[j] + b;
       }
     }
   });

@@ -42,6 +42,9 @@ struct PrefetchBuffer {
 struct LayerContext {
   TransferScheduler* scheduler = nullptr;
   PrefetchBuffer buffers[2];
+  // Gathered dominant tokens of the sparse layer being attended, head-major [kv_heads][k][head_dim]
+  // (one pair per sequence, as one pair of device buffers on the GPU path).
+  std::vector<kernels::Half> gather_k, gather_v;
   uint64_t pcie_bytes = 0;      // host tier -> working memory, cumulative (demand + prefetch)
   uint64_t prefetch_hits = 0;   // sparse steps served by a hinted prefetch
   uint64_t demand_fetches = 0;  // sparse steps that fetched channel rows on demand

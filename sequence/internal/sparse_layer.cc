@@ -15,6 +15,7 @@
 // sketch; nothing is fetched to score.
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "host/kernels/approx_scores.h"
 #include "host/kernels/channel_select.h"
@@ -92,9 +93,15 @@ class SparseLayer final : public LayerState {
     KVT_RETURN_IF_ERROR(kernels::TopChannels(shape_, q, absmax_.data(), p_.channels, qhat_.data(), channels_.data()));
     scores_.resize(static_cast<size_t>(kvh * n));
     if (p_.scorer == Scorer::kSketch) {
+      // Candidates past the last complete sketch group (fewer than sketch_group - recent) have no
+      // sketch yet: they are always kept.
+      const int64_t scored = std::clamp<int64_t>(sketch_groups_ * sketch_.key_group - begin, 0, n);
       KVT_RETURN_IF_ERROR(kernels::SketchScores(sketch_, sketch_codes_.data(), sketch_scale_.data(),
                                                 sketch_zero_.data(), sketch_groups_, qhat_.data(), channels_.data(),
-                                                p_.channels, begin, n, scores_.data(), n));
+                                                p_.channels, begin, scored, scores_.data(), n));
+      for (int h = 0; h < kvh; ++h) {
+        std::fill(scores_.begin() + h * n + scored, scores_.begin() + (h + 1) * n, std::numeric_limits<float>::max());
+      }
     } else {
       PrefetchBuffer& b = buffer();
       if (b.layer == layer_ && b.tokens >= begin + n) {  // rows hinted earlier (maybe still in flight)
@@ -127,14 +134,16 @@ class SparseLayer final : public LayerState {
     idx_.resize(static_cast<size_t>(kvh * k));
     KVT_RETURN_IF_ERROR(kernels::TopK(scores_.data(), kvh, n, n, k, idx_.data(), topk_ws_));
     for (auto& i : idx_) i += static_cast<int32_t>(begin);
-    gk_.resize(static_cast<size_t>(kvh * k * d));
-    gv_.resize(gk_.size());
-    const uint64_t bytes = 2 * gk_.size() * sizeof(Half);
+    std::vector<Half>& gk = ctx_->gather_k;
+    std::vector<Half>& gv = ctx_->gather_v;
+    gk.resize(static_cast<size_t>(kvh * k * d));
+    gv.resize(gk.size());
+    const uint64_t bytes = 2 * gk.size() * sizeof(Half);
     Status gather_status;
     const auto ticket = ctx_->scheduler->Submit(TransferPriority::kDemand, bytes, [&, t, k] {
-      gather_status = kernels::GatherRows(keys_.data(), t, row_, kvh, d, idx_.data(), k, gk_.data());
+      gather_status = kernels::GatherRows(keys_.data(), t, row_, kvh, d, idx_.data(), k, gk.data());
       if (gather_status.ok()) {
-        gather_status = kernels::GatherRows(values_.data(), t, row_, kvh, d, idx_.data(), k, gv_.data());
+        gather_status = kernels::GatherRows(values_.data(), t, row_, kvh, d, idx_.data(), k, gv.data());
       }
     });
     KVT_RETURN_IF_ERROR(ctx_->scheduler->Wait(ticket));
@@ -142,7 +151,7 @@ class SparseLayer final : public LayerState {
     ctx_->pcie_bytes += bytes;
     const int64_t recent_begin = t - p_.recent;
     out->segments = {{keys_.data(), values_.data(), begin, row_, d},
-                     {gk_.data(), gv_.data(), k, d, k * d},
+                     {gk.data(), gv.data(), k, d, k * d},
                      {keys_.row(recent_begin), values_.row(recent_begin), p_.recent, row_, d}};
     out->tokens = begin + k + p_.recent;
     kept_ = out->tokens;
@@ -180,11 +189,11 @@ class SparseLayer final : public LayerState {
 
   int64_t tokens() const override { return keys_.tokens(); }
   int64_t kept_tokens() const override { return kept_ ? kept_ : tokens(); }
-  // Resident: sinks + recent windows, the gather buffers, channel maxima, the sketch.
+  // Resident: sinks + recent windows, channel maxima, the sketch (the shared gather and
+  // channel-row buffers are counted once per sequence).
   uint64_t device_bytes() const override {
     const int64_t window = std::min<int64_t>(keys_.tokens(), p_.sinks + p_.recent);
     return static_cast<uint64_t>(window * row_ * 2) * sizeof(Half) +
-           static_cast<uint64_t>(shape_.kv_heads) * p_.gathered() * shape_.head_dim * 2 * sizeof(Half) +
            absmax_.size() * sizeof(float) + sketch_codes_.size() +
            (sketch_scale_.size() + sketch_zero_.size()) * sizeof(Half);
   }
@@ -264,7 +273,6 @@ class SparseLayer final : public LayerState {
   std::vector<float> qhat_, qsel_, scores_;
   std::vector<int32_t> channels_, ident_, idx_;
   std::vector<uint32_t> topk_ws_;
-  std::vector<Half> gk_, gv_;
 };
 
 }  // namespace

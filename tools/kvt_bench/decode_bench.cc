@@ -131,6 +131,7 @@ int RunDecodeBench(int argc, char** argv) {
   int warm = 1, steps = 3, dense_layers = 2;
   std::vector<int64_t> contexts = {4096, 8192, 16384};
   std::string sparse = "sparse:budget=192,sinks=8,recent=56,channels=8";
+  std::string modes = ",full,offload,tailorkv,tailorkv_sketch,";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -141,11 +142,12 @@ int RunDecodeBench(int argc, char** argv) {
       else if (a == "--warmup") warm = std::max(0, std::stoi(next()));
       else if (a == "--dense-layers") dense_layers = std::clamp(std::stoi(next()), 0, kLayers);
       else if (a == "--sparse") sparse = next();
+      else if (a == "--modes") modes = "," + next() + ",";
       else throw std::invalid_argument(a);
     } catch (const std::exception&) {
       std::fprintf(stderr,
                    "usage: kvt-bench decode [--json] [--contexts 4096,8192,16384] [--steps 3] [--warmup 1]\n"
-                   "                        [--dense-layers 2] [--sparse SPEC]\n");
+                   "                        [--dense-layers 2] [--sparse SPEC] [--modes full,offload,...]\n");
       return a == "--help" || a == "-h" ? 0 : 2;
     }
   }
@@ -183,6 +185,7 @@ int RunDecodeBench(int argc, char** argv) {
     const sequence::SequencePlan* plans[4] = {&*plan_a, &*plan_b, &*plan_c, &*plan_s};
     const char* names[4] = {"full", "offload", "tailorkv", "tailorkv_sketch"};
     for (int m = 0; m < 4; ++m) {
+      if (modes.find("," + std::string(names[m]) + ",") == std::string::npos) continue;
       auto res = RunMode(*plans[m], *tpl, warm, steps, m >= 2);
       if (!res.ok()) {
         std::fprintf(stderr, "kvt-bench decode: %s at %lld: %s\n", names[m], static_cast<long long>(context),

@@ -42,8 +42,7 @@ TEST(SequencePlan, BadInputIsAnError) {
   EXPECT_FALSE(ParsePlan("kvt-sequence-plan 1\nshape layers=1,q_heads=8,kv_heads=3,head_dim=8\nlayer 0 full\n").ok());
   EXPECT_FALSE(ParsePlan("kvt-sequence-plan 1\nshape layers=1,q_heads=8,kv_heads=4,head_dim=8\nlayer 0 full\nlayer 0 full\n").ok());
   EXPECT_TRUE(ParsePlan("kvt-sequence-plan 1\n# c\nshape layers=1,q_heads=8,kv_heads=4,head_dim=8\nlayer 0 full # x\n").ok());
-  // sketch needs recent >= sketch_group
-  EXPECT_FALSE(UniformPlan("sparse:scorer=sketch,recent=8,sketch_group=32,budget=64", 1, {8, 4, 64}).ok());
+  EXPECT_FALSE(UniformPlan("sparse:channels=65", 1, {8, 4, 64}).ok());  // more channels than head_dim
 }
 
 // A layer whose queries match one key strongly is "sparse"; one with uniform attention is "dense".
