@@ -16,8 +16,12 @@
 //                 worker thread after HintNext, double-buffered)
 //   tailorkv_sketch   the same plan scoring from a resident 2-bit key sketch instead (issue 7's
 //                 improvement: nothing fetched to score, only the gathered tokens move)
-// One JSON record per context with --json. CPU contexts default to 4K, 8K, 16K (what fits next to
-// other work in this machine's memory; --contexts 4096,32768 to choose).
+// One JSON record per device and context with --json. CPU contexts default to 4K, 8K, 16K (what
+// fits next to other work in this machine's memory; --contexts 4096,32768 to choose). With a CUDA
+// build and a device, --gpu (or --gpu-only) adds the GPU records of gpu/bench/decode_bench_gpu.h at
+// --gpu-contexts (default 16K, 32K, 64K, 128K).
+#include <stdlib.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -30,6 +34,10 @@
 #include "tools/kvt_bench/bench_commands.h"
 #include "tools/kvt_bench/bench_util.h"
 
+#if KVT_BENCH_HAVE_GPU_KERNELS
+#include "gpu/bench/decode_bench_gpu.h"
+#endif
+
 namespace kvt::bench {
 namespace {
 
@@ -39,6 +47,7 @@ constexpr int kRow = kKvHeads * kHeadDim, kQRow = kQHeads * kHeadDim;
 
 struct ModeResult {
   double ms = 0;               // median per-token decode time, all layers
+  double min_ms = 0;           // fastest step (the least disturbed by other load on a shared machine)
   uint64_t device_bytes = 0;   // resident KV bytes after the run
   uint64_t host_bytes = 0;
   uint64_t pcie_per_step = 0;  // host tier -> working memory per token
@@ -92,6 +101,7 @@ StatusOr<ModeResult> RunMode(const sequence::SequencePlan& plan, const Template&
   }
   ModeResult r;
   r.ms = Percentile(times, 0.5);
+  r.min_ms = *std::min_element(times.begin(), times.end());
   const sequence::SequenceCounters c = seq->counters();
   r.device_bytes = c.device_bytes;
   r.host_bytes = c.host_bytes;
@@ -110,6 +120,12 @@ StatusOr<sequence::SequencePlan> TailorPlan(int dense_layers, const std::string&
   KVT_ASSIGN_OR_RETURN(auto dense, sequence::ParseLayerSpec("kivi:bits=2,group=32,residual=128"));
   for (int l = 0; l < std::min(dense_layers, kLayers); ++l) plan.layers[static_cast<size_t>(l)] = dense;
   return plan;
+}
+
+// The 1-minute load average: how busy the (possibly shared) machine was during the record.
+double LoadAverage() {
+  double l[1] = {0};
+  return getloadavg(l, 1) == 1 ? l[0] : -1.0;
 }
 
 std::vector<int64_t> ParseContexts(const std::string& s) {
@@ -132,6 +148,8 @@ int RunDecodeBench(int argc, char** argv) {
   std::vector<int64_t> contexts = {4096, 8192, 16384};
   std::string sparse = "sparse:budget=192,sinks=8,recent=56,channels=8";
   std::string modes = ",full,offload,tailorkv,tailorkv_sketch,";
+  bool cpu = true, gpu = false;
+  std::vector<int64_t> gpu_contexts = {16384, 32768, 65536, 131072};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -143,11 +161,15 @@ int RunDecodeBench(int argc, char** argv) {
       else if (a == "--dense-layers") dense_layers = std::clamp(std::stoi(next()), 0, kLayers);
       else if (a == "--sparse") sparse = next();
       else if (a == "--modes") modes = "," + next() + ",";
+      else if (a == "--gpu") gpu = true;
+      else if (a == "--gpu-only") gpu = true, cpu = false;
+      else if (a == "--gpu-contexts") gpu_contexts = ParseContexts(next());
       else throw std::invalid_argument(a);
     } catch (const std::exception&) {
       std::fprintf(stderr,
                    "usage: kvt-bench decode [--json] [--contexts 4096,8192,16384] [--steps 3] [--warmup 1]\n"
-                   "                        [--dense-layers 2] [--sparse SPEC] [--modes full,offload,...]\n");
+                   "                        [--dense-layers 2] [--sparse SPEC] [--modes full,offload,...]\n"
+                   "                        [--gpu | --gpu-only] [--gpu-contexts 16384,...]\n");
       return a == "--help" || a == "-h" ? 0 : 2;
     }
   }
@@ -175,6 +197,7 @@ int RunDecodeBench(int argc, char** argv) {
   if (!json) std::fprintf(stderr, "host-tier -> working copy (PCIe stand-in): %.2f GB/s\n", h2d_gbps);
 
   std::string records;
+  if (!cpu) contexts.clear();
   for (int64_t context : contexts) {
     auto tpl = MakeTemplate(context, warm + steps);
     if (!tpl.ok()) {
@@ -208,22 +231,55 @@ int RunDecodeBench(int argc, char** argv) {
                   "\"pcie_bytes_per_step\": %llu, \"offload_pcie_bytes_per_step\": %llu, "
                   "\"tailorkv_sketch_pcie_bytes_per_step\": %llu, \"h2d_gbps\": %.3f, "
                   "\"offload_over_tailorkv\": %.2f, \"offload_over_tailorkv_sketch\": %.2f, "
-                  "\"tailorkv_prefetch_hidden\": %.3f, \"tailorkv_prefetch_hits\": %llu, \"tailorkv_demand_fetches\": %llu}",
+                  "\"tailorkv_prefetch_hidden\": %.3f, \"tailorkv_prefetch_hits\": %llu, \"tailorkv_demand_fetches\": %llu, "
+                  "\"full_min_ms\": %.3f, \"offload_min_ms\": %.3f, \"tailorkv_min_ms\": %.3f, \"tailorkv_sketch_min_ms\": %.3f, "
+                  "\"load_average\": %.2f}",
                   records.empty() ? "" : ",\n    ", device.c_str(), static_cast<long long>(context), r[0].ms, r[1].ms,
                   r[2].ms, r[3].ms, (unsigned long long)r[0].device_bytes, (unsigned long long)r[1].device_bytes,
                   (unsigned long long)r[2].device_bytes, (unsigned long long)r[3].device_bytes,
                   (unsigned long long)r[2].pcie_per_step, (unsigned long long)r[1].pcie_per_step,
                   (unsigned long long)r[3].pcie_per_step, h2d_gbps, r[1].ms / r[2].ms, r[1].ms / r[3].ms,
                   r[2].prefetch_hidden, (unsigned long long)r[2].prefetch_hits,
-                  (unsigned long long)r[2].demand_fetches);
+                  (unsigned long long)r[2].demand_fetches, r[0].min_ms, r[1].min_ms, r[2].min_ms, r[3].min_ms,
+                  LoadAverage());
     records += buf;
+  }
+  if (gpu) {
+#if KVT_BENCH_HAVE_GPU_KERNELS
+    std::vector<gpu::GpuDecodeRecord> recs;
+    const Status s = gpu::RunDecodeBenchGpu(gpu_contexts, dense_layers, steps < 5 ? 10 : steps, &recs);
+    if (!s.ok()) {
+      std::fprintf(stderr, "kvt-bench decode: GPU part failed: %s\n", s.ToString().c_str());
+      if (!cpu) return 1;
+    }
+    for (const auto& r : recs) {
+      char buf[1024];
+      std::snprintf(buf, sizeof(buf),
+                    "%s{\"device\": \"%s\", \"context\": %lld, \"full_ms\": %.4f, \"offload_ms\": %.4f, "
+                    "\"tailorkv_ms\": %.4f, \"full_gpu_bytes\": %llu, \"tailorkv_gpu_bytes\": %llu, "
+                    "\"pcie_bytes_per_step\": %llu, \"offload_pcie_bytes_per_step\": %llu, "
+                    "\"channel_rows_bytes_per_step\": %llu, \"h2d_gbps\": %.3f, \"offload_over_tailorkv\": %.2f, "
+                    "\"tailorkv_over_full\": %.3f, \"tailorkv_gpu_fraction\": %.4f, \"tailorkv_scorer\": \"sketch\"}",
+                    records.empty() ? "" : ",\n    ", r.device.c_str(), static_cast<long long>(r.context), r.full_ms,
+                    r.offload_ms, r.tailorkv_ms, (unsigned long long)r.full_gpu_bytes,
+                    (unsigned long long)r.tailorkv_gpu_bytes, (unsigned long long)r.pcie_bytes_per_step,
+                    (unsigned long long)r.offload_pcie_bytes_per_step, (unsigned long long)r.channel_rows_bytes_per_step,
+                    r.h2d_gbps, r.offload_ms / r.tailorkv_ms, r.tailorkv_ms / r.full_ms,
+                    static_cast<double>(r.tailorkv_gpu_bytes) / static_cast<double>(r.full_gpu_bytes));
+      records += buf;
+      if (!json) std::fprintf(stderr, "%s\n", buf);
+    }
+#else
+    std::fprintf(stderr, "kvt-bench decode: built without CUDA; no GPU records\n");
+    if (!cpu) return 1;
+#endif
   }
   if (json) {
     std::printf("{\"bench\": \"decode\", \"machine\": \"%s\", \"shape\": \"Llama-3.1-8B: 32 layers, 32 q heads, 8 KV "
                 "heads, head_dim 128, fp16 KV\", \"activations\": \"generated\", \"weights\": \"excluded\", "
                 "\"pcie\": \"CPU path: memcpy host tier -> working buffer stands in for PCIe; h2d_gbps = that "
                 "memcpy's bandwidth in this run\", \"tailorkv_plan\": \"%d dense KIVI-2 layers, %d x %s\", "
-                "\"steps\": %d,\n  \"records\": [\n    %s]}\n",
+                "\"steps\": %d, \"ms\": \"median over steps (min_ms: fastest step)\",\n  \"records\": [\n    %s]}\n",
                 MachineDescription().c_str(), dense_layers, kLayers - dense_layers, sparse.c_str(), steps,
                 records.c_str());
   }
