@@ -42,7 +42,7 @@ class ByteReader {
   template <typename T>
   Status Get(T* v) {
     static_assert(std::is_trivially_copyable_v<T>);
-    if (in_.size() - pos_ < sizeof(T)) return Corruption("sequence image truncated");
+    if (in_.size() - pos_ < sizeof(T) || in_.data() == nullptr) return Corruption("sequence image truncated");
     std::memcpy(v, in_.data() + pos_, sizeof(T));
     pos_ += sizeof(T);
     return Status::Ok();
@@ -53,7 +53,7 @@ class ByteReader {
     KVT_RETURN_IF_ERROR(Get(&n));
     if (n > (in_.size() - pos_) / sizeof(T)) return Corruption("sequence image: vector larger than the image");
     v->resize(n);
-    std::memcpy(v->data(), in_.data() + pos_, n * sizeof(T));
+    if (n > 0) std::memcpy(v->data(), in_.data() + pos_, n * sizeof(T));
     pos_ += n * sizeof(T);
     return Status::Ok();
   }
