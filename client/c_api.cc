@@ -64,6 +64,11 @@ void SetOut(uint64_t* out, uint64_t v) {
 
 }  // namespace
 
+// The sequence part of the ABI (sequence_api.cc) reports through the same last-error message.
+namespace kvt::client {
+kvt_status_t AbiFail(const kvt::Status& s) { return Fail(s); }
+}  // namespace kvt::client
+
 extern "C" {
 
 const char* kvt_status_name(kvt_status_t status) {

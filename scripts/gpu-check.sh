@@ -36,6 +36,7 @@ fi
 # name | command producing one JSON document on stdout
 BENCHES=(
   "kernels|$BUILD/bin/kvt-bench kernels --json --gpu-only"
+  "decode|$BUILD/bin/kvt-bench decode --json --gpu-only"
 )
 for entry in "${BENCHES[@]}"; do
   name="${entry%%|*}"

@@ -1,7 +1,8 @@
 // CacheFactory — how the engine gets one LayerCache per layer of a sequence, and the resolution
 // of a policy spec ("full", "kivi2", "snapkv:budget=64", ...) into such a factory.
 //
-// "exact" is always the engine's own ExactLayerCache. Every other spec, "full" included, goes to
+// "exact" is always the engine's own ExactLayerCache. "plan:<file>" runs every layer through the
+// sequence plane (sequence/) with a saved SequencePlan (kvt-llama plan writes one). Every other spec, "full" included, goes to
 // policies::MakeLayerCache (policies/registry.h) when the policies library is built; without it
 // only "exact" and "full" (mapped to ExactLayerCache) resolve and the rest are NOT_FOUND.
 #pragma once

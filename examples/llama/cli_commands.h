@@ -37,4 +37,18 @@ struct PplArgs {
 CLI::App* AddPplCommand(CLI::App& app, PplArgs& args);
 int RunPpl(const PplArgs& args);
 
+// TailorKV plan from a calibration text. head_dim-8 defaults (stories260K): TailorKV's 8 critical
+// channels of 128 become 2 of 8; budget 96 = 4 sinks + 32 recent + 60 gathered per KV head;
+// KIVI groups of 32 tokens with a 32-token residual.
+struct PlanArgs {
+  std::string model, tokenizer, text, out;
+  int window = 512;
+  int windows = 4;
+  int observation = 32;
+  float tau = 0.2f;
+  std::string dense = "kivi:bits=1,group=32,residual=32";
+  std::string sparse = "sparse:budget=96,sinks=4,recent=32,channels=2,scorer=channels";
+};
+CLI::App* AddPlanCommand(CLI::App& app, PlanArgs& args);
+int RunPlan(const PlanArgs& args);
 }  // namespace kvt::llama::cli

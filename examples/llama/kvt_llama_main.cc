@@ -1,4 +1,4 @@
-// kvt-llama — the reference engine's command line: `generate` and `ppl` (see --help of each).
+// kvt-llama — the reference engine's command line: `generate`, `ppl` and `plan` (see --help of each).
 #include <cstdio>
 
 #include "examples/llama/cli_commands.h"
@@ -10,6 +10,8 @@ int main(int argc, char** argv) {
   kvt::llama::cli::PplArgs ppl;
   CLI::App* gen_cmd = kvt::llama::cli::AddGenerateCommand(app, gen);
   CLI::App* ppl_cmd = kvt::llama::cli::AddPplCommand(app, ppl);
+  kvt::llama::cli::PlanArgs plan;
+  CLI::App* plan_cmd = kvt::llama::cli::AddPlanCommand(app, plan);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -17,5 +19,6 @@ int main(int argc, char** argv) {
   }
   if (gen_cmd->parsed()) return kvt::llama::cli::RunGenerate(gen);
   if (ppl_cmd->parsed()) return kvt::llama::cli::RunPpl(ppl);
+  if (plan_cmd->parsed()) return kvt::llama::cli::RunPlan(plan);
   return 2;
 }

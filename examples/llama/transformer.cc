@@ -1,5 +1,7 @@
 #include "examples/llama/transformer.h"
 
+#include "policies/hintable_cache.h"
+
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/parallel_for.h>
 
@@ -199,8 +201,20 @@ Status Transformer::Decode(Sequence& seq, int32_t token, float* logits) const {
   float* x = seq.x_.data();
   float* xb = seq.xb_.data();
   std::copy_n(w_.tok_emb.data() + static_cast<size_t>(token) * d, d, x);
+  std::vector<float> spec_x, spec_q;  // speculative next-layer query (HintableCache), when wanted
   for (int l = 0; l < c_.n_layers; ++l) {
     const size_t ld = static_cast<size_t>(l);
+    if (l + 1 < c_.n_layers) {
+      if (auto* h = dynamic_cast<policies::HintableCache*>(seq.caches_[l + 1].get())) {
+        // TailorKV: layer l+1's query from layer l's input, so l+1's rows move while l computes.
+        spec_x.resize(d);
+        spec_q.resize(d);
+        ops::RmsNorm(x, w_.rms_att.data() + (ld + 1) * d, spec_x.data(), d, c_.rms_eps);
+        ops::MatVec(w_.wq.data() + (ld + 1) * d * d, spec_x.data(), spec_q.data(), d, d);
+        ops::Rope(spec_q.data(), c_.n_heads, hd, pos, c_.rope_theta);
+        if (Status s = h->HintQuery(spec_q.data()); !s.ok()) return s.WithContext("layer " + std::to_string(l + 1) + " hint");
+      }
+    }
     ops::RmsNorm(x, w_.rms_att.data() + ld * d, xb, d, c_.rms_eps);
     ops::MatVec(w_.wq.data() + ld * d * d, xb, seq.q_.data(), d, d);
     ops::MatVec(w_.wk.data() + ld * kv * d, xb, seq.k_.data(), kv, d);

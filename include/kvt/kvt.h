@@ -259,6 +259,50 @@ KVT_API kvt_status_t kvt_daemon_list_namespaces(kvt_client_t* client, kvt_namesp
  * daemon runs without an NVMe tier; KVT_STATUS_IO_ERROR when some chunks could not be written. */
 KVT_API kvt_status_t kvt_persist(kvt_client_t* client, int64_t timeout_ns);
 
+/* ------------------------------------------------------------------------------------------------
+ * Sequence plane: one live sequence's KV, kept per layer as a plan says (full, KIVI-quantized dense
+ * layers, TailorKV sparse layers offloaded with dominant-token selection). Runs inside the calling
+ * process (no daemon round trip on the decode path); needs no client. A sequence is used by one
+ * thread at a time. Shapes are row-major float32 (keys post-RoPE):
+ *   keys / values [tokens][kv_heads][head_dim]; query / out [q_heads][head_dim].
+ * ---------------------------------------------------------------------------------------------- */
+typedef struct kvt_sequence kvt_sequence_t;
+
+/* `plan_text`: a plan in its text form ("kvt-sequence-plan 1" ..., as `kvt-llama plan` writes). */
+KVT_API kvt_status_t kvt_sequence_open(const char* plan_text, kvt_sequence_t** out_sequence);
+/* Waits for the sequence's transfers and frees everything. NULL is fine. */
+KVT_API void kvt_sequence_close(kvt_sequence_t* sequence);
+
+KVT_API kvt_status_t kvt_sequence_append(kvt_sequence_t* sequence, uint32_t layer, const float* keys,
+                                         const float* values, uint32_t tokens);
+/* One decode step's attention for `layer` over what the layer keeps. */
+KVT_API kvt_status_t kvt_sequence_attend(kvt_sequence_t* sequence, uint32_t layer, const float* query, float* out);
+
+/* What `layer` would attend to, for an engine running its own kernel: fp16 segments in attention
+ * order; element (t, h, c) of a segment at keys[t * token_stride + h * head_stride + c]. Pointers
+ * stay valid until the next call on this sequence. Writes at most `capacity` segments; *out_count
+ * receives how many there are. */
+typedef struct kvt_kv_segment {
+  const uint16_t* keys;   /* IEEE binary16 bits */
+  const uint16_t* values;
+  int64_t tokens;
+  int64_t token_stride;   /* elements */
+  int64_t head_stride;    /* elements */
+} kvt_kv_segment_t;
+KVT_API kvt_status_t kvt_sequence_select(kvt_sequence_t* sequence, uint32_t layer, const float* query,
+                                         kvt_kv_segment_t* segments, uint32_t capacity, uint32_t* out_count);
+
+/* A speculative query for `layer` (computed while the previous layer runs) so the layer's channel
+ * rows are prefetched; optional. */
+KVT_API kvt_status_t kvt_sequence_hint_next(kvt_sequence_t* sequence, uint32_t layer, const float* speculative_query);
+
+/* Moves the whole state into a new image (*out_image, *out_bytes; free it with
+ * kvt_sequence_image_free) and releases it; the sequence then accepts only resume and close.
+ * Resuming from the image restores the sequence bit for bit. */
+KVT_API kvt_status_t kvt_sequence_suspend(kvt_sequence_t* sequence, void** out_image, uint64_t* out_bytes);
+KVT_API kvt_status_t kvt_sequence_resume(kvt_sequence_t* sequence, const void* image, uint64_t bytes);
+KVT_API void kvt_sequence_image_free(void* image);
+
 #ifdef __cplusplus
 }  /* extern "C" */
 #endif

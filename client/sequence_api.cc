@@ -1,0 +1,139 @@
+// The sequence-plane part of the C ABI (include/kvt/kvt.h, kvt_sequence_*) over
+// sequence::Sequence, running in the engine's process. No exception crosses this boundary.
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+
+#include "include/kvt/kvt.h"
+#include "sequence/sequence.h"
+
+struct kvt_sequence {
+  std::unique_ptr<kvt::sequence::Sequence> seq;
+};
+
+namespace kvt::client {
+kvt_status_t AbiFail(const kvt::Status& s);  // c_api.cc: sets the thread's last error message
+}  // namespace kvt::client
+
+namespace {
+
+using kvt::client::AbiFail;
+
+kvt_status_t Done(const kvt::Status& s) { return s.ok() ? KVT_STATUS_OK : AbiFail(s); }
+
+template <typename F>
+kvt_status_t Guard(F&& f) noexcept {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    return AbiFail(kvt::ResourceExhausted("out of memory in libkvtier"));
+  } catch (const std::exception& e) {
+    return AbiFail(kvt::Internal(std::string("libkvtier: ") + e.what()));
+  } catch (...) {
+    return AbiFail(kvt::Internal("libkvtier: unknown exception"));
+  }
+}
+
+kvt::Status CheckHandle(const kvt_sequence* s) {
+  if (s == nullptr || !s->seq) return kvt::InvalidArgument("null sequence handle");
+  return kvt::Status::Ok();
+}
+
+}  // namespace
+
+extern "C" {
+
+kvt_status_t kvt_sequence_open(const char* plan_text, kvt_sequence_t** out_sequence) {
+  return Guard([&]() -> kvt_status_t {
+    if (plan_text == nullptr || out_sequence == nullptr) return AbiFail(kvt::InvalidArgument("null argument"));
+    *out_sequence = nullptr;
+    const size_t len = strnlen(plan_text, (1u << 20) + 1);
+    if (len > (1u << 20)) return AbiFail(kvt::InvalidArgument("plan text larger than 1 MiB"));
+    auto plan = kvt::sequence::ParsePlan(std::string_view(plan_text, len));
+    if (!plan.ok()) return AbiFail(plan.status());
+    auto seq = kvt::sequence::Sequence::Open(*plan);
+    if (!seq.ok()) return AbiFail(seq.status());
+    *out_sequence = new kvt_sequence{std::move(*seq)};
+    return KVT_STATUS_OK;
+  });
+}
+
+void kvt_sequence_close(kvt_sequence_t* sequence) {
+  try {
+    delete sequence;
+  } catch (...) {
+  }
+}
+
+kvt_status_t kvt_sequence_append(kvt_sequence_t* s, uint32_t layer, const float* keys, const float* values,
+                                 uint32_t tokens) {
+  return Guard([&]() -> kvt_status_t {
+    if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);
+    if (tokens > (1u << 30)) return AbiFail(kvt::InvalidArgument("append: too many tokens"));
+    return Done(s->seq->Append(static_cast<int>(layer), keys, values, static_cast<int>(tokens)));
+  });
+}
+
+kvt_status_t kvt_sequence_attend(kvt_sequence_t* s, uint32_t layer, const float* query, float* out) {
+  return Guard([&]() -> kvt_status_t {
+    if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);
+    return Done(s->seq->Attend(static_cast<int>(layer), query, out));
+  });
+}
+
+kvt_status_t kvt_sequence_select(kvt_sequence_t* s, uint32_t layer, const float* query, kvt_kv_segment_t* segments,
+                                 uint32_t capacity, uint32_t* out_count) {
+  return Guard([&]() -> kvt_status_t {
+    if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);
+    if (out_count == nullptr || (segments == nullptr && capacity > 0)) {
+      return AbiFail(kvt::InvalidArgument("select: null output"));
+    }
+    auto sel = s->seq->Select(static_cast<int>(layer), query);
+    if (!sel.ok()) return AbiFail(sel.status());
+    *out_count = static_cast<uint32_t>(sel->segments.size());
+    for (uint32_t i = 0; i < capacity && i < sel->segments.size(); ++i) {
+      const auto& g = sel->segments[i];
+      segments[i] = kvt_kv_segment_t{reinterpret_cast<const uint16_t*>(g.keys),
+                                     reinterpret_cast<const uint16_t*>(g.values), g.tokens, g.token_stride,
+                                     g.head_stride};
+    }
+    return KVT_STATUS_OK;
+  });
+}
+
+kvt_status_t kvt_sequence_hint_next(kvt_sequence_t* s, uint32_t layer, const float* speculative_query) {
+  return Guard([&]() -> kvt_status_t {
+    if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);
+    return Done(s->seq->HintNext(static_cast<int>(layer), speculative_query));
+  });
+}
+
+kvt_status_t kvt_sequence_suspend(kvt_sequence_t* s, void** out_image, uint64_t* out_bytes) {
+  return Guard([&]() -> kvt_status_t {
+    if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);
+    if (out_image == nullptr || out_bytes == nullptr) return AbiFail(kvt::InvalidArgument("suspend: null output"));
+    *out_image = nullptr;
+    *out_bytes = 0;
+    auto image = s->seq->Suspend();
+    if (!image.ok()) return AbiFail(image.status());
+    void* p = std::malloc(std::max<size_t>(image->size(), 1));
+    if (p == nullptr) return AbiFail(kvt::ResourceExhausted("suspend: out of memory for the image"));
+    std::memcpy(p, image->data(), image->size());
+    *out_image = p;
+    *out_bytes = image->size();
+    return KVT_STATUS_OK;
+  });
+}
+
+kvt_status_t kvt_sequence_resume(kvt_sequence_t* s, const void* image, uint64_t bytes) {
+  return Guard([&]() -> kvt_status_t {
+    if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);
+    if (image == nullptr && bytes > 0) return AbiFail(kvt::InvalidArgument("resume: null image"));
+    return Done(s->seq->Resume(std::span(static_cast<const uint8_t*>(image), static_cast<size_t>(bytes))));
+  });
+}
+
+void kvt_sequence_image_free(void* image) { std::free(image); }
+
+}  // extern "C"

@@ -1,0 +1,87 @@
+// LayerState — one layer of one Sequence in the form its LayerPlan keeps it (private to sequence/).
+// Implementations: full and offload (resident_layers.cc), kivi (kivi_layer.cc), sparse
+// (sparse_layer.cc). Used by the Sequence's thread only; jobs they hand to the TransferScheduler
+// read the layer's host-tier buffers on the worker thread, so a layer waits for its own
+// outstanding transfers (Quiesce) before it mutates those buffers.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "common/status_or.h"
+#include "host/kernels/attention_shape.h"
+#include "host/kernels/decode_attention.h"
+#include "host/kernels/half.h"
+#include "sequence/internal/bytes.h"
+#include "sequence/sequence_plan.h"
+#include "sequence/transfer_scheduler.h"
+
+namespace kvt::sequence {
+
+// What Select returns: fp16 K/V segments in attention order (see host/kernels/decode_attention.h);
+// the pointers stay valid until the next call on the same layer.
+struct SelectedKv {
+  std::vector<kernels::KvSegment<kernels::Half>> segments;
+  int64_t tokens = 0;
+};
+
+namespace internal {
+
+// One of the two channel-row buffers TailorKV double-buffers across layers (layer l uses l % 2).
+struct PrefetchBuffer {
+  int layer = -1;                  // which layer's rows it holds (or is filling); -1: free
+  bool pending = false;            // a ticket not yet waited
+  TransferScheduler::Ticket ticket = 0;
+  int64_t tokens = 0;              // tokens per row
+  std::vector<int32_t> channels;   // [kv_heads][channels]
+  std::vector<kernels::Half> rows; // [kv_heads][channels][tokens]
+};
+
+// Shared by the layers of one sequence.
+struct LayerContext {
+  TransferScheduler* scheduler = nullptr;
+  PrefetchBuffer buffers[2];
+  // Gathered dominant tokens of the sparse layer being attended, head-major [kv_heads][k][head_dim]
+  // (one pair per sequence, as one pair of device buffers on the GPU path).
+  std::vector<kernels::Half> gather_k, gather_v;
+  uint64_t pcie_bytes = 0;      // host tier -> working memory, cumulative (demand + prefetch)
+  uint64_t prefetch_hits = 0;   // sparse steps served by a hinted prefetch
+  uint64_t demand_fetches = 0;  // sparse steps that fetched channel rows on demand
+};
+
+class LayerState {
+ public:
+  explicit LayerState(const kernels::AttentionShape& shape) : shape_(shape) {}
+  virtual ~LayerState() = default;
+  virtual Status Append(const float* keys, const float* values, int64_t tokens) = 0;
+  virtual Status Select(const float* query, SelectedKv* out) = 0;
+  // Default: Select, then DecodeAttention over the segments.
+  virtual Status Attend(const float* query, float* out);
+  virtual Status Hint(const float* speculative_query) { return Status::Ok(); }
+  // Waits for this layer's outstanding transfers.
+  virtual Status Quiesce() { return Status::Ok(); }
+  virtual void Save(ByteWriter& w) const = 0;
+  virtual Status Load(ByteReader& r) = 0;
+  virtual int64_t tokens() const = 0;
+  virtual int64_t kept_tokens() const { return tokens(); }
+  virtual uint64_t device_bytes() const = 0;  // resident ("GPU") bytes
+  virtual uint64_t host_bytes() const { return 0; }
+
+ protected:
+  kernels::AttentionShape shape_;
+  std::vector<float> attend_ws_;
+  SelectedKv attend_sel_;
+};
+
+StatusOr<std::unique_ptr<LayerState>> MakeLayerState(const LayerPlan& plan, const kernels::AttentionShape& shape,
+                                                     int layer, LayerContext* context);
+
+// Per-kind factories (one file each).
+std::unique_ptr<LayerState> NewFullLayer(const kernels::AttentionShape& shape, bool offload, LayerContext* ctx);
+StatusOr<std::unique_ptr<LayerState>> NewKiviLayer(const LayerPlan& plan, const kernels::AttentionShape& shape);
+StatusOr<std::unique_ptr<LayerState>> NewSparseLayer(const LayerPlan& plan, const kernels::AttentionShape& shape,
+                                                     int layer, LayerContext* ctx);
+
+}  // namespace internal
+}  // namespace kvt::sequence

@@ -1,0 +1,181 @@
+#include "sequence/sequence.h"
+
+#include <string>
+
+namespace kvt::sequence {
+namespace {
+
+constexpr uint64_t kImageMagic = 0x31514553'5456'4bULL;  // "KVTSEQ1"
+
+}  // namespace
+
+namespace internal {
+
+StatusOr<std::unique_ptr<LayerState>> MakeLayerState(const LayerPlan& plan, const kernels::AttentionShape& shape,
+                                                     int layer, LayerContext* context) {
+  switch (plan.kind) {
+    case LayerKind::kFull: return NewFullLayer(shape, false, context);
+    case LayerKind::kOffload: return NewFullLayer(shape, true, context);
+    case LayerKind::kKivi: return NewKiviLayer(plan, shape);
+    case LayerKind::kSparse: return NewSparseLayer(plan, shape, layer, context);
+  }
+  return InvalidArgument("unknown layer kind");
+}
+
+}  // namespace internal
+
+Sequence::Sequence(SequencePlan plan, SequenceOptions options) : plan_(std::move(plan)) {
+  if (options.scheduler == nullptr) own_scheduler_ = std::make_unique<TransferScheduler>();
+  scheduler_ = options.scheduler ? options.scheduler : own_scheduler_.get();
+  context_.scheduler = scheduler_;
+}
+
+Sequence::~Sequence() {
+  layers_.clear();  // each layer waits for its own transfers
+  for (auto& b : context_.buffers) {
+    if (b.pending) (void)scheduler_->Wait(b.ticket);
+  }
+}
+
+Status Sequence::BuildLayers() {
+  layers_.clear();
+  for (int l = 0; l < plan_.num_layers(); ++l) {
+    auto s = internal::MakeLayerState(plan_.layers[static_cast<size_t>(l)], plan_.shape(), l, &context_);
+    if (!s.ok()) return s.status().WithContext("layer " + std::to_string(l));
+    layers_.push_back(std::move(*s));
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::unique_ptr<Sequence>> Sequence::Open(const SequencePlan& plan, SequenceOptions options) {
+  KVT_RETURN_IF_ERROR(plan.Validate());
+  std::unique_ptr<Sequence> s(new Sequence(plan, options));
+  KVT_RETURN_IF_ERROR(s->BuildLayers());
+  return s;
+}
+
+Status Sequence::CheckLayer(int layer) const {
+  if (suspended_) return Unsupported("sequence is suspended; Resume it first");
+  if (layer < 0 || layer >= plan_.num_layers()) {
+    return InvalidArgument("layer " + std::to_string(layer) + " outside [0, " + std::to_string(plan_.num_layers()) + ")");
+  }
+  return Status::Ok();
+}
+
+Status Sequence::Append(int layer, const float* keys, const float* values, int tokens) {
+  KVT_RETURN_IF_ERROR(CheckLayer(layer));
+  if (keys == nullptr || values == nullptr || tokens <= 0) return InvalidArgument("append: null buffer or no tokens");
+  if (Status s = layers_[static_cast<size_t>(layer)]->Append(keys, values, tokens); !s.ok()) {
+    return s.WithContext("layer " + std::to_string(layer) + " append");
+  }
+  return Status::Ok();
+}
+
+Status Sequence::Attend(int layer, const float* query, float* out) {
+  KVT_RETURN_IF_ERROR(CheckLayer(layer));
+  if (query == nullptr || out == nullptr) return InvalidArgument("attend: null buffer");
+  auto& l = *layers_[static_cast<size_t>(layer)];
+  if (l.tokens() == 0) return InvalidArgument("attend: layer " + std::to_string(layer) + " holds no tokens");
+  if (Status s = l.Attend(query, out); !s.ok()) return s.WithContext("layer " + std::to_string(layer) + " attend");
+  return Status::Ok();
+}
+
+StatusOr<SelectedKv> Sequence::Select(int layer, const float* query) {
+  KVT_RETURN_IF_ERROR(CheckLayer(layer));
+  if (query == nullptr) return InvalidArgument("select: null query");
+  auto& l = *layers_[static_cast<size_t>(layer)];
+  if (l.tokens() == 0) return InvalidArgument("select: layer " + std::to_string(layer) + " holds no tokens");
+  SelectedKv out;
+  if (Status s = l.Select(query, &out); !s.ok()) return s.WithContext("layer " + std::to_string(layer) + " select");
+  return out;
+}
+
+Status Sequence::HintNext(int layer, const float* speculative_query) {
+  KVT_RETURN_IF_ERROR(CheckLayer(layer));
+  if (speculative_query == nullptr) return InvalidArgument("hint: null query");
+  return layers_[static_cast<size_t>(layer)]->Hint(speculative_query);
+}
+
+StatusOr<std::vector<uint8_t>> Sequence::Suspend() {
+  if (suspended_) return Unsupported("sequence already suspended");
+  for (auto& l : layers_) KVT_RETURN_IF_ERROR(l->Quiesce());
+  for (auto& b : context_.buffers) {
+    if (b.pending) KVT_RETURN_IF_ERROR(scheduler_->Wait(b.ticket));
+    b = internal::PrefetchBuffer{};
+  }
+  std::vector<uint8_t> image;
+  internal::ByteWriter w(&image);
+  w.Put(kImageMagic);
+  w.PutString(FormatPlan(plan_));
+  for (const auto& l : layers_) l->Save(w);
+  layers_.clear();
+  suspended_ = true;
+  return image;
+}
+
+Status Sequence::Resume(std::span<const uint8_t> image) {
+  if (!suspended_ && !layers_.empty() && tokens(0) > 0) return Unsupported("resume: sequence is live");
+  internal::ByteReader r(image);
+  uint64_t magic = 0;
+  KVT_RETURN_IF_ERROR(r.Get(&magic));
+  if (magic != kImageMagic) return Corruption("sequence image: bad magic");
+  std::string plan_text;
+  KVT_RETURN_IF_ERROR(r.GetString(&plan_text));
+  KVT_ASSIGN_OR_RETURN(SequencePlan plan, ParsePlan(plan_text));
+  plan_ = std::move(plan);
+  KVT_RETURN_IF_ERROR(BuildLayers());
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    if (Status s = layers_[l]->Load(r); !s.ok()) {
+      layers_.clear();
+      suspended_ = true;
+      return s.WithContext("layer " + std::to_string(l));
+    }
+  }
+  if (!r.done()) {
+    layers_.clear();
+    suspended_ = true;
+    return Corruption("sequence image: trailing bytes");
+  }
+  suspended_ = false;
+  return Status::Ok();
+}
+
+StatusOr<std::unique_ptr<Sequence>> Sequence::Restore(std::span<const uint8_t> image, SequenceOptions options) {
+  std::unique_ptr<Sequence> s(new Sequence(SequencePlan{}, options));
+  s->suspended_ = true;
+  KVT_RETURN_IF_ERROR(s->Resume(image));
+  return s;
+}
+
+int64_t Sequence::tokens(int layer) const {
+  if (suspended_ || layer < 0 || layer >= static_cast<int>(layers_.size())) return 0;
+  return layers_[static_cast<size_t>(layer)]->tokens();
+}
+
+int64_t Sequence::kept_tokens(int layer) const {
+  if (suspended_ || layer < 0 || layer >= static_cast<int>(layers_.size())) return 0;
+  return layers_[static_cast<size_t>(layer)]->kept_tokens();
+}
+
+uint64_t Sequence::stored_bytes(int layer) const {
+  if (suspended_ || layer < 0 || layer >= static_cast<int>(layers_.size())) return 0;
+  const auto& l = *layers_[static_cast<size_t>(layer)];
+  return l.device_bytes() + l.host_bytes();
+}
+
+SequenceCounters Sequence::counters() const {
+  SequenceCounters c;
+  for (const auto& l : layers_) {
+    c.device_bytes += l->device_bytes();
+    c.host_bytes += l->host_bytes();
+  }
+  // The two channel-row buffers are resident too.
+  for (const auto& b : context_.buffers) c.device_bytes += b.rows.capacity() * sizeof(kernels::Half);
+  c.device_bytes += (context_.gather_k.capacity() + context_.gather_v.capacity()) * sizeof(kernels::Half);
+  c.pcie_bytes = context_.pcie_bytes;
+  c.prefetch_hits = context_.prefetch_hits;
+  c.demand_fetches = context_.demand_fetches;
+  return c;
+}
+
+}  // namespace kvt::sequence

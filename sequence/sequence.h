@@ -1,0 +1,89 @@
+// Sequence — one live sequence in the sequence plane: every layer's KV kept as its LayerPlan says
+// (full, offload, KIVI-quantized dense layer, TailorKV sparse layer), appended at prefill and
+// decode, attended or selected per decode step, suspended to bytes and resumed bit-exact.
+//
+// Shapes (float32 at this interface, keys post-RoPE):
+//   keys / values appended  [tokens][kv_heads][head_dim]
+//   query, output           [q_heads][head_dim]        (grouped-query)
+// A decode step for layer l is: HintNext(l + 1, speculative query of layer l + 1) (optional; lets
+// the next sparse layer's channel rows move while layer l computes), Append(l, k, v, 1),
+// Attend(l, q, out) or Select(l, q).
+//
+// Threading: one thread at a time calls a Sequence; its transfers run on the TransferScheduler's
+// worker (the sequence's own, or one shared with other sequences through SequenceOptions, which
+// must then outlive the sequence). Calls block until their data is ready; errors are Status
+// (bad layer, null buffers, wrong shapes, suspended sequence) and never abort.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "common/status_or.h"
+#include "sequence/internal/layer_state.h"
+#include "sequence/sequence_plan.h"
+#include "sequence/transfer_scheduler.h"
+
+namespace kvt::sequence {
+
+struct SequenceOptions {
+  TransferScheduler* scheduler = nullptr;  // null: the sequence starts its own
+};
+
+struct SequenceCounters {
+  uint64_t device_bytes = 0;    // resident ("GPU") KV bytes, all layers
+  uint64_t host_bytes = 0;      // host-tier KV bytes, all layers
+  uint64_t pcie_bytes = 0;      // host tier -> working memory since Open/Resume (prefetch + demand)
+  uint64_t prefetch_hits = 0;   // sparse-layer steps served by a HintNext prefetch
+  uint64_t demand_fetches = 0;  // sparse-layer steps that fetched channel rows on demand
+};
+
+class Sequence {
+ public:
+  static StatusOr<std::unique_ptr<Sequence>> Open(const SequencePlan& plan, SequenceOptions options = {});
+  // A new sequence from a Suspend image.
+  static StatusOr<std::unique_ptr<Sequence>> Restore(std::span<const uint8_t> image, SequenceOptions options = {});
+  ~Sequence();
+  Sequence(const Sequence&) = delete;
+  Sequence& operator=(const Sequence&) = delete;
+
+  // Prefill in bulk or one decode token: `tokens` > 0 rows.
+  Status Append(int layer, const float* keys, const float* values, int tokens);
+  Status Attend(int layer, const float* query, float* out);
+  // The K/V the layer would attend to, for an engine running its own kernel; valid until the next
+  // call on this sequence (sparse layers share one gather buffer). Dense (KIVI) layers return
+  // their dequantized K/V.
+  StatusOr<SelectedKv> Select(int layer, const float* query);
+  // `speculative_query` [q_heads][head_dim] approximates layer `layer`'s coming query (TailorKV
+  // computes it from the previous layer's hidden state with this layer's W_q). No-op for layers
+  // that do not prefetch.
+  Status HintNext(int layer, const float* speculative_query);
+
+  // Waits for every transfer, then moves the whole state into the returned image and frees it;
+  // afterwards only Resume, Suspend-free queries and destruction are allowed.
+  StatusOr<std::vector<uint8_t>> Suspend();
+  Status Resume(std::span<const uint8_t> image);
+  bool suspended() const { return suspended_; }
+
+  const SequencePlan& plan() const { return plan_; }
+  int64_t tokens(int layer) const;
+  int64_t kept_tokens(int layer) const;
+  uint64_t stored_bytes(int layer) const;  // resident + host-tier bytes of one layer
+  SequenceCounters counters() const;
+  TransferScheduler& scheduler() { return *scheduler_; }
+
+ private:
+  explicit Sequence(SequencePlan plan, SequenceOptions options);
+  Status BuildLayers();
+  Status CheckLayer(int layer) const;
+
+  SequencePlan plan_;
+  std::unique_ptr<TransferScheduler> own_scheduler_;
+  TransferScheduler* scheduler_;
+  internal::LayerContext context_;
+  std::vector<std::unique_ptr<internal::LayerState>> layers_;  // destroyed before context_
+  bool suspended_ = false;
+};
+
+}  // namespace kvt::sequence

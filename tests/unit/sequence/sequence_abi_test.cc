@@ -1,0 +1,91 @@
+// kvt_sequence_* (include/kvt/kvt.h): the C ABI gives the same results as sequence::Sequence,
+// suspends/resumes bit-exact, and answers bad arguments with status codes and messages.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "include/kvt/kvt.h"
+#include "sequence/sequence.h"
+
+namespace {
+
+constexpr char kPlan[] =
+    "kvt-sequence-plan 1\n"
+    "shape layers=3,q_heads=8,kv_heads=2,head_dim=64\n"
+    "layer 0 kivi bits=2,group=32,residual=64\n"
+    "layer 1 sparse budget=96,sinks=4,recent=32,channels=8\n"
+    "layer 2 sparse budget=96,sinks=4,recent=32,channels=8,scorer=sketch\n";
+
+TEST(SequenceAbi, MatchesTheLibraryAndResumesBitExact) {
+  const int row = 2 * 64, qrow = 8 * 64, prompt = 500;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd;
+  std::vector<float> k((prompt + 4) * row), v(k.size()), q(4 * qrow);
+  for (auto& x : k) x = nd(rng);
+  for (auto& x : v) x = nd(rng);
+  for (auto& x : q) x = nd(rng);
+
+  kvt_sequence_t* s = nullptr;
+  ASSERT_EQ(kvt_sequence_open(kPlan, &s), KVT_STATUS_OK) << kvt_last_error_message();
+  auto plan = kvt::sequence::ParsePlan(kPlan);
+  ASSERT_TRUE(plan.ok());
+  auto ref = kvt::sequence::Sequence::Open(*plan);
+  ASSERT_TRUE(ref.ok());
+  for (uint32_t l = 0; l < 3; ++l) {
+    ASSERT_EQ(kvt_sequence_append(s, l, k.data(), v.data(), prompt), KVT_STATUS_OK);
+    ASSERT_TRUE((*ref)->Append(static_cast<int>(l), k.data(), v.data(), prompt).ok());
+  }
+  std::vector<float> a(qrow), b(qrow);
+  for (int step = 0; step < 4; ++step) {
+    if (step == 2) {  // suspend and resume through the ABI
+      void* image = nullptr;
+      uint64_t bytes = 0;
+      ASSERT_EQ(kvt_sequence_suspend(s, &image, &bytes), KVT_STATUS_OK) << kvt_last_error_message();
+      EXPECT_GT(bytes, 0u);
+      EXPECT_NE(kvt_sequence_attend(s, 0, q.data(), a.data()), KVT_STATUS_OK);  // suspended
+      ASSERT_EQ(kvt_sequence_resume(s, image, bytes), KVT_STATUS_OK) << kvt_last_error_message();
+      kvt_sequence_image_free(image);
+    }
+    const float* qs = q.data() + step * qrow;
+    for (uint32_t l = 0; l < 3; ++l) {
+      const float* kt = k.data() + (prompt + step) * row;
+      const float* vt = v.data() + (prompt + step) * row;
+      if (l + 1 < 3) ASSERT_EQ(kvt_sequence_hint_next(s, l + 1, qs), KVT_STATUS_OK);
+      if (l + 1 < 3) ASSERT_TRUE((*ref)->HintNext(static_cast<int>(l) + 1, qs).ok());
+      ASSERT_EQ(kvt_sequence_append(s, l, kt, vt, 1), KVT_STATUS_OK);
+      ASSERT_TRUE((*ref)->Append(static_cast<int>(l), kt, vt, 1).ok());
+      ASSERT_EQ(kvt_sequence_attend(s, l, qs, a.data()), KVT_STATUS_OK) << kvt_last_error_message();
+      ASSERT_TRUE((*ref)->Attend(static_cast<int>(l), qs, b.data()).ok());
+      EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0) << "step " << step << " layer " << l;
+    }
+  }
+  kvt_kv_segment_t segs[4];
+  uint32_t count = 0;
+  ASSERT_EQ(kvt_sequence_select(s, 1, q.data(), segs, 4, &count), KVT_STATUS_OK);
+  EXPECT_EQ(count, 3u);  // sinks, gathered, recent
+  EXPECT_EQ(segs[0].tokens + segs[1].tokens + segs[2].tokens, 96);
+  ASSERT_EQ(kvt_sequence_select(s, 1, q.data(), nullptr, 0, &count), KVT_STATUS_OK);
+  EXPECT_EQ(count, 3u);
+  kvt_sequence_close(s);
+}
+
+TEST(SequenceAbi, BadArgumentsAreStatusCodes) {
+  kvt_sequence_t* s = nullptr;
+  EXPECT_EQ(kvt_sequence_open(nullptr, &s), KVT_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(kvt_sequence_open("not a plan", &s), KVT_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(std::strlen(kvt_last_error_message()), 0u);
+  EXPECT_EQ(s, nullptr);
+  float x[512] = {};
+  EXPECT_EQ(kvt_sequence_append(nullptr, 0, x, x, 1), KVT_STATUS_INVALID_ARGUMENT);
+  ASSERT_EQ(kvt_sequence_open(kPlan, &s), KVT_STATUS_OK);
+  EXPECT_EQ(kvt_sequence_append(s, 7, x, x, 1), KVT_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(kvt_sequence_append(s, 0, nullptr, x, 1), KVT_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(kvt_sequence_attend(s, 0, x, x), KVT_STATUS_INVALID_ARGUMENT);  // no tokens yet
+  EXPECT_EQ(kvt_sequence_resume(s, "garbage!", 8), KVT_STATUS_CORRUPTION);
+  kvt_sequence_close(s);
+  kvt_sequence_close(nullptr);
+}
+
+}  // namespace
