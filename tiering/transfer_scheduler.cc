@@ -30,13 +30,17 @@ TransferScheduler::TransferScheduler(uint32_t workers, prometheus::Registry* reg
   for (uint32_t i = 0; i < workers_; ++i) threads_.emplace_back([this] { Work(); });
 }
 
-TransferScheduler::~TransferScheduler() {
+TransferScheduler::~TransferScheduler() { Drain(); }
+
+void TransferScheduler::Drain() {
   {
     std::lock_guard lock(mu_);
     stop_ = true;
   }
   cv_.notify_all();
-  for (auto& t : threads_) t.join();
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
 }
 
 void TransferScheduler::Submit(TransferPriority priority, std::function<void()> task) {

@@ -35,6 +35,10 @@ class TransferScheduler {
   // workers >= 2 (one reserved for demand reads); fewer are raised to 2.
   explicit TransferScheduler(uint32_t workers, prometheus::Registry* registry = nullptr);
   ~TransferScheduler();
+
+  // Runs everything queued (including tasks those tasks submit), then joins the workers. The
+  // owner calls it while the scheduler is still reachable by running tasks; idempotent.
+  void Drain();
   TransferScheduler(const TransferScheduler&) = delete;
   TransferScheduler& operator=(const TransferScheduler&) = delete;
 

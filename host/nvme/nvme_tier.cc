@@ -90,7 +90,10 @@ NvmeTier::~NvmeTier() {
   }
   flusher_cv_.notify_all();
   if (flusher_.joinable()) flusher_.join();
-  scheduler_.reset();  // runs the queued write-back and reclaim, then joins
+  // Run the queued write-back and reclaim with scheduler_ still valid (running tasks use it),
+  // then destroy it.
+  scheduler_->Drain();
+  scheduler_.reset();
   if (!disabled_) SyncDirty().IgnoreError();
 }
 
