@@ -6,7 +6,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build demo test test-main test-asan test-tsan bench gpu-check install clean
+.PHONY: all deps configure build demo test test-main test-asan test-tsan bench gpu-check gpu-bundle install clean
 
 all: build
 
@@ -37,8 +37,19 @@ bench: build
 	@scripts/bench.sh $(BUILD)
 
 # Every GPU test and GPU benchmark, results under bench/results/. Needs a CUDA device.
+# On a GPU machine without this project's -dev packages: `make gpu-bundle` on a build machine, carry
+# gpu-bundle/ over, and run `make gpu-check GPU_BUNDLE=gpu-bundle` there (nothing is built).
+GPU_BUNDLE ?=
+ifeq ($(GPU_BUNDLE),)
 gpu-check: build
 	@scripts/gpu-check.sh $(BUILD)
+else
+gpu-check:
+	@scripts/gpu-check.sh --bundle $(GPU_BUNDLE)
+endif
+
+gpu-bundle: build
+	@scripts/gpu-bundle.sh $(BUILD) gpu-bundle
 
 PREFIX ?= /usr/local
 install: build

@@ -1,15 +1,28 @@
 #!/usr/bin/env bash
-# gpu-check.sh [BUILD_DIR] — every GPU test and GPU benchmark on this machine's CUDA device.
-#   1. configures (if needed) and builds the build dir with CUDA,
-#   2. runs `ctest -L gpu` (tests compare each CUDA kernel with its CPU twin),
-#   3. runs the GPU benchmarks, writing JSON to bench/results/<bench>-<device>-<date>.json.
-# Exits non-zero if there is no device, a test fails or a benchmark fails.
-# Other areas append their GPU benchmarks to the BENCHES list below.
+# gpu-check.sh [BUILD_DIR] | --bundle DIR — every GPU test and GPU benchmark on this machine's device.
+#
+#   scripts/gpu-check.sh build          builds BUILD_DIR with CUDA here (needs the -dev packages),
+#                                       then runs the tests labelled gpu and the GPU benchmarks;
+#   scripts/gpu-check.sh --bundle DIR   runs from a bundle made by scripts/gpu-bundle.sh on a machine
+#                                       with the packages: for a GPU machine that has only the driver.
+#
+# Each GPU test compares a CUDA kernel with its CPU twin; a test that skips (exit 77) on a machine
+# with a device counts as a failure. Results go to bench/results/<name>-<device>-<stamp>.{log,json},
+# and also to $OUT when that is set (the device tool brings $OUT back).
+# Exits non-zero if there is no device, a test fails or skips, or a benchmark fails.
 set -euo pipefail
 
-BUILD="${1:-build}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
+
+MODE=build
+BUILD=build
+if [[ "${1:-}" == "--bundle" ]]; then
+  MODE=bundle
+  BUNDLE="$(cd "${2:?usage: gpu-check.sh --bundle DIR}" && pwd)"
+elif [[ -n "${1:-}" ]]; then
+  BUILD="$1"
+fi
 
 if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
   echo "gpu-check: no CUDA device visible (nvidia-smi -L failed)" >&2
@@ -19,33 +32,61 @@ DEVICE="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr -c 'A
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 RESULTS="$ROOT/bench/results"
 mkdir -p "$RESULTS"
+export KVT_SOURCE_DIR="$ROOT"
+export KVT_SHARED_DATA="${KVT_SHARED_DATA:-$ROOT/../shared/data}"
+[[ -d "$KVT_SHARED_DATA" ]] || KVT_SHARED_DATA="$ROOT/shared/data"
 
-if [[ ! -f "$BUILD/build.ninja" ]]; then
-  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" -DKVT_ENABLE_CUDA=ON
-fi
-cmake --build "$BUILD" -j "$(nproc)"
+save() {  # save FILE: keep a copy under $OUT for the device tool
+  if [[ -n "${OUT:-}" ]]; then cp "$1" "$OUT/"; fi
+}
 
-echo "== ctest -L gpu ($DEVICE)"
 status=0
-ctest --test-dir "$BUILD" -L gpu --output-on-failure | tee "$RESULTS/gpu-tests-$DEVICE-$STAMP.log" || status=1
-if grep -q "Not Run\|Skipped" "$RESULTS/gpu-tests-$DEVICE-$STAMP.log"; then
-  echo "gpu-check: some GPU tests were skipped on a machine with a device" >&2
-  status=1
+LOG="$RESULTS/gpu-tests-$DEVICE-$STAMP.log"
+if [[ "$MODE" == build ]]; then
+  if [[ ! -f "$BUILD/build.ninja" ]]; then
+    cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" -DKVT_ENABLE_CUDA=ON
+  fi
+  cmake --build "$BUILD" -j "$(nproc)"
+  BENCH="$BUILD/bin/kvt-bench"
+  echo "== ctest -L gpu ($DEVICE)"
+  ctest --test-dir "$BUILD" -L gpu --output-on-failure 2>&1 | tee "$LOG" || status=1
+  if grep -q "Not Run\|Skipped" "$LOG"; then
+    echo "gpu-check: some GPU tests were skipped on a machine with a device" >&2
+    status=1
+  fi
+else
+  export LD_LIBRARY_PATH="$BUNDLE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export KVT_BIN_DIR="$BUNDLE/bin"
+  BENCH="$BUNDLE/bin/kvt-bench"
+  echo "== GPU tests from $BUNDLE ($DEVICE)" | tee "$LOG"
+  while read -r name; do
+    [[ -n "$name" ]] || continue
+    rc=0
+    (cd "$BUNDLE/tests" && "./$name") >> "$LOG" 2>&1 || rc=$?
+    case $rc in
+      0) echo "PASS    $name" | tee -a "$LOG" ;;
+      77) echo "SKIPPED $name (a skip on a machine with a device is a failure)" | tee -a "$LOG"; status=1 ;;
+      *) echo "FAIL    $name (exit $rc)" | tee -a "$LOG"; status=1 ;;
+    esac
+  done < "$BUNDLE/tests.list"
 fi
+save "$LOG"
 
-# name | command producing one JSON document on stdout
+# name | arguments to kvt-bench producing one JSON document on stdout
 BENCHES=(
-  "kernels|$BUILD/bin/kvt-bench kernels --json --gpu-only"
-  "decode|$BUILD/bin/kvt-bench decode --json --gpu-only"
+  "kernels|kernels --json --gpu-only"
+  "lowrank|lowrank --json"
+  "decode|decode --json --gpu-only"
 )
 for entry in "${BENCHES[@]}"; do
   name="${entry%%|*}"
-  cmd="${entry#*|}"
+  read -r -a args <<< "${entry#*|}"
   out="$RESULTS/$name-$DEVICE-$STAMP.json"
-  echo "== $name -> $out"
-  if ! $cmd > "$out"; then
+  echo "== kvt-bench ${args[*]} -> $out"
+  if ! "$BENCH" "${args[@]}" > "$out"; then
     echo "gpu-check: benchmark $name failed" >&2
     status=1
   fi
+  save "$out"
 done
 exit $status
