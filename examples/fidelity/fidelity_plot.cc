@@ -1,66 +1,85 @@
 #include "examples/fidelity/fidelity_plot.h"
 
-#include <algorithm>
-#include <cmath>
-#include <cstdio>
+#include <sys/wait.h>
+#include <unistd.h>
 
-#include "examples/fidelity/canvas.h"
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 
 namespace kvt::fidelity {
 namespace {
 
-std::string Num(double v, int decimals) {
-  char b[32];
-  std::snprintf(b, sizeof(b), "%.*f", decimals, v);
-  return b;
+// gnuplot quotes strings with "..."; labels here are method names, but never trust them.
+std::string Quoted(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (c != '\n') out += c;
+  }
+  return out + "\"";
+}
+
+Status RunGnuplot(const std::string& script) {
+  const pid_t pid = fork();
+  if (pid < 0) return IoError(std::string("fork for gnuplot: ") + std::strerror(errno));
+  if (pid == 0) {
+    execlp("gnuplot", "gnuplot", script.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return IoError(std::string("waiting for gnuplot: ") + std::strerror(errno));
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+    return Unsupported("gnuplot not found (Debian package gnuplot-nox; scripts/install-deps.sh installs it)");
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return Internal("gnuplot failed on " + script);
+  return Status::Ok();
 }
 
 }  // namespace
 
 Status WriteFidelityPlot(const std::vector<FidelityRow>& rows, const std::string& path) {
-  const int W = 1000, H = 640, left = 90, right = 40, top = 60, bottom = 70;
-  Canvas cv(W, H, {255, 255, 255});
-  const Rgb ink{30, 30, 30}, grid{225, 225, 225};
   const bool use_ppl = !rows.empty() && rows[0].have_ppl;
-  // Log scale: the losses span orders of magnitude; values below 1e-4 sit on the floor.
-  auto yval = [&](const FidelityRow& r) {
-    return std::log10(std::max(1e-4, use_ppl ? r.delta_nll : r.attention_error));
-  };
-  double xmax = 1.0, ymin = -4.0, ymax = -3.0;
-  for (const FidelityRow& r : rows) {
-    xmax = std::max(xmax, r.ratio_vs_fp16);
-    ymax = std::max(ymax, std::ceil(yval(r)));
+  const std::string data = path + ".dat", script = path + ".gp";
+  double xmax = 1.0;
+  for (const FidelityRow& r : rows) xmax = std::max(xmax, r.ratio_vs_fp16);
+  xmax = std::ceil(xmax * 1.2);  // room for the rightmost point's label
+  {
+    std::ofstream d(data);
+    // Log y: the losses span orders of magnitude; values below 1e-4 sit on the floor.
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const double y = std::max(1e-4, use_ppl ? rows[i].delta_nll : rows[i].attention_error);
+      d << rows[i].ratio_vs_fp16 << ' ' << y << ' ' << i << ' ' << Quoted(rows[i].label) << '\n';
+    }
+    if (!d) return IoError("writing " + data);
   }
-  xmax = std::ceil(xmax * 1.1);
-  const int pw = W - left - right, ph = H - top - bottom;
-  auto px = [&](double x) { return left + static_cast<int>(std::lround(x / xmax * pw)); };
-  auto py = [&](double y) { return top + ph - static_cast<int>(std::lround((y - ymin) / (ymax - ymin) * ph)); };
-  for (int i = 0; i <= 5; ++i) {
-    const double xv = xmax * i / 5;
-    cv.Line(px(xv), top, px(xv), top + ph, grid);
-    const std::string xs = Num(xv, 1);
-    cv.Text(px(xv) - Canvas::TextWidth(xs, 2) / 2, top + ph + 10, xs, 2, ink);
+  {
+    std::ofstream g(script);
+    g << "set terminal pngcairo size 1000,640 font 'sans,10'\n"
+      << "set output " << Quoted(path) << "\n"
+      << "set title 'stories260K (real model, real text): quality vs compression'\n"
+      << "set xlabel 'compression (x vs fp16 bytes per token)'\n"
+      << "set ylabel " << Quoted(use_ppl ? "ΔNLL with the method in the loop (nats/token, log)"
+                                         : "attention relative error (log)") << "\n"
+      << "set logscale y\nset format y '10^{%L}'\nset xrange [0:" << xmax << "]\nset yrange [1e-4:*]\n"
+      << "set grid\nset key off\nset palette model RGB defined (0 '#1f77b4', 1 '#ff7f0e', 2 '#2ca02c', "
+         "3 '#d62728', 4 '#9467bd', 5 '#8c564b', 6 '#e377c2', 7 '#7f7f7f', 8 '#bcbd22', 9 '#17becf')\n"
+      << "unset colorbox\n"
+      << "plot " << Quoted(data) << " using 1:2:(int($3)%10) with points pt 7 ps 1.5 lc palette, \\\n"
+      << "     '' using 1:2:4 with labels offset 1,0.6 left font ',9'\n";
+    if (!g) return IoError("writing " + script);
   }
-  for (int e = static_cast<int>(ymin); e <= static_cast<int>(ymax); ++e) {
-    cv.Line(left, py(e), left + pw, py(e), grid);
-    const std::string ys = "1E" + std::to_string(e);
-    cv.Text(left - Canvas::TextWidth(ys, 2) - 8, py(e) - 5, ys, 2, ink);
-  }
-  cv.Line(left, top, left, top + ph, ink);
-  cv.Line(left, top + ph, left + pw, top + ph, ink);
-  cv.Text(left, 15, "STORIES260K (REAL MODEL, REAL TEXT): QUALITY VS COMPRESSION", 3, ink);
-  const std::string xl = "COMPRESSION (X VS FP16 BYTES PER TOKEN)";
-  cv.Text(left + pw / 2 - Canvas::TextWidth(xl, 2) / 2, H - 28, xl, 2, ink);
-  cv.Text(8, top - 22, use_ppl ? "DELTA NLL (NATS/TOKEN, LOG)" : "ATTENTION REL. ERROR (LOG)", 2, ink);
-  const Rgb palette[] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40}, {148, 103, 189},
-                         {140, 86, 75}, {227, 119, 194}, {127, 127, 127}, {188, 189, 34}, {23, 190, 207}};
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const Rgb c = palette[i % (sizeof(palette) / sizeof(palette[0]))];
-    const int x = px(rows[i].ratio_vs_fp16), y = py(yval(rows[i]));
-    cv.Dot(x, y, 5, c);
-    cv.Text(x + 8, y - 12 + static_cast<int>(i % 3) * 6, rows[i].label, 2, c);
-  }
-  return cv.WritePng(path);
+  Status st = RunGnuplot(script);
+  std::error_code ec;
+  std::filesystem::remove(data, ec);
+  std::filesystem::remove(script, ec);
+  return st;
 }
 
 }  // namespace kvt::fidelity

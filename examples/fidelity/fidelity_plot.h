@@ -1,5 +1,6 @@
 // The fidelity plot: quality loss (ΔNLL with the method in the loop, or the attention error when
-// perplexity was skipped) against compression (× vs fp16), one labelled point per method.
+// perplexity was skipped) against compression (× vs fp16), one labelled point per method,
+// drawn by gnuplot (pngcairo; Debian gnuplot-nox). A missing gnuplot is an UNSUPPORTED status.
 #pragma once
 
 #include <string>

@@ -15,6 +15,7 @@ std::vector<FidelityMethod> SmallModelMethods(const std::string& lorc_progressiv
                                               const std::string& lorc_uniform) {
   std::vector<FidelityMethod> m = {
       {"full", "full", "full", false},
+      {"full-fp16", "full", "full:dtype=f16", false},
       {"KIVI-4", "kivi4", "kivi4:group=8,residual=32", false},
       {"KIVI-2", "kivi2", "kivi2:group=8,residual=32", false},
       {"TailorKV-2", "tailorkv2", "tailorkv2:group=8,residual=32,budget=64,sinks=4,recent=12,obs=32", true},

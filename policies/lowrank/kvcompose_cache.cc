@@ -4,6 +4,7 @@
 #include <cstring>
 #include <numeric>
 
+#include "host/kernels/convert.h"
 #include "host/kernels/lowrank/dense_attention.h"
 #include "host/kernels/lowrank/observed_attention_scores.h"
 #include "policies/lowrank/internal/checks.h"
@@ -37,17 +38,17 @@ KvComposeCache::KvComposeCache(const LayerShape& shape, const KvComposeOptions& 
 void KvComposeCache::Reserve(int64_t need) {
   if (need <= capacity_) return;
   const int64_t cap = std::max<int64_t>({64, capacity_ * 2, need});
-  std::vector<float> nk(static_cast<size_t>(kv_) * cap * d_), nv(nk.size());
-  std::vector<int32_t> np(static_cast<size_t>(kv_) * cap);
+  std::vector<kernels::Half> nk(static_cast<size_t>(kv_) * cap * d_), nv(nk.size());
+  std::vector<int32_t> ni(static_cast<size_t>(kv_) * cap);
   for (int h = 0; h < kv_; ++h) {
     const size_t n = static_cast<size_t>(head_tokens_[h]);
-    std::memcpy(nk.data() + h * cap * d_, keys_.data() + h * capacity_ * d_, n * d_ * sizeof(float));
-    std::memcpy(nv.data() + h * cap * d_, values_.data() + h * capacity_ * d_, n * d_ * sizeof(float));
-    std::memcpy(np.data() + h * cap, positions_.data() + h * capacity_, n * sizeof(int32_t));
+    std::copy_n(keys_.data() + h * capacity_ * d_, n * d_, nk.data() + h * cap * d_);
+    std::copy_n(values_.data() + h * capacity_ * d_, n * d_, nv.data() + h * cap * d_);
+    std::copy_n(token_index_.data() + h * capacity_, n, ni.data() + h * cap);
   }
   keys_.swap(nk);
   values_.swap(nv);
-  positions_.swap(np);
+  token_index_.swap(ni);
   capacity_ = cap;
 }
 
@@ -61,9 +62,10 @@ Status KvComposeCache::Append(const AppendBatch& b) {
   for (int h = 0; h < kv_; ++h) {
     for (int t = 0; t < b.tokens; ++t) {
       const size_t slot = static_cast<size_t>(h) * capacity_ + head_tokens_[h] + t;
-      std::memcpy(keys_.data() + slot * d_, b.keys + (static_cast<size_t>(t) * kv_ + h) * d_, d_ * sizeof(float));
-      std::memcpy(values_.data() + slot * d_, b.values + (static_cast<size_t>(t) * kv_ + h) * d_, d_ * sizeof(float));
-      positions_[slot] = b.positions[t];
+      const size_t src = (static_cast<size_t>(t) * kv_ + h) * d_;
+      kernels::ConvertToHalf(b.keys + src, keys_.data() + slot * d_, d_);
+      kernels::ConvertToHalf(b.values + src, values_.data() + slot * d_, d_);
+      token_index_[slot] = static_cast<int32_t>(tokens_ + t);
     }
     head_tokens_[h] += b.tokens;
   }
@@ -85,7 +87,7 @@ Status KvComposeCache::Compress(const Observation& obs) {
     std::vector<float> keys(static_cast<size_t>(n) * kv_ * d_);
     for (int h = 0; h < kv_; ++h) {
       for (int64_t t = 0; t < n; ++t) {
-        std::memcpy(keys.data() + (t * kv_ + h) * d_, keys_.data() + (h * capacity_ + t) * d_, d_ * sizeof(float));
+        kernels::ConvertToFloat(keys_.data() + (h * capacity_ + t) * d_, keys.data() + (t * kv_ + h) * d_, d_);
       }
     }
     klr::ObservedAttentionShape s{kv_, shape_.num_q_heads, d_, n, w, 0.0f};
@@ -112,8 +114,8 @@ Status KvComposeCache::MaybeApply() {
   if (!submitted_ || applied_ || !planner_->ready()) return Status::Ok();
   KVT_ASSIGN_OR_RETURN(auto counts, planner_->HeadCounts(planner_layer_));
   const int64_t n = scored_;
-  std::vector<float> nk(static_cast<size_t>(kv_) * capacity_ * d_), nv(nk.size());
-  std::vector<int32_t> np(static_cast<size_t>(kv_) * capacity_);
+  std::vector<kernels::Half> nk(static_cast<size_t>(kv_) * capacity_ * d_), nv(nk.size());
+  std::vector<int32_t> ni(static_cast<size_t>(kv_) * capacity_);
   std::vector<int64_t> order(n);
   for (int h = 0; h < kv_; ++h) {
     const int64_t keep = std::min(counts[h], n);
@@ -124,9 +126,9 @@ Status KvComposeCache::MaybeApply() {
     int64_t out = 0;
     auto move_token = [&](int64_t src) {
       const size_t from = static_cast<size_t>(h) * capacity_ + src, to = static_cast<size_t>(h) * capacity_ + out;
-      std::memcpy(nk.data() + to * d_, keys_.data() + from * d_, d_ * sizeof(float));
-      std::memcpy(nv.data() + to * d_, values_.data() + from * d_, d_ * sizeof(float));
-      np[to] = positions_[from];
+      std::copy_n(keys_.data() + from * d_, d_, nk.data() + to * d_);
+      std::copy_n(values_.data() + from * d_, d_, nv.data() + to * d_);
+      ni[to] = token_index_[from];
       ++out;
     };
     for (int64_t i = 0; i < keep; ++i) move_token(order[i]);
@@ -135,7 +137,7 @@ Status KvComposeCache::MaybeApply() {
   }
   keys_.swap(nk);
   values_.swap(nv);
-  positions_.swap(np);
+  token_index_.swap(ni);
   scores_.clear();
   scores_.shrink_to_fit();
   applied_ = true;
@@ -149,8 +151,10 @@ Status KvComposeCache::Attend(const float* query, float* out) {
   klr::DenseAttentionShape s{kv_, shape_.num_q_heads, d_, capacity_, 0.0f};
   const size_t bytes = klr::DenseAttentionWorkspaceBytes(s);
   if (workspace_.size() * sizeof(float) < bytes) workspace_.resize(bytes / sizeof(float) + 1);
-  return klr::DenseAttention(s, keys_.data(), values_.data(), head_tokens_.data(), query, out,
-                             workspace_.data(), workspace_.size() * sizeof(float));
+  static_assert(sizeof(kernels::Half) == sizeof(uint16_t));
+  return klr::DenseAttentionF16(s, reinterpret_cast<const uint16_t*>(keys_.data()),
+                                reinterpret_cast<const uint16_t*>(values_.data()), head_tokens_.data(),
+                                query, out, workspace_.data(), workspace_.size() * sizeof(float));
 }
 
 int64_t KvComposeCache::kept_tokens() const {
@@ -161,8 +165,16 @@ int64_t KvComposeCache::kept_tokens() const {
 
 uint64_t KvComposeCache::stored_bytes() const {
   uint64_t s = 0;
-  for (int64_t n : head_tokens_) s += static_cast<uint64_t>(n) * (2ull * d_ * 4 + 4);
+  for (int64_t n : head_tokens_) {
+    s += static_cast<uint64_t>(n) * (2ull * d_ * sizeof(kernels::Half) + sizeof(int32_t));
+  }
   return s;
+}
+
+std::vector<int64_t> KvComposeCache::SelectedTokens(int kv_head) const {
+  if (kv_head < 0 || kv_head >= kv_) return {};
+  const int32_t* idx = token_index_.data() + static_cast<size_t>(kv_head) * capacity_;
+  return std::vector<int64_t>(idx, idx + head_tokens_[kv_head]);  // ascending: kept in append order
 }
 
 StatusOr<std::vector<std::unique_ptr<LayerCache>>> MakeKvComposeCaches(

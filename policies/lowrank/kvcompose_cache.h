@@ -6,9 +6,12 @@
 // aligns heads on tokens that matter to the whole layer) and submits them to the sequence's
 // KvComposePlanner. Once every layer has submitted, each layer's cache keeps, per head, that head's
 // top-count tokens (count from the plan; the same for every head in the structured/composite
-// variant) — a dense per-head cache of post-RoPE keys, values and true positions. Tokens appended
-// later (decode) go to every head unchanged. Attention is exact over what is kept
-// (DenseAttention), so ratio=1 is exactly full attention.
+// variant) — a dense per-head cache of post-RoPE keys and values (the engine applied RoPE at each
+// token's true position, so positions need not be kept), plus each kept token's append index
+// (int32, for eviction bookkeeping and InspectableCache::SelectedTokens; counted in stored_bytes). Tokens appended later (decode) go to
+// every head unchanged. K and V are stored in fp16, as a serving cache keeps them; attention is
+// exact over what is kept (DenseAttentionF16, fp32 softmax), so ratio=1 is full attention over
+// the fp16 cache.
 //
 // Wiring:
 //   - MakeKvComposeCaches(shape, options): the L caches of one sequence sharing one planner (the
@@ -24,6 +27,8 @@
 #include <memory>
 #include <vector>
 
+#include "host/kernels/half.h"
+#include "policies/inspectable_cache.h"
 #include "policies/layer_cache.h"
 #include "policies/lowrank/kvcompose_planner.h"
 
@@ -34,7 +39,7 @@ struct KvComposeOptions {
   bool structured = true;   // composite tokens; false: unstructured per-head counts
 };
 
-class KvComposeCache final : public LayerCache {
+class KvComposeCache final : public LayerCache, public InspectableCache {
  public:
   // `planner` shared by the sequence's layers; null: a private single-layer budget.
   static StatusOr<std::unique_ptr<KvComposeCache>> Create(const LayerShape& shape,
@@ -48,6 +53,7 @@ class KvComposeCache final : public LayerCache {
   int64_t kept_tokens() const override;  // mean over heads
   uint64_t stored_bytes() const override;
   std::string name() const override { return "kvcompose"; }
+  std::vector<int64_t> SelectedTokens(int kv_head) const override;  // what head kv_head keeps
 
   bool plan_applied() const { return applied_; }
   std::vector<int64_t> head_tokens() const { return head_tokens_; }
@@ -65,8 +71,8 @@ class KvComposeCache final : public LayerCache {
   int d_, kv_;
   int64_t tokens_ = 0;
   int64_t capacity_ = 0;
-  std::vector<float> keys_, values_;     // [kv][capacity][d]
-  std::vector<int32_t> positions_;       // [kv][capacity]
+  std::vector<kernels::Half> keys_, values_;  // [kv][capacity][d], fp16
+  std::vector<int32_t> token_index_;          // [kv][capacity], append index of each kept token
   std::vector<int64_t> head_tokens_;     // [kv]
   std::vector<float> scores_;            // [kv][scored tokens] until applied
   int64_t scored_ = 0;

@@ -127,9 +127,12 @@ size_t DenseAttentionWorkspaceBytes(const DenseAttentionShape& shape) {
   return static_cast<size_t>(std::max(0, shape.num_kv_heads)) * HeadFloats(shape) * sizeof(float);
 }
 
-Status DenseAttention(const DenseAttentionShape& shape, const float* keys, const float* values,
-                      const int64_t* tokens, const float* query, float* out, void* workspace,
-                      size_t workspace_bytes) {
+namespace {
+
+template <typename T>
+Status RaggedAttention(const DenseAttentionShape& shape, const T* keys, const T* values,
+                       const int64_t* tokens, const float* query, float* out, void* workspace,
+                       size_t workspace_bytes) {
   KVT_RETURN_IF_ERROR(Validate(shape, keys, values, query, out));
   if (tokens == nullptr) return InvalidArgument("DenseAttention: null tokens");
   for (int h = 0; h < shape.num_kv_heads; ++h) {
@@ -143,6 +146,20 @@ Status DenseAttention(const DenseAttentionShape& shape, const float* keys, const
   RunAll(shape, keys, values, [tokens](int h) { return tokens[h]; }, query, out,
          static_cast<float*>(workspace));
   return Status::Ok();
+}
+
+}  // namespace
+
+Status DenseAttention(const DenseAttentionShape& shape, const float* keys, const float* values,
+                      const int64_t* tokens, const float* query, float* out, void* workspace,
+                      size_t workspace_bytes) {
+  return RaggedAttention(shape, keys, values, tokens, query, out, workspace, workspace_bytes);
+}
+
+Status DenseAttentionF16(const DenseAttentionShape& shape, const uint16_t* keys,
+                         const uint16_t* values, const int64_t* tokens, const float* query,
+                         float* out, void* workspace, size_t workspace_bytes) {
+  return RaggedAttention(shape, keys, values, tokens, query, out, workspace, workspace_bytes);
 }
 
 Status DenseAttentionF16(const DenseAttentionShape& shape, const uint16_t* keys,

@@ -5,9 +5,10 @@
 //
 //   out[qh] = softmax(scale * q[qh] K_h^T) V_h,   h = qh / (q_heads / kv_heads)
 //
-// Shapes: keys, values [kv_heads][capacity][head_dim]; tokens [kv_heads] (per-head lengths, so
-// ragged per-head caches work) for the float version, one length for all heads for fp16 (stored as
-// IEEE binary16 bits); query, out [q_heads][head_dim]. A head with no tokens outputs zeros.
+// Shapes: keys, values [kv_heads][capacity][head_dim] (fp16 ones stored as IEEE binary16 bits);
+// tokens: one length for all heads, or [kv_heads] per-head lengths so ragged per-head caches work
+// (KVCompose's unstructured variant); query, out [q_heads][head_dim]. A head with no tokens
+// outputs zeros.
 // Host memory; caller's workspace (DenseAttentionWorkspaceBytes); never allocates; may run heads in
 // parallel on oneTBB; blocks until done.
 #pragma once
@@ -36,5 +37,10 @@ Status DenseAttention(const DenseAttentionShape& shape, const float* keys, const
 Status DenseAttentionF16(const DenseAttentionShape& shape, const uint16_t* keys,
                          const uint16_t* values, int64_t tokens, const float* query, float* out,
                          void* workspace, size_t workspace_bytes);
+
+// Per-head lengths over an fp16 cache (KVCompose keeps its selected tokens in fp16).
+Status DenseAttentionF16(const DenseAttentionShape& shape, const uint16_t* keys,
+                         const uint16_t* values, const int64_t* tokens, const float* query,
+                         float* out, void* workspace, size_t workspace_bytes);
 
 }  // namespace kvt::kernels::lowrank

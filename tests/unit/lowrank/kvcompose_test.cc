@@ -36,7 +36,7 @@ void Prefill(std::mt19937& rng, LayerRun& run, int prompt, int total, int window
   }
 }
 
-TEST(KvCompose, RatioOneEqualsFullAttention) {
+TEST(KvCompose, RatioOneEqualsFullAttentionOverFp16) {
   std::mt19937 rng(31);
   for (bool structured : {true, false}) {
     LayerRun run;
@@ -45,7 +45,10 @@ TEST(KvCompose, RatioOneEqualsFullAttention) {
     ASSERT_TRUE(caches.ok());
     run.caches = std::move(*caches);
     run.seqs.resize(3);
-    for (auto& s : run.seqs) s.Build(rng, 2, 6, 8, 90);
+    for (auto& s : run.seqs) {
+      s.Build(rng, 2, 6, 8, 90);
+      s.RoundKvToHalf();  // the cache stores fp16: attend over exactly what it holds
+    }
     Prefill(rng, run, 70, 90, 8);
     for (int64_t t = 70; t < 90; ++t) {
       for (size_t l = 0; l < 3; ++l) {
@@ -79,10 +82,22 @@ TEST(KvCompose, PerLayerCountsSumToTheBudget) {
         ASSERT_TRUE(kc->Attend(q.data(), out.data()).ok());  // applies the plan
         ASSERT_TRUE(kc->plan_applied());
         const auto heads = kc->head_tokens();
+        int64_t layer_kept = 0;
         for (int64_t n : heads) {
-          kept += n;
-          if (structured) EXPECT_EQ(n, heads[0]) << "composite tokens: same count in every head";
+          layer_kept += n;
+          if (structured) {
+            EXPECT_EQ(n, heads[0]) << "composite tokens: same count in every head";
+          }
         }
+        // What is stored is the kept tokens' fp16 K and V and their int32 indices, nothing else.
+        EXPECT_EQ(kc->stored_bytes(), static_cast<uint64_t>(layer_kept) * (2 * 8 * 2 + 4));
+        for (int h = 0; h < kv; ++h) {
+          const auto sel = kc->SelectedTokens(h);
+          ASSERT_EQ(static_cast<int64_t>(sel.size()), heads[h]);
+          for (size_t i = 1; i < sel.size(); ++i) EXPECT_LT(sel[i - 1], sel[i]) << "ascending, distinct";
+          for (int64_t t : sel) EXPECT_TRUE(t >= 0 && t < prompt);
+        }
+        kept += layer_kept;
       }
       EXPECT_EQ(kept, std::llround(ratio * L * prompt) * kv) << "ratio " << ratio;
     }

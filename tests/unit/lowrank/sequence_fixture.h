@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "host/kernels/half.h"
 #include "policies/layer_cache.h"
 #include "tests/unit/lowrank/reference.h"
 
@@ -44,6 +45,13 @@ struct Sequence {
         for (int i = 0; i < d; ++i) k[o + i] = static_cast<float>(y[i]);
       }
     }
+  }
+
+  // Rounds the post-RoPE keys and the values to fp16 in place, so that a cache storing fp16 holds
+  // exactly what Exact() attends over.
+  void RoundKvToHalf() {
+    for (auto& x : k) x = kernels::RoundToHalf(x);
+    for (auto& x : v) x = kernels::RoundToHalf(x);
   }
 
   policies::AppendBatch Batch(int64_t begin, int64_t count) const {
