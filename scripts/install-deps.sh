@@ -9,7 +9,7 @@ packages=(
   libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev libxxhash-dev libhiredis-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   pybind11-dev python3-dev python3-numpy python3-pytest python3-pip
-  prometheus redis-server redis-tools gnuplot-nox curl
+  prometheus redis-server redis-tools gnuplot-nox jq curl
 )
 
 missing=()
