@@ -177,6 +177,33 @@ Status LorcCache::Attend(const float* query, float* out) {
   return klr::LorcAttention(a, workspace_.data(), workspace_.size() * sizeof(float));
 }
 
+bool LorcCache::ReconstructKv(float* keys, float* values) const {
+  for (int64_t t = 0; t < tokens_; ++t) {
+    const float* cs = rope_.data() + t * d_;
+    for (int h = 0; h < kv_; ++h) {
+      const float* ck = key_lat_.data() + (static_cast<size_t>(h) * capacity_ + t) * key_rank_;
+      const float* cv = value_lat_.data() + (static_cast<size_t>(h) * capacity_ + t) * value_rank_;
+      const float* uk = key_up_.data() + static_cast<size_t>(h) * d_ * key_rank_;
+      const float* uv = value_up_.data() + static_cast<size_t>(h) * d_ * value_rank_;
+      float* k = keys + (static_cast<size_t>(t) * kv_ + h) * d_;
+      float* v = values + (static_cast<size_t>(t) * kv_ + h) * d_;
+      for (int i = 0; i < d_; ++i) {
+        float sk = 0.0f, sv = 0.0f;
+        for (int j = 0; j < key_rank_; ++j) sk += uk[i * key_rank_ + j] * ck[j];
+        for (int j = 0; j < value_rank_; ++j) sv += uv[i * value_rank_ + j] * cv[j];
+        k[i] = sk;
+        v[i] = sv;
+      }
+      for (int i = 0; i < d_ / 2; ++i) {  // the interleaved-pair rotation LorcAttention applies
+        const float x0 = k[2 * i], x1 = k[2 * i + 1];
+        k[2 * i] = x0 * cs[2 * i] - x1 * cs[2 * i + 1];
+        k[2 * i + 1] = x0 * cs[2 * i + 1] + x1 * cs[2 * i];
+      }
+    }
+  }
+  return true;
+}
+
 uint64_t LorcCache::stored_bytes() const {
   return static_cast<uint64_t>(tokens_) * (static_cast<uint64_t>(kv_) * (key_rank_ + value_rank_) * 4 + 4) +
          (key_up_.size() + value_up_.size()) * 4;

@@ -22,12 +22,13 @@
 #include <memory>
 #include <vector>
 
+#include "policies/inspectable_cache.h"
 #include "policies/layer_cache.h"
 #include "policies/lowrank/lorc_factors.h"
 
 namespace kvt::policies::lowrank {
 
-class LorcCache final : public LayerCache {
+class LorcCache final : public LayerCache, public InspectableCache {
  public:
   static StatusOr<std::unique_ptr<LorcCache>> FromFactors(const LayerShape& shape,
                                                           std::shared_ptr<const LorcFactors> factors);
@@ -40,6 +41,8 @@ class LorcCache final : public LayerCache {
   int64_t tokens() const override { return tokens_; }
   uint64_t stored_bytes() const override;
   std::string name() const override { return "lorc"; }
+  // Every token is kept: K = RoPE(Uk ck) at the token's position, V = Uv cv, as attention sees them.
+  bool ReconstructKv(float* keys, float* values) const override;
 
   int key_rank() const { return key_rank_; }
   int value_rank() const { return value_rank_; }

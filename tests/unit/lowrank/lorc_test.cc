@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <cstdio>
 #include <fstream>
 #include <random>
@@ -141,6 +143,47 @@ TEST(LorcCache, FullRankEqualsExactAttention) {
     ASSERT_TRUE((*cache)->Attend(q.data(), out.data()).ok());
     EXPECT_LT(lowrank_test::RelMaxError(out.data(), seq.Exact(q.data(), t + 1)), 1e-4) << t;
   }
+  // Full rank keeps everything: the reconstruction is the post-RoPE keys and the values.
+  std::vector<float> k(seq.k.size()), v(seq.v.size());
+  ASSERT_TRUE((*cache)->ReconstructKv(k.data(), v.data()));
+  for (size_t i = 0; i < k.size(); ++i) {
+    ASSERT_NEAR(k[i], seq.k[i], 1e-4f * (1.0f + std::fabs(seq.k[i]))) << i;
+    ASSERT_NEAR(v[i], seq.v[i], 1e-4f * (1.0f + std::fabs(seq.v[i]))) << i;
+  }
+}
+
+// Half the rank: the reconstruction is the projection onto the basis, so it loses something but
+// never adds energy (||K'|| <= ||K||), and attention over it is what the cache computes.
+TEST(LorcCache, ReconstructionIsTheProjection) {
+  std::mt19937 rng(25);
+  lowrank_test::Sequence seq;
+  seq.Build(rng, 2, 6, 8, 64);
+  auto cache = LorcCache::Calibrated(Shape(0, 1, 2, 6, 8), 0.5f, 0.5f, 64);
+  ASSERT_TRUE(cache.ok());
+  ASSERT_TRUE((*cache)->Append(seq.Batch(0, 64)).ok());
+  std::vector<float> k(seq.k.size()), v(seq.v.size());
+  ASSERT_TRUE((*cache)->ReconstructKv(k.data(), v.data()));
+  double ek = 0, nk = 0, rk = 0, ev = 0, nv = 0, rv = 0;
+  for (size_t i = 0; i < k.size(); ++i) {
+    ek += (k[i] - seq.k[i]) * double(k[i] - seq.k[i]);
+    nk += double(seq.k[i]) * seq.k[i];
+    rk += double(k[i]) * k[i];
+    ev += (v[i] - seq.v[i]) * double(v[i] - seq.v[i]);
+    nv += double(seq.v[i]) * seq.v[i];
+    rv += double(v[i]) * v[i];
+  }
+  EXPECT_GT(ek, 1e-6 * nk) << "rank 4 of 8 must lose something";
+  EXPECT_GT(ev, 1e-6 * nv);
+  EXPECT_LE(rk, nk * (1 + 1e-5));
+  EXPECT_LE(rv, nv * (1 + 1e-5));
+  // Attention over the reconstruction equals the cache's own attention.
+  lowrank_test::Sequence rebuilt = seq;
+  rebuilt.k = k;
+  rebuilt.v = v;
+  auto q = lowrank_test::RandomVector(rng, 48);
+  std::vector<float> out(48);
+  ASSERT_TRUE((*cache)->Attend(q.data(), out.data()).ok());
+  EXPECT_LT(lowrank_test::RelMaxError(out.data(), rebuilt.Exact(q.data(), 64)), 1e-4);
 }
 
 // With factors from a file: shape checks, lower rank -> fewer bytes, attention finite.
