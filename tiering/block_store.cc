@@ -164,8 +164,8 @@ uint64_t BlockStore::EvictSome(uint64_t want_bytes, EvictionReason reason, uint6
         continue;
       }
       policy_->OnRemove(key);
-      if (sink_) sink_(*e, reason);
-      freed += e->slot->bytes();
+      if (sink_) sink_(e, reason);
+      freed += e->slot->bytes();  // at once, or when the sink lets go of the entry
       ++*evicted_chunks;
       (reason == EvictionReason::kCapacity ? evictions_capacity_ : evictions_operator_).Increment();
       if (freed >= want_bytes) break;

@@ -2,7 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include "host/nvme/nvme_tier.h"
-#include "host/nvme/record_format.h"
+#include "host/nvme/segment_format.h"
 
 namespace kvt::nvme {
 
@@ -90,8 +90,8 @@ bool NvmeTier::ReclaimOne() {
       w->fingerprint = loc.fingerprint;
       w->payload_bytes = loc.payload_bytes;
       w->buf = std::move(*buf);
-      w->compaction = true;
-      w->replaces_sequence = loc.sequence;
+      w->kind = WriteKind::kCompaction;
+      w->sequence = loc.sequence;
       batch.push_back(std::move(w));
       if (batch.size() == 16) {
         WriteRecords(batch);

@@ -10,7 +10,7 @@
 #include <filesystem>
 
 #include "host/nvme/nvme_tier.h"
-#include "host/nvme/record_format.h"
+#include "host/nvme/segment_format.h"
 
 namespace kvt::nvme {
 
@@ -92,11 +92,11 @@ void NvmeTier::ScanSegment(Segment& s, std::unordered_map<ChunkKey, Location, ti
   };
   uint64_t o = kBlockBytes, end = kBlockBytes;
   while (o + kBlockBytes <= seg) {
-    if (o < win_off || o + kRecordHeaderBytes > win_off + win_len) {
+    if (o < win_off || o + kBlockBytes > win_off + win_len) {
       if (!load(o)) break;
     }
     const char* p = win->data() + (o - win_off);
-    auto meta = ParseRecordHeader(p, s.generation, seg - o);
+    auto meta = ParseSegmentRecord(p, s.generation, seg - o);
     if (!meta) {
       o += kBlockBytes;  // garbage, a stale record, or a hole left by a failed write: skip a block
       continue;
@@ -105,16 +105,16 @@ void NvmeTier::ScanSegment(Segment& s, std::unordered_map<ChunkKey, Location, ti
     const char* payload = nullptr;
     std::unique_ptr<IoBuffer> big;
     if (o + rb <= win_off + win_len) {
-      payload = p + kRecordHeaderBytes;
+      payload = p + kRecordPayloadOffset;
     } else if (rb <= kScanWindow) {
       if (!load(o)) break;
-      payload = win->data() + kRecordHeaderBytes;
+      payload = win->data() + kRecordPayloadOffset;
     } else {
       big = StagingPool::AllocateUnpooled(rb);
       if (!big || !read(big->data(), o, rb)) break;
-      payload = big->data() + kRecordHeaderBytes;
+      payload = big->data() + kRecordPayloadOffset;
     }
-    if (PayloadChecksum(payload, meta->payload_bytes) != meta->payload_xxh3) {
+    if (tiering::RecordPayloadChecksum(payload, meta->payload_bytes) != meta->payload_xxh3) {
       metrics_.torn_records.Increment();
       o += kBlockBytes;
       continue;
