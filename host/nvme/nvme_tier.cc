@@ -17,8 +17,8 @@ using tiering::TransferPriority;
 
 namespace {
 
-constexpr size_t kWriteBatch = 16;     // records per io_uring submission of write-back
 constexpr uint32_t kSpareSegments = 1;  // kept free for compaction's copies
+constexpr uint32_t kMaxParked = 3;      // reclaims a write may wait for before it is dropped
 
 }  // namespace
 
@@ -382,7 +382,15 @@ uint64_t NvmeTier::WriteRecords(std::vector<PendingPtr>& writes) {
     {
       std::lock_guard lock(mu_);
       bool wanted = compaction || (pending_.count(w->key) && pending_[w->key] == w);
-      if (!wanted || !ReserveLocked(RecordBytes(w->payload_bytes), compaction, &loc)) {
+      if (wanted && !ReserveLocked(RecordBytes(w->payload_bytes), compaction, &loc) && !compaction &&
+          reclaim_scheduled_ && w->parked < kMaxParked) {
+        // No free segment, but a reclaim is under way: the write waits for it (in the tier, not
+        // in a client's store) instead of being dropped; Reclaim() queues it again.
+        ++w->parked;
+        parked_.push_back(w);
+        continue;
+      }
+      if (!wanted || loc.record_bytes == 0) {
         if (wanted) {
           if (!compaction) metrics_.dropped_no_space.Increment();
           fail(w);

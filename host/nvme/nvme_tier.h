@@ -168,6 +168,7 @@ class NvmeTier final : public tiering::LowerTier {
     std::unique_ptr<IoBuffer> buf;
     tiering::ChunkIndex::EntryPtr source;
     uint64_t held_bytes = 0;  // of writeback_bytes, while queued or in flight
+    uint32_t parked = 0;      // times it waited for a reclaim to free a segment
     uint64_t ticket = 0;
     std::shared_ptr<PersistBatch> batch;
     uint64_t sequence = 0;    // kCompaction: the record's, kept, and checked against the index
@@ -175,6 +176,8 @@ class NvmeTier final : public tiering::LowerTier {
     const char* payload() const { return source ? source->slot->data() : buf->data() + kRecordPayloadOffset; }
   };
   using PendingPtr = std::shared_ptr<PendingWrite>;
+
+  static constexpr size_t kWriteBatch = 16;  // records per io_uring submission of write-back
 
   NvmeTier(const NvmeTierOptions& options, prometheus::Registry& registry);
 
@@ -235,6 +238,7 @@ class NvmeTier final : public tiering::LowerTier {
   std::unordered_map<tiering::ChunkKey, Location, tiering::ChunkKeyHash> index_;
   std::unordered_map<tiering::ChunkKey, PendingPtr, tiering::ChunkKeyHash> pending_;
   std::deque<PendingPtr> write_queue_;
+  std::vector<PendingPtr> parked_;  // found no free segment while a reclaim ran: retried after it
   std::set<uint64_t> inflight_tickets_;
   uint64_t next_ticket_ = 1;
   uint64_t next_sequence_ = 1;
