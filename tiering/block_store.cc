@@ -116,10 +116,7 @@ Status BlockStore::Get(const ChunkKey& key, const Fingerprint& fingerprint, void
 
 bool BlockStore::Remove(const ChunkKey& key) {
   bool lower_had = false;
-  if (lower_) {
-    lower_had = lower_->Contains(key);
-    lower_->Remove(key);
-  }
+  if (lower_) lower_had = lower_->Remove(key);
   ChunkIndex::EntryPtr e = index_.Erase(key);
   if (!e) return lower_had;
   policy_->OnRemove(key);

@@ -147,28 +147,38 @@ void NvmeTier::IndexEraseLocked(const ChunkKey& key) {
 
 bool NvmeTier::Contains(const ChunkKey& key) {
   std::lock_guard lock(mu_);
-  bool present = index_.count(key) || pending_.count(key);
+  bool present = pending_.count(key) > 0;
+  if (!present) {
+    auto it = index_.find(key);
+    present = it != index_.end();
+    // A lookup is usually followed by a retrieve: start reading the record now.
+    if (present && options_.prefetch_on_lookup && !disabled_ && !prefetches_.count(key)) {
+      StartPrefetchLocked(key, it->second);
+    }
+  }
   (present ? metrics_.hits : metrics_.misses).Increment();
   return present;
 }
 
-void NvmeTier::Remove(const ChunkKey& key) {
+bool NvmeTier::Remove(const ChunkKey& key) {
   PendingPtr erase;
   {
     std::lock_guard lock(mu_);
     // A queued write of it will not be written; one in flight is erased when it completes.
-    pending_.erase(key);
+    const bool was_pending = pending_.erase(key) > 0;
+    prefetches_.erase(key);
     auto it = index_.find(key);
-    if (it == index_.end()) return;
+    if (it == index_.end()) return was_pending;
     const Location loc = it->second;
     IndexEraseLocked(key);
     UpdateGaugesLocked();
-    if (disabled_) return;
+    if (disabled_) return true;
     erase = MakeEraseLocked(key, loc, next_ticket_++);
     inflight_tickets_.insert(erase->ticket);
     write_queue_.push_back(erase);
   }
   scheduler_->Submit(TransferPriority::kWriteBack, [this] { WriteBatch(); });
+  return true;
 }
 
 NvmeTier::PendingPtr NvmeTier::MakeEraseLocked(const ChunkKey& key, const Location& loc, uint64_t ticket) {
@@ -498,27 +508,14 @@ uint64_t NvmeTier::WriteRecords(std::vector<PendingPtr>& writes) {
 
 // ---- Reads ------------------------------------------------------------------------------------
 
-StatusOr<std::unique_ptr<IoBuffer>> NvmeTier::ReadRecord(const ChunkKey& key, const Location& loc,
-                                                        TransferPriority priority, Deadline deadline) {
-  // The caller holds a reader reference on loc.segment; the task gives it back.
-  struct ReadOp {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool done = false;
-    IoRequest request;
-    std::unique_ptr<IoBuffer> buf;
-  };
+NvmeTier::ReadOpPtr NvmeTier::StartRead(const Location& loc, TransferPriority priority, bool pooled_only) {
   auto op = std::make_shared<ReadOp>();
+  op->loc = loc;
   op->buf = staging_->TryAllocate(loc.record_bytes);
-  if (!op->buf) op->buf = StagingPool::AllocateUnpooled(loc.record_bytes);
-  if (!op->buf) {
-    std::lock_guard lock(mu_);
-    --segments_[loc.segment].readers;
-    cv_.notify_all();
-    return ResourceExhausted("no memory for a read buffer");
-  }
+  if (!op->buf && !pooled_only) op->buf = StagingPool::AllocateUnpooled(loc.record_bytes);
+  if (!op->buf) return nullptr;
   op->request.op = IoRequest::Op::kRead;
-  op->request.fd = segments_[loc.segment].fd.get();
+  op->request.fd = segments_[loc.segment].fd.get();  // fixed: the caller holds a reader reference
   op->request.buf = op->buf->data();
   op->request.len = static_cast<uint32_t>(loc.record_bytes);
   op->request.offset = loc.offset;
@@ -538,32 +535,71 @@ StatusOr<std::unique_ptr<IoBuffer>> NvmeTier::ReadRecord(const ChunkKey& key, co
   // than wait for a second non-demand worker.
   if (priority == TransferPriority::kBackground) task();
   else scheduler_->Submit(priority, std::move(task));
-  std::unique_lock lock(op->mu);
-  if (!op->cv.wait_until(lock, deadline.at(), [&] { return op->done; })) {
-    return Timeout("NVMe read of chunk " + key.ToHex() + " did not complete in time");
+  return op;
+}
+
+StatusOr<std::unique_ptr<IoBuffer>> NvmeTier::FinishRead(const ChunkKey& key, const ReadOpPtr& op, Deadline deadline) {
+  const Location& loc = op->loc;
+  {
+    std::unique_lock lock(op->mu);
+    if (!op->cv.wait_until(lock, deadline.at(), [&] { return op->done; })) {
+      return Timeout("NVMe read of chunk " + key.ToHex() + " did not complete in time");
+    }
   }
   Status st = IoResultStatus(op->request);
   if (!st.ok()) {
     metrics_.read_errors.Increment();
-    return st.WithContext("segment " + std::to_string(segment));
+    return st.WithContext("segment " + std::to_string(loc.segment));
   }
   auto meta = ParseSegmentRecord(op->buf->data(), loc.generation, loc.record_bytes);
   if (!meta || !(meta->key == key) || !(meta->fingerprint == loc.fingerprint) ||
       meta->payload_bytes != loc.payload_bytes) {
-    return Corruption("record header of chunk " + key.ToHex() + " in segment " + std::to_string(segment) +
+    return Corruption("record header of chunk " + key.ToHex() + " in segment " + std::to_string(loc.segment) +
                       " at offset " + std::to_string(loc.offset) + " does not verify");
   }
   if (tiering::RecordPayloadChecksum(op->buf->data() + kRecordPayloadOffset, meta->payload_bytes) !=
       meta->payload_xxh3) {
-    return Corruption("payload checksum of chunk " + key.ToHex() + " in segment " + std::to_string(segment) +
+    return Corruption("payload checksum of chunk " + key.ToHex() + " in segment " + std::to_string(loc.segment) +
                       " at offset " + std::to_string(loc.offset) + " does not match");
   }
   return std::move(op->buf);
 }
 
+StatusOr<std::unique_ptr<IoBuffer>> NvmeTier::ReadRecord(const ChunkKey& key, const Location& loc,
+                                                        TransferPriority priority, Deadline deadline) {
+  // The caller holds a reader reference on loc.segment; the read gives it back.
+  ReadOpPtr op = StartRead(loc, priority, /*pooled_only=*/false);
+  if (!op) {
+    std::lock_guard lock(mu_);
+    --segments_[loc.segment].readers;
+    cv_.notify_all();
+    return ResourceExhausted("no memory for a read buffer");
+  }
+  return FinishRead(key, op, deadline);
+}
+
+void NvmeTier::StartPrefetchLocked(const ChunkKey& key, const Location& loc) {
+  // The oldest prefetches nobody read yet give way (their buffers go back when their reads end).
+  while (prefetch_order_.size() >= kMaxPrefetches) {
+    auto it = prefetches_.find(prefetch_order_.front());
+    if (it != prefetches_.end()) prefetches_.erase(it);
+    prefetch_order_.pop_front();
+  }
+  ++segments_[loc.segment].readers;
+  ReadOpPtr op = StartRead(loc, TransferPriority::kPrefetch, /*pooled_only=*/true);
+  if (!op) {
+    --segments_[loc.segment].readers;  // the staging pool is busy: no prefetch
+    return;
+  }
+  prefetches_[key] = std::move(op);
+  prefetch_order_.push_back(key);
+  metrics_.prefetches.Increment();
+}
+
 Status NvmeTier::Read(const ChunkKey& key, const Fingerprint& fingerprint, void* out, uint64_t bytes,
                       TransferPriority priority) {
   PendingPtr staged;
+  ReadOpPtr prefetched;
   Location loc;
   {
     std::lock_guard lock(mu_);
@@ -585,7 +621,12 @@ Status NvmeTier::Read(const ChunkKey& key, const Fingerprint& fingerprint, void*
       metrics_.misses.Increment();
       return InvalidArgument("chunk " + key.ToHex() + " on NVMe has another namespace or length");
     }
-    if (!staged) ++segments_[loc.segment].readers;
+    if (auto p = prefetches_.find(key); !staged && p != prefetches_.end()) {
+      // Taken by this read whether or not it still matches (a newer copy of the key: it does not).
+      if (p->second->loc.sequence == loc.sequence) prefetched = p->second;
+      prefetches_.erase(p);
+    }
+    if (!staged && !prefetched) ++segments_[loc.segment].readers;
   }
   if (staged) {
     // Still queued for write-back: its slot (or staging copy) is the chunk; the write never
@@ -595,7 +636,8 @@ Status NvmeTier::Read(const ChunkKey& key, const Fingerprint& fingerprint, void*
     if (options_.promote_on_hit) metrics_.CountPromotion(priority, bytes);
     return Status::Ok();
   }
-  auto buf = ReadRecord(key, loc, priority, Deadline::After(std::chrono::milliseconds(options_.read_timeout_ms)));
+  const Deadline deadline = Deadline::After(std::chrono::milliseconds(options_.read_timeout_ms));
+  auto buf = prefetched ? FinishRead(key, prefetched, deadline) : ReadRecord(key, loc, priority, deadline);
   if (!buf.ok()) {
     metrics_.misses.Increment();
     if (buf.status().code() == StatusCode::kCorruption) {
@@ -732,6 +774,8 @@ void NvmeTier::Disable(const std::string& why) {
   disabled_.store(true, std::memory_order_release);
   index_.clear();
   pending_.clear();
+  prefetches_.clear();
+  prefetch_order_.clear();
   live_bytes_ = 0;
   for (auto& s : segments_) s.live_bytes = 0;
   metrics_.read_errors.Increment();

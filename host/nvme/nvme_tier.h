@@ -14,6 +14,9 @@
 //  - Read() (a host miss) reads the record at demand priority into the staging pool (registered:
 //    READ_FIXED), verifies header and payload checksum and copies the payload out. A mismatch is
 //    a miss, counted, logged with the key, and the record leaves the index.
+//  - Contains() (a lookup) of a chunk on NVMe starts reading it at prefetch priority into the
+//    staging pool (at most kMaxPrefetches at once, oldest dropped first); the Read that follows
+//    takes the buffer instead of starting its own read.
 //  - Remove() makes the removal durable like a store: the record's header block is overwritten
 //    with zeros in place (a tombstone in the segments, which are the tier's journal), so the
 //    start-up scan no longer finds it; a record that was being written when its key was removed
@@ -69,6 +72,7 @@ struct NvmeTierOptions {
   uint64_t segment_bytes = 64ull << 20;
   Admission admission = Admission::kAll;
   bool promote_on_hit = true;
+  bool prefetch_on_lookup = true;  // Contains() of a chunk on NVMe starts reading it
   uint32_t flush_interval_ms = 1000;  // 0: flush only on Persist
   uint32_t queue_depth = 32;
   IoBackend backend = IoBackend::kAuto;
@@ -107,7 +111,7 @@ class NvmeTier final : public tiering::LowerTier {
   bool Contains(const tiering::ChunkKey& key) override;
   Status Read(const tiering::ChunkKey& key, const tiering::Fingerprint& fingerprint, void* out, uint64_t bytes,
               tiering::TransferPriority priority) override;
-  void Remove(const tiering::ChunkKey& key) override;
+  bool Remove(const tiering::ChunkKey& key) override;
   bool promote_on_hit() const override { return options_.promote_on_hit; }
 
   // The eviction sink. Never blocks on I/O. Keeps `entry` until its record is written.
@@ -210,6 +214,25 @@ class NvmeTier final : public tiering::LowerTier {
   void MaybeScheduleReclaimLocked();
   void Reclaim();
   bool ReclaimOne();
+  struct ReadOp {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    IoRequest request;
+    std::unique_ptr<IoBuffer> buf;  // the whole record
+    Location loc;
+  };
+  using ReadOpPtr = std::shared_ptr<ReadOp>;
+  static constexpr size_t kMaxPrefetches = 64;
+  // Starts reading the record at `loc` into a staging buffer (a heap one too unless
+  // `pooled_only`). The caller holds a reader reference on loc.segment, which the read gives
+  // back when it ends; nullptr (reference still held) when there is no buffer.
+  ReadOpPtr StartRead(const Location& loc, tiering::TransferPriority priority, bool pooled_only);
+  // Waits for `op` and verifies the record; the payload is at buf->data() + kRecordPayloadOffset.
+  StatusOr<std::unique_ptr<IoBuffer>> FinishRead(const tiering::ChunkKey& key, const ReadOpPtr& op,
+                                                 Deadline deadline);
+  // A read at prefetch priority whose result the next Read of `key` takes (requires mu_).
+  void StartPrefetchLocked(const tiering::ChunkKey& key, const Location& loc);
   // Reads and verifies one record; the payload is at buf->data() + kRecordPayloadOffset.
   StatusOr<std::unique_ptr<IoBuffer>> ReadRecord(const tiering::ChunkKey& key, const Location& loc,
                                                 tiering::TransferPriority priority, Deadline deadline);
@@ -238,6 +261,8 @@ class NvmeTier final : public tiering::LowerTier {
   std::unordered_map<tiering::ChunkKey, Location, tiering::ChunkKeyHash> index_;
   std::unordered_map<tiering::ChunkKey, PendingPtr, tiering::ChunkKeyHash> pending_;
   std::deque<PendingPtr> write_queue_;
+  std::unordered_map<tiering::ChunkKey, ReadOpPtr, tiering::ChunkKeyHash> prefetches_;
+  std::deque<tiering::ChunkKey> prefetch_order_;  // oldest first (may name taken ones)
   std::vector<PendingPtr> parked_;  // found no free segment while a reclaim ran: retried after it
   std::set<uint64_t> inflight_tickets_;
   uint64_t next_ticket_ = 1;

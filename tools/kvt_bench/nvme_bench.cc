@@ -1,8 +1,8 @@
-// kvt-bench nvme --dir DIR [--json] [--mib N]
+// kvt-bench nvme --dir DIR [--json] [--mib N] [--readers N] [--io-workers N]
 //
 // Raw io_uring O_DIRECT sequential 1 MiB reads and writes on DIR (the physical limit of this
 // run), then the NVMe tier in-process under a BlockStore with a small host tier: demotion and
-// promotion throughput of 2 MiB chunks, and p50/p99 latency of random 256 KiB chunk reads through
+// promotion throughput of 2 MiB chunks (8 concurrent readers), and p50/p99 latency of random 256 KiB chunk reads through
 // BlockStore::Get -> NvmeTier::Read (scheduler, io_uring, verification, copy out).
 #include <sys/statfs.h>
 #include <sys/utsname.h>
@@ -113,13 +113,17 @@ int RunNvmeBench(int argc, char** argv) {
   std::string dir;
   bool json = false;
   uint64_t mib = 1024;
+  int readers_n = 8;
+  uint32_t io_workers = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--dir" && i + 1 < argc) dir = argv[++i];
     else if (a == "--json") json = true;
     else if (a == "--mib" && i + 1 < argc) mib = std::stoull(argv[++i]);
+    else if (a == "--readers" && i + 1 < argc) readers_n = std::max(1, std::stoi(argv[++i]));
+    else if (a == "--io-workers" && i + 1 < argc) io_workers = static_cast<uint32_t>(std::stoul(argv[++i]));
     else {
-      std::fprintf(stderr, "usage: kvt-bench nvme --dir DIR [--json] [--mib N]\n");
+      std::fprintf(stderr, "usage: kvt-bench nvme --dir DIR [--json] [--mib N] [--readers N] [--io-workers N]\n");
       return 2;
     }
   }
@@ -156,6 +160,7 @@ int RunNvmeBench(int argc, char** argv) {
   o.flush_interval_ms = 0;
   o.staging_bytes = 256 << 20;
   o.writeback_bytes = 64 << 20;
+  if (io_workers) o.io_workers = io_workers;
   o.host_arena = {(*host)->base(), (*host)->capacity_bytes()};
   o.promote_on_hit = false;  // measure the read path, not host-tier churn
   auto tier = nvme::NvmeTier::Create(o, registry);
@@ -188,16 +193,21 @@ int RunNvmeBench(int argc, char** argv) {
   if (demoted < n) std::fprintf(stderr, "kvt-bench nvme: only %llu of %llu chunks reached NVMe\n",
                                 static_cast<unsigned long long>(demoted), static_cast<unsigned long long>(n));
 
-  // Promotion: read every chunk back through the store (all host misses), four readers.
-  std::vector<char> out(kBig);
+  // Promotion: read every chunk back through the store (all host misses), `readers` threads
+  // (8 unless --readers) retrieving at once, as concurrent engine sessions do.
   t0 = Clock::now();
   std::vector<std::thread> readers;
   std::atomic<uint64_t> next{0}, bad{0};
-  for (int r = 0; r < 4; ++r) {
+  for (int r = 0; r < readers_n; ++r) {
     readers.emplace_back([&] {
       std::vector<char> o2(kBig);
       for (uint64_t i; (i = next++) < n;) {
-        if (!store.Get({i + 1, 7}, fp, o2.data(), kBig).ok() || std::memcmp(o2.data(), payloads[i % 8].data(), kBig)) ++bad;
+        Status st = store.Get({i + 1, 7}, fp, o2.data(), kBig);
+        if (!st.ok() || std::memcmp(o2.data(), payloads[i % 8].data(), kBig)) {
+          ++bad;
+          std::fprintf(stderr, "kvt-bench nvme: chunk %llu: %s\n", static_cast<unsigned long long>(i),
+                       st.ok() ? "wrong bytes" : st.ToString().c_str());
+        }
       }
     });
   }
@@ -217,11 +227,17 @@ int RunNvmeBench(int argc, char** argv) {
   for (int k = 0; k < 2000; ++k) {
     uint64_t i = rng() % m;
     auto s0 = Clock::now();
-    if (!store.Get({i + 1, 9}, fp, so.data(), kSmall).ok()) ++bad;
+    Status st = store.Get({i + 1, 9}, fp, so.data(), kSmall);
+    if (!st.ok()) {
+      ++bad;
+      std::fprintf(stderr, "kvt-bench nvme: 256 KiB chunk %llu: %s\n", static_cast<unsigned long long>(i),
+                   st.ToString().c_str());
+    }
     lat.push_back(Seconds(s0) * 1e6);
   }
   std::sort(lat.begin(), lat.end());
   double p50 = lat[lat.size() / 2], p99 = lat[lat.size() * 99 / 100];
+  if (demoted < n) bad += n - demoted;
   const auto caps = t->queue_capabilities();
   tier->reset();
   std::filesystem::remove_all(work);

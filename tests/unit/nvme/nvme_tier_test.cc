@@ -238,6 +238,26 @@ TEST_P(NvmeTierTest, RemovalsRacingWriteBackStayRemoved) {
   }
 }
 
+TEST_P(NvmeTierTest, LookupPrefetchesAndTheRetrieveTakesIt) {
+  Open(Options());
+  for (int i = 0; i < 40; ++i) Put(i);
+  ASSERT_TRUE(Persist().ok());
+  stack_->store->Evict(UINT64_MAX, tiering::EvictionReason::kOperator);  // on NVMe only
+  for (int i = 0; i < 8; ++i) EXPECT_TRUE(stack_->store->Contains(Key(i)));
+  EXPECT_EQ(M("kvt_nvme_prefetches_total"), 8);
+  const double demand_reads = M("kvt_scheduler_wait_seconds", {{"priority", "demand"}});
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(Get(i).ok()) << i;  // bit-exact (Get checks)
+  // Each retrieve took its lookup's read: no demand read was queued.
+  EXPECT_EQ(M("kvt_scheduler_wait_seconds", {{"priority", "demand"}}), demand_reads);
+  // A prefetched chunk removed before its retrieve is not served.
+  EXPECT_TRUE(stack_->store->Contains(Key(20)));
+  EXPECT_TRUE(stack_->store->Remove(Key(20)));
+  EXPECT_EQ(Get(20).code(), StatusCode::kNotFound);
+  // More lookups than prefetch slots: the oldest give way, every retrieve is still right.
+  for (int i = 21; i < 40; ++i) EXPECT_TRUE(stack_->store->Contains(Key(i)));
+  for (int i = 21; i < 40; ++i) ASSERT_TRUE(Get(i).ok()) << i;
+}
+
 TEST_P(NvmeTierTest, CorruptedByteIsAMissCountedAndDropped) {
   Open(Options());
   for (int i = 0; i < 40; ++i) Put(i);
