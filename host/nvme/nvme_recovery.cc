@@ -15,6 +15,7 @@
 namespace kvt::nvme {
 
 using tiering::ChunkKey;
+using tiering::TransferPriority;
 
 namespace {
 constexpr uint64_t kScanWindow = 4ull << 20;
@@ -64,7 +65,8 @@ Status NvmeTier::WriteSegmentHeader(Segment& s, uint64_t generation) {
   return IoResultStatus(r).WithContext("segment " + std::to_string(s.id) + " header");
 }
 
-void NvmeTier::ScanSegment(Segment& s, std::unordered_map<ChunkKey, Location, tiering::ChunkKeyHash>* found) {
+void NvmeTier::ScanSegment(Segment& s, std::unordered_map<ChunkKey, Location, tiering::ChunkKeyHash>* found,
+                           std::vector<std::pair<ChunkKey, Location>>* losers) {
   const uint64_t seg = options_.segment_bytes;
   auto win = StagingPool::AllocateUnpooled(kScanWindow);
   if (!win) return;
@@ -128,7 +130,14 @@ void NvmeTier::ScanSegment(Segment& s, std::unordered_map<ChunkKey, Location, ti
     loc.fingerprint = meta->fingerprint;
     loc.sequence = meta->sequence;
     Location& slot = (*found)[meta->key];
-    if (slot.sequence < loc.sequence) slot = loc;
+    if (slot.record_bytes == 0) {
+      slot = loc;
+    } else if (slot.sequence < loc.sequence) {
+      losers->emplace_back(meta->key, slot);
+      slot = loc;
+    } else {
+      losers->emplace_back(meta->key, loc);
+    }
     s.keys.push_back(meta->key);
     next_sequence_ = std::max(next_sequence_, meta->sequence + 1);
     o += rb;
@@ -152,6 +161,10 @@ Status NvmeTier::Recover() {
     }
   }
   std::unordered_map<ChunkKey, Location, tiering::ChunkKeyHash> found;
+  // Valid records that another record of their key outranks (a crash between a compaction's
+  // copies and the rewrite of its segment's header leaves two): erased once the tier is up, so
+  // that a removal of the key, which erases the indexed record, leaves no copy to come back.
+  std::vector<std::pair<ChunkKey, Location>> losers;
   auto header = StagingPool::AllocateUnpooled(kBlockBytes);
   if (!header) return ResourceExhausted("no memory for the NVMe scan");
   uint64_t fresh_headers = 0;
@@ -187,12 +200,23 @@ Status NvmeTier::Recover() {
       continue;
     }
     s.generation = h->generation;
-    ScanSegment(s, &found);
+    ScanSegment(s, &found, &losers);
     s.state = s.write_end > kBlockBytes ? SegmentState::kSealed : SegmentState::kFree;
     if (s.state == SegmentState::kSealed) s.sealed_order = ++seal_counter_;
   }
-  std::lock_guard lock(mu_);
-  for (const auto& [key, loc] : found) IndexInsertLocked(key, loc);
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [key, loc] : found) IndexInsertLocked(key, loc);
+    for (const auto& [key, loc] : losers) {
+      PendingPtr erase = MakeEraseLocked(key, loc, next_ticket_++);
+      inflight_tickets_.insert(erase->ticket);
+      write_queue_.push_back(std::move(erase));
+    }
+  }
+  for (size_t i = 0; i < losers.size(); i += kWriteBatch) {
+    scheduler_->Submit(TransferPriority::kWriteBack, [this] { WriteBatch(); });
+  }
+  if (!losers.empty()) spdlog::info("nvme: erasing {} outranked copies of recovered chunks", losers.size());
   metrics_.recovered_chunks.Increment(static_cast<double>(found.size()));
   if (fresh_headers) spdlog::info("nvme: initialized {} segment headers", fresh_headers);
   return Status::Ok();

@@ -189,7 +189,10 @@ class NvmeTier final : public tiering::LowerTier {
   Status Recover();
   Status OpenSegmentFile(Segment& s, bool create);
   Status WriteSegmentHeader(Segment& s, uint64_t generation);
-  void ScanSegment(Segment& s, std::unordered_map<tiering::ChunkKey, Location, tiering::ChunkKeyHash>* found);
+  // Adds the segment's valid records to `found` (the highest sequence of a key wins) and the
+  // records they outrank to `losers`.
+  void ScanSegment(Segment& s, std::unordered_map<tiering::ChunkKey, Location, tiering::ChunkKeyHash>* found,
+                   std::vector<std::pair<tiering::ChunkKey, Location>>* losers);
 
   enum class EnqueueResult { kQueued, kAlreadyThere, kNoRoom, kNoStaging };
   // Queues a record for write-back (requires !mu_); kAlreadyThere when the key is on NVMe or
