@@ -224,7 +224,11 @@ int RunNvmeBench(int argc, char** argv) {
   constexpr uint64_t kSmall = 256 << 10;
   const uint64_t m = std::min<uint64_t>(2048, bytes / kSmall);
   auto small = Payload(99, kSmall);
-  for (uint64_t i = 0; i < m; ++i) store.Put({i + 1, 9}, fp, small.data(), kSmall).status().IgnoreError();
+  for (uint64_t i = 0; i < m; ++i) {
+    // Paced like the demotion phase, so no demotion is dropped and every read below can hit.
+    t->WaitForWriteBackRoom(kSmall, Deadline::After(std::chrono::seconds(60))).IgnoreError();
+    store.Put({i + 1, 9}, fp, small.data(), kSmall).status().IgnoreError();
+  }
   store.Evict(UINT64_MAX, tiering::EvictionReason::kOperator);
   t->Flush(Deadline::After(std::chrono::seconds(60))).IgnoreError();
   std::vector<double> lat;
