@@ -317,7 +317,10 @@ TEST_P(NvmeTierTest, CorruptedByteIsAMissCountedAndDropped) {
   // The scan verifies payloads: the corrupt record never enters the index.
   EXPECT_EQ(M("kvt_nvme_torn_records_total"), 1);
   EXPECT_EQ(Get(bad_index).code(), StatusCode::kNotFound);
-  for (int i = 0; i < 40; ++i) if (i != bad_index) ASSERT_TRUE(Get(i).ok()) << i;
+  for (int i = 0; i < 40; ++i) {
+    if (i == bad_index) continue;
+    ASSERT_TRUE(Get(i).ok()) << i;
+  }
 }
 
 TEST_P(NvmeTierTest, CorruptionWhileRunningIsDetectedOnRead) {
@@ -341,7 +344,10 @@ TEST_P(NvmeTierTest, CorruptionWhileRunningIsDetectedOnRead) {
   EXPECT_EQ(M("kvt_checksum_failures_total", {{"tier", "nvme"}}), 1);
   EXPECT_FALSE(stack_->tier->Contains(Key(bad_index)));  // dropped from the index
   EXPECT_EQ(Get(bad_index).code(), StatusCode::kNotFound);
-  for (int i = 0; i < 40; ++i) if (i != bad_index) ASSERT_TRUE(Get(i).ok()) << i;
+  for (int i = 0; i < 40; ++i) {
+    if (i == bad_index) continue;
+    ASSERT_TRUE(Get(i).ok()) << i;
+  }
 }
 
 TEST_P(NvmeTierTest, TruncatedSegmentLosesOnlyItsTail) {
