@@ -115,6 +115,7 @@ void Daemon::StartNvmeTier() {
               : c.io_backend == "threadpool" ? nvme::IoBackend::kThreadPool
                                              : nvme::IoBackend::kAuto;
   o.staging_bytes = c.staging_bytes;
+  o.host_arena = {host_->base(), host_->capacity_bytes()};
   auto tier = nvme::NvmeTier::Create(o, *registry_);
   if (!tier.ok()) {
     spdlog::warn("nvme tier off: {}", tier.status().ToString());
@@ -123,7 +124,7 @@ void Daemon::StartNvmeTier() {
   nvme_ = std::move(*tier);
   nvme::NvmeTier* t = nvme_.get();
   store_->set_lower_tier(t);
-  store_->set_eviction_sink([t](const tiering::ChunkEntry& e, tiering::EvictionReason) { t->Demote(e); });
+  store_->set_eviction_sink([t](const tiering::ChunkIndex::EntryPtr& e, tiering::EvictionReason) { t->Demote(e); });
 }
 
 void Daemon::Run() { server_->Run(); }

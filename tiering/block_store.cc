@@ -116,10 +116,7 @@ Status BlockStore::Get(const ChunkKey& key, const Fingerprint& fingerprint, void
 
 bool BlockStore::Remove(const ChunkKey& key) {
   bool lower_had = false;
-  if (lower_) {
-    lower_had = lower_->Contains(key);
-    lower_->Remove(key);
-  }
+  if (lower_) lower_had = lower_->Remove(key);
   ChunkIndex::EntryPtr e = index_.Erase(key);
   if (!e) return lower_had;
   policy_->OnRemove(key);
@@ -164,8 +161,8 @@ uint64_t BlockStore::EvictSome(uint64_t want_bytes, EvictionReason reason, uint6
         continue;
       }
       policy_->OnRemove(key);
-      if (sink_) sink_(*e, reason);
-      freed += e->slot->bytes();
+      if (sink_) sink_(e, reason);
+      freed += e->slot->bytes();  // at once, or when the sink lets go of the entry
       ++*evicted_chunks;
       (reason == EvictionReason::kCapacity ? evictions_capacity_ : evictions_operator_).Increment();
       if (freed >= want_bytes) break;

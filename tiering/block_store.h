@@ -27,8 +27,10 @@ namespace kvt::tiering {
 enum class EvictionReason { kCapacity, kOperator };
 
 // Called with a chunk leaving the host tier for good (eviction): the hook for demotion to a
-// lower tier (NVMe, remote). It runs on the evicting thread, before the slot is freed.
-using EvictionSink = std::function<void(const ChunkEntry& entry, EvictionReason reason)>;
+// lower tier (NVMe, remote). It runs on the evicting thread. The sink may keep `entry` (and so
+// its slot) past the call, to write the bytes out without copying them; the host tier gets the
+// space back when the last holder lets go, so a sink that keeps entries must bound what it keeps.
+using EvictionSink = std::function<void(const ChunkIndex::EntryPtr& entry, EvictionReason reason)>;
 
 struct BlockStoreCounters {
   uint64_t chunks = 0;

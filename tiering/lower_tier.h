@@ -27,8 +27,8 @@ class LowerTier {
   // bounded by the tier's own deadline.
   virtual Status Read(const ChunkKey& key, const Fingerprint& fingerprint, void* out, uint64_t bytes,
                       TransferPriority priority) = 0;
-  // Forgets the chunk (a client's remove).
-  virtual void Remove(const ChunkKey& key) = 0;
+  // Forgets the chunk (a client's remove); whether the tier held it.
+  virtual bool Remove(const ChunkKey& key) = 0;
   // Whether a chunk read on a host miss should be put back into the host tier.
   virtual bool promote_on_hit() const = 0;
 };

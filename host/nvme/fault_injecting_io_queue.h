@@ -36,7 +36,7 @@ class FaultInjectingIoQueue final : public IoQueue {
 
   void Run(std::span<IoRequest> requests) override;
   Status Sync(int fd) override;
-  bool RegisterBuffer(void* base, uint64_t bytes) override { return inner_->RegisterBuffer(base, bytes); }
+  bool RegisterBuffers(std::span<const BufferRegion> regions) override { return inner_->RegisterBuffers(regions); }
   const IoQueueCapabilities& capabilities() const override { return inner_->capabilities(); }
 
  private:

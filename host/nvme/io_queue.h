@@ -34,10 +34,15 @@ struct IoRequest {
 // The request's outcome as a Status: OK only for a full transfer.
 Status IoResultStatus(const IoRequest& request);
 
+struct BufferRegion {
+  char* base = nullptr;
+  uint64_t bytes = 0;
+};
+
 struct IoQueueCapabilities {
   std::string backend;              // "io_uring" | "threadpool" (a wrapper may add a suffix)
   bool direct = false;              // the data directory accepts O_DIRECT: open files with it
-  bool registered_buffers = false;  // RegisterBuffer succeeded: I/O on it skips page pinning
+  bool registered_buffers = false;  // RegisterBuffers succeeded: I/O on them skips page pinning
   uint32_t depth = 0;               // requests in flight per Run
   std::string note;                 // why this backend and mode were chosen, for the log
 };
@@ -48,10 +53,15 @@ class IoQueue {
   virtual void Run(std::span<IoRequest> requests) = 0;
   // fdatasync.
   virtual Status Sync(int fd) = 0;
-  // Registers one long-lived buffer region for zero-copy I/O (io_uring fixed buffers). Returns
-  // false when the backend has no such thing or the kernel refuses (the queue still works).
-  // Call before the first Run; the region must outlive the queue.
-  virtual bool RegisterBuffer(void* base, uint64_t bytes) = 0;
+  // Registers long-lived buffer regions for zero-copy I/O (io_uring fixed buffers; the NVMe tier
+  // registers its staging pool and the host arena). All or none: returns false when the backend
+  // has no such thing or the kernel refuses any region (the queue still works, unregistered).
+  // Call once, before the first Run or while no Run is in flight; the regions must outlive the queue.
+  virtual bool RegisterBuffers(std::span<const BufferRegion> regions) = 0;
+  bool RegisterBuffer(void* base, uint64_t bytes) {
+    BufferRegion r{static_cast<char*>(base), bytes};
+    return RegisterBuffers(std::span<const BufferRegion>(&r, 1));
+  }
   virtual const IoQueueCapabilities& capabilities() const = 0;
 };
 

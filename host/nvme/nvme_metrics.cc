@@ -56,6 +56,7 @@ NvmeMetrics::NvmeMetrics(prometheus::Registry& r)
       recovered_chunks(C(r, "kvt_nvme_recovered_chunks_total", "Chunks found by the start-up scan", {})),
       torn_records(C(r, "kvt_nvme_torn_records_total",
                      "Records dropped by the start-up scan (torn or corrupt payload)", {})),
+      prefetches(C(r, "kvt_nvme_prefetches_total", "NVMe reads started by a lookup, ahead of the retrieve", {})),
       flushes(C(r, "kvt_nvme_flushes_total", "fdatasync rounds of the NVMe tier (persist and periodic)", {})),
       capacity_bytes(G(r, "kvt_tier_capacity_bytes", "Configured capacity by tier", {{"tier", "nvme"}})),
       used_bytes(G(r, "kvt_tier_used_bytes", "Bytes in use by tier", {{"tier", "nvme"}})),

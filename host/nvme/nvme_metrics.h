@@ -57,6 +57,7 @@ struct NvmeMetrics {
   prometheus::Counter& compactions;
   prometheus::Counter& recovered_chunks;
   prometheus::Counter& torn_records;
+  prometheus::Counter& prefetches;
   prometheus::Counter& flushes;
   prometheus::Gauge& capacity_bytes;
   prometheus::Gauge& used_bytes;

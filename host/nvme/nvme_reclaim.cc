@@ -2,7 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include "host/nvme/nvme_tier.h"
-#include "host/nvme/record_format.h"
+#include "host/nvme/segment_format.h"
 
 namespace kvt::nvme {
 
@@ -25,7 +25,9 @@ void NvmeTier::MaybeScheduleReclaimLocked() {
   for (const auto& s : segments_) any |= s.state == SegmentState::kSealed && s.inflight == 0;
   if (!any) return;
   reclaim_scheduled_ = true;
-  scheduler_->Submit(TransferPriority::kBackground, [this] { Reclaim(); });
+  // At write-back priority, FIFO with the write-back that needs the space: below it, a burst of
+  // write-back starves the reclaim and every write of the burst finds no segment.
+  scheduler_->Submit(TransferPriority::kWriteBack, [this] { Reclaim(); });
 }
 
 void NvmeTier::Reclaim() {
@@ -36,8 +38,16 @@ void NvmeTier::Reclaim() {
     }
     if (!ReclaimOne()) break;
   }
-  std::lock_guard lock(mu_);
-  reclaim_scheduled_ = false;
+  size_t parked;
+  {
+    std::lock_guard lock(mu_);
+    reclaim_scheduled_ = false;
+    // The writes that waited for this reclaim go first.
+    parked = parked_.size();
+    for (auto it = parked_.rbegin(); it != parked_.rend(); ++it) write_queue_.push_front(std::move(*it));
+    parked_.clear();
+  }
+  for (size_t i = 0; i < parked; i += kWriteBatch) scheduler_->Submit(TransferPriority::kWriteBack, [this] { WriteBatch(); });
 }
 
 bool NvmeTier::ReclaimOne() {
@@ -90,8 +100,8 @@ bool NvmeTier::ReclaimOne() {
       w->fingerprint = loc.fingerprint;
       w->payload_bytes = loc.payload_bytes;
       w->buf = std::move(*buf);
-      w->compaction = true;
-      w->replaces_sequence = loc.sequence;
+      w->kind = WriteKind::kCompaction;
+      w->sequence = loc.sequence;
       batch.push_back(std::move(w));
       if (batch.size() == 16) {
         WriteRecords(batch);

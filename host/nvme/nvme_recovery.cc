@@ -10,11 +10,12 @@
 #include <filesystem>
 
 #include "host/nvme/nvme_tier.h"
-#include "host/nvme/record_format.h"
+#include "host/nvme/segment_format.h"
 
 namespace kvt::nvme {
 
 using tiering::ChunkKey;
+using tiering::TransferPriority;
 
 namespace {
 constexpr uint64_t kScanWindow = 4ull << 20;
@@ -64,7 +65,8 @@ Status NvmeTier::WriteSegmentHeader(Segment& s, uint64_t generation) {
   return IoResultStatus(r).WithContext("segment " + std::to_string(s.id) + " header");
 }
 
-void NvmeTier::ScanSegment(Segment& s, std::unordered_map<ChunkKey, Location, tiering::ChunkKeyHash>* found) {
+void NvmeTier::ScanSegment(Segment& s, std::unordered_map<ChunkKey, Location, tiering::ChunkKeyHash>* found,
+                           std::vector<std::pair<ChunkKey, Location>>* losers) {
   const uint64_t seg = options_.segment_bytes;
   auto win = StagingPool::AllocateUnpooled(kScanWindow);
   if (!win) return;
@@ -92,11 +94,11 @@ void NvmeTier::ScanSegment(Segment& s, std::unordered_map<ChunkKey, Location, ti
   };
   uint64_t o = kBlockBytes, end = kBlockBytes;
   while (o + kBlockBytes <= seg) {
-    if (o < win_off || o + kRecordHeaderBytes > win_off + win_len) {
+    if (o < win_off || o + kBlockBytes > win_off + win_len) {
       if (!load(o)) break;
     }
     const char* p = win->data() + (o - win_off);
-    auto meta = ParseRecordHeader(p, s.generation, seg - o);
+    auto meta = ParseSegmentRecord(p, s.generation, seg - o);
     if (!meta) {
       o += kBlockBytes;  // garbage, a stale record, or a hole left by a failed write: skip a block
       continue;
@@ -105,16 +107,16 @@ void NvmeTier::ScanSegment(Segment& s, std::unordered_map<ChunkKey, Location, ti
     const char* payload = nullptr;
     std::unique_ptr<IoBuffer> big;
     if (o + rb <= win_off + win_len) {
-      payload = p + kRecordHeaderBytes;
+      payload = p + kRecordPayloadOffset;
     } else if (rb <= kScanWindow) {
       if (!load(o)) break;
-      payload = win->data() + kRecordHeaderBytes;
+      payload = win->data() + kRecordPayloadOffset;
     } else {
       big = StagingPool::AllocateUnpooled(rb);
       if (!big || !read(big->data(), o, rb)) break;
-      payload = big->data() + kRecordHeaderBytes;
+      payload = big->data() + kRecordPayloadOffset;
     }
-    if (PayloadChecksum(payload, meta->payload_bytes) != meta->payload_xxh3) {
+    if (tiering::RecordPayloadChecksum(payload, meta->payload_bytes) != meta->payload_xxh3) {
       metrics_.torn_records.Increment();
       o += kBlockBytes;
       continue;
@@ -128,7 +130,14 @@ void NvmeTier::ScanSegment(Segment& s, std::unordered_map<ChunkKey, Location, ti
     loc.fingerprint = meta->fingerprint;
     loc.sequence = meta->sequence;
     Location& slot = (*found)[meta->key];
-    if (slot.sequence < loc.sequence) slot = loc;
+    if (slot.record_bytes == 0) {
+      slot = loc;
+    } else if (slot.sequence < loc.sequence) {
+      losers->emplace_back(meta->key, slot);
+      slot = loc;
+    } else {
+      losers->emplace_back(meta->key, loc);
+    }
     s.keys.push_back(meta->key);
     next_sequence_ = std::max(next_sequence_, meta->sequence + 1);
     o += rb;
@@ -152,6 +161,10 @@ Status NvmeTier::Recover() {
     }
   }
   std::unordered_map<ChunkKey, Location, tiering::ChunkKeyHash> found;
+  // Valid records that another record of their key outranks (a crash between a compaction's
+  // copies and the rewrite of its segment's header leaves two): erased once the tier is up, so
+  // that a removal of the key, which erases the indexed record, leaves no copy to come back.
+  std::vector<std::pair<ChunkKey, Location>> losers;
   auto header = StagingPool::AllocateUnpooled(kBlockBytes);
   if (!header) return ResourceExhausted("no memory for the NVMe scan");
   uint64_t fresh_headers = 0;
@@ -187,12 +200,23 @@ Status NvmeTier::Recover() {
       continue;
     }
     s.generation = h->generation;
-    ScanSegment(s, &found);
+    ScanSegment(s, &found, &losers);
     s.state = s.write_end > kBlockBytes ? SegmentState::kSealed : SegmentState::kFree;
     if (s.state == SegmentState::kSealed) s.sealed_order = ++seal_counter_;
   }
-  std::lock_guard lock(mu_);
-  for (const auto& [key, loc] : found) IndexInsertLocked(key, loc);
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [key, loc] : found) IndexInsertLocked(key, loc);
+    for (const auto& [key, loc] : losers) {
+      PendingPtr erase = MakeEraseLocked(key, loc, next_ticket_++);
+      inflight_tickets_.insert(erase->ticket);
+      write_queue_.push_back(std::move(erase));
+    }
+  }
+  for (size_t i = 0; i < losers.size(); i += kWriteBatch) {
+    scheduler_->Submit(TransferPriority::kWriteBack, [this] { WriteBatch(); });
+  }
+  if (!losers.empty()) spdlog::info("nvme: erasing {} outranked copies of recovered chunks", losers.size());
   metrics_.recovered_chunks.Increment(static_cast<double>(found.size()));
   if (fresh_headers) spdlog::info("nvme: initialized {} segment headers", fresh_headers);
   return Status::Ok();

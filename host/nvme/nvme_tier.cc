@@ -7,18 +7,18 @@
 #include <algorithm>
 #include <cstring>
 
-#include "host/nvme/record_format.h"
 
 namespace kvt::nvme {
 
 using tiering::ChunkKey;
 using tiering::Fingerprint;
+using tiering::kRecordHeaderBytes;
 using tiering::TransferPriority;
 
 namespace {
 
-constexpr size_t kWriteBatch = 16;     // records per io_uring submission of write-back
 constexpr uint32_t kSpareSegments = 1;  // kept free for compaction's copies
+constexpr uint32_t kMaxParked = 3;      // reclaims a write may wait for before it is dropped
 
 }  // namespace
 
@@ -47,6 +47,10 @@ StatusOr<std::unique_ptr<NvmeTier>> NvmeTier::Create(const NvmeTierOptions& opti
     return InvalidArgument("nvme compaction threshold must be between 0 and 1");
   }
   std::unique_ptr<NvmeTier> t(new NvmeTier(options, registry));
+  // Slots held by write-back are host-tier space that evictions cannot free at once: at most a
+  // quarter of the arena, so a store always finds room.
+  t->hold_limit_ = options.writeback_bytes;
+  if (options.host_arena.bytes) t->hold_limit_ = std::min(t->hold_limit_, options.host_arena.bytes / 4);
   IoQueueOptions qo;
   qo.backend = options.backend;
   qo.dir = options.dir;
@@ -56,10 +60,19 @@ StatusOr<std::unique_ptr<NvmeTier>> NvmeTier::Create(const NvmeTierOptions& opti
   if (options.wrap_queue) t->queue_ = options.wrap_queue(std::move(t->queue_));
   t->direct_ = t->queue_->capabilities().direct;
   KVT_ASSIGN_OR_RETURN(t->staging_, StagingPool::Create(options.staging_bytes));
-  t->queue_->RegisterBuffer(t->staging_->base(), t->staging_->size());
+  t->zero_block_ = t->staging_->TryAllocate(kBlockBytes);
+  if (!t->zero_block_) return InvalidArgument("nvme staging pool too small");
+  std::memset(t->zero_block_->data(), 0, kBlockBytes);
+  // The staging pool and the host arena as fixed buffers; the pool alone if the kernel refuses
+  // the arena (too large to pin, say).
+  std::vector<BufferRegion> regions{{t->staging_->base(), t->staging_->size()}};
+  if (options.host_arena.base && options.host_arena.bytes) regions.push_back(options.host_arena);
+  t->arena_registered_ = regions.size() > 1 && t->queue_->RegisterBuffers(regions);
+  if (!t->arena_registered_) t->queue_->RegisterBuffers(std::span<const BufferRegion>(regions.data(), 1));
   t->metrics_.SetQueueInfo(registry, t->queue_->capabilities());
-  t->max_payload_bytes_ =
-      std::min(options.segment_bytes - kBlockBytes, t->staging_->size()) - kRecordHeaderBytes;
+  // A record must fit in a segment (after its header) and, for reads, in the staging pool.
+  t->max_payload_bytes_ = std::min(options.segment_bytes - kBlockBytes, t->staging_->size() - kBlockBytes) -
+                          kRecordPayloadOffset;
   t->segments_.resize(segments);
   for (uint32_t i = 0; i < segments; ++i) t->segments_[i].id = i;
   t->scheduler_ = std::make_unique<tiering::TransferScheduler>(options.io_workers, &registry);
@@ -75,7 +88,9 @@ StatusOr<std::unique_ptr<NvmeTier>> NvmeTier::Create(const NvmeTierOptions& opti
   spdlog::info("nvme tier: {} | {} x {} MiB segments ({} MiB) | {} chunks recovered | queue {} depth {} ({}{})",
                options.dir, segments, options.segment_bytes >> 20, (segments * options.segment_bytes) >> 20,
                t->index_.size(), caps.backend, caps.depth, caps.note,
-               caps.registered_buffers ? ", registered buffers" : "");
+               t->arena_registered_        ? ", staging pool and host arena registered"
+               : caps.registered_buffers ? ", staging pool registered"
+                                         : "");
   if (!caps.direct || caps.backend != "io_uring") {
     spdlog::warn("nvme tier: running without {}: {}", caps.direct ? "io_uring" : "O_DIRECT", caps.note);
   }
@@ -132,59 +147,140 @@ void NvmeTier::IndexEraseLocked(const ChunkKey& key) {
 
 bool NvmeTier::Contains(const ChunkKey& key) {
   std::lock_guard lock(mu_);
-  bool present = index_.count(key) || pending_.count(key);
+  bool present = pending_.count(key) > 0;
+  if (!present) {
+    auto it = index_.find(key);
+    present = it != index_.end();
+    // A lookup is usually followed by a retrieve: start reading the record now.
+    if (present && options_.prefetch_on_lookup && !disabled_ && !prefetches_.count(key)) {
+      StartPrefetchLocked(key, it->second);
+    }
+  }
   (present ? metrics_.hits : metrics_.misses).Increment();
   return present;
 }
 
-void NvmeTier::Remove(const ChunkKey& key) {
-  std::lock_guard lock(mu_);
-  pending_.erase(key);  // a queued write of it will not enter the index
-  IndexEraseLocked(key);
-  UpdateGaugesLocked();
+bool NvmeTier::Remove(const ChunkKey& key) {
+  PendingPtr erase;
+  {
+    std::lock_guard lock(mu_);
+    // A queued write of it will not be written; one in flight is erased when it completes.
+    const bool was_pending = pending_.erase(key) > 0;
+    prefetches_.erase(key);
+    auto it = index_.find(key);
+    if (it == index_.end()) return was_pending;
+    const Location loc = it->second;
+    IndexEraseLocked(key);
+    UpdateGaugesLocked();
+    if (disabled_) return true;
+    erase = MakeEraseLocked(key, loc, next_ticket_++);
+    inflight_tickets_.insert(erase->ticket);
+    write_queue_.push_back(erase);
+  }
+  scheduler_->Submit(TransferPriority::kWriteBack, [this] { WriteBatch(); });
+  return true;
+}
+
+NvmeTier::PendingPtr NvmeTier::MakeEraseLocked(const ChunkKey& key, const Location& loc, uint64_t ticket) {
+  auto w = std::make_shared<PendingWrite>();
+  w->kind = WriteKind::kErase;
+  w->key = key;
+  w->erase_at = loc;
+  w->ticket = ticket;
+  ++segments_[loc.segment].inflight;  // the segment is not reclaimed under the erase
+  return w;
 }
 
 // ---- Write-back -------------------------------------------------------------------------------
 
-void NvmeTier::Demote(const tiering::ChunkEntry& entry) {
+NvmeTier::PendingPtr NvmeTier::MakeDemotion(const tiering::ChunkIndex::EntryPtr& entry, bool from_slot) {
+  auto w = std::make_shared<PendingWrite>();
+  w->kind = WriteKind::kDemotion;
+  w->key = entry->key;
+  w->fingerprint = entry->fingerprint;
+  w->payload_bytes = entry->bytes;
+  const auto* slot = entry->slot.get();
+  // The host tier's slots are 4 KiB-aligned and rounded up to 4 KiB: O_DIRECT can use them.
+  from_slot = from_slot && reinterpret_cast<uintptr_t>(slot->data()) % kIoAlignment == 0 &&
+              slot->bytes() >= RoundUpBlock(entry->bytes);
+  if (from_slot) {
+    w->buf = staging_->TryAllocate(kBlockBytes);
+    if (!w->buf) return nullptr;
+    w->source = entry;
+    w->held_bytes = RoundUpBlock(entry->bytes);
+  } else {
+    const uint64_t record = RecordBytes(entry->bytes);
+    w->buf = staging_->TryAllocate(record);
+    if (!w->buf) return nullptr;
+    std::memcpy(w->buf->data() + kRecordPayloadOffset, slot->data(), entry->bytes);
+    std::memset(w->buf->data() + kRecordPayloadOffset + entry->bytes, 0,
+                record - kRecordPayloadOffset - entry->bytes);
+  }
+  return w;
+}
+
+NvmeTier::EnqueueResult NvmeTier::EnqueueDemotion(const tiering::ChunkIndex::EntryPtr& entry,
+                                                  const std::shared_ptr<PersistBatch>& batch) {
+  // From the slot while the slots held stay within the budget; past it, from a staging copy.
+  bool staging_full = false;
+  for (bool from_slot : {true, false}) {
+    PendingPtr w = MakeDemotion(entry, from_slot);
+    if (!w) {
+      staging_full = true;
+      continue;
+    }
+    w->batch = batch;
+    EnqueueResult r = Enqueue(std::move(w));
+    if (r != EnqueueResult::kNoRoom) return r;
+  }
+  return staging_full ? EnqueueResult::kNoStaging : EnqueueResult::kNoRoom;
+}
+
+void NvmeTier::Demote(const tiering::ChunkIndex::EntryPtr& entry) {
   if (disabled_.load(std::memory_order_acquire)) return;
-  if (entry.bytes > max_payload_bytes_) {
+  if (entry->bytes > max_payload_bytes_) {
     metrics_.dropped_too_large.Increment();
     return;
   }
-  if (options_.admission == Admission::kRetrieved && entry.retrievals.load(std::memory_order_relaxed) == 0) {
+  if (options_.admission == Admission::kRetrieved && entry->retrievals.load(std::memory_order_relaxed) == 0) {
     metrics_.dropped_admission.Increment();
     return;
   }
   {
     std::lock_guard lock(mu_);
-    if (index_.count(entry.key) || pending_.count(entry.key)) return;  // already there (promoted earlier)
+    if (index_.count(entry->key) || pending_.count(entry->key)) return;  // already there (promoted earlier)
   }
-  const uint64_t record = RecordBytes(entry.bytes);
-  auto buf = staging_->TryAllocate(record);
-  if (!buf) {
-    metrics_.dropped_staging_full.Increment();
-    return;
-  }
-  std::memcpy(buf->data() + kRecordHeaderBytes, entry.slot->data(), entry.bytes);
-  std::memset(buf->data() + kRecordHeaderBytes + entry.bytes, 0, record - kRecordHeaderBytes - entry.bytes);
-  auto w = std::make_shared<PendingWrite>();
-  w->key = entry.key;
-  w->fingerprint = entry.fingerprint;
-  w->payload_bytes = entry.bytes;
-  w->buf = std::move(buf);
-  Enqueue(std::move(w));
+  EnqueueResult r = EnqueueDemotion(entry, nullptr);
+  if (r == EnqueueResult::kNoRoom || r == EnqueueResult::kNoStaging) metrics_.dropped_staging_full.Increment();
 }
 
-void NvmeTier::Enqueue(PendingPtr w) {
+NvmeTier::EnqueueResult NvmeTier::Enqueue(PendingPtr w) {
   {
     std::lock_guard lock(mu_);
+    if (index_.count(w->key) || pending_.count(w->key)) return EnqueueResult::kAlreadyThere;
+    if (w->held_bytes && held_bytes_ + w->held_bytes > hold_limit_) return EnqueueResult::kNoRoom;
+    held_bytes_ += w->held_bytes;
+    if (w->source) {
+      // The padding after the payload goes to disk too: zeros, not what the slot held before.
+      // Under mu_, with the key now pending, so only this write touches those bytes.
+      char* slot = w->source->slot->data();
+      std::memset(slot + w->payload_bytes, 0, RoundUpBlock(w->payload_bytes) - w->payload_bytes);
+    }
     w->ticket = next_ticket_++;
     inflight_tickets_.insert(w->ticket);
     pending_[w->key] = w;
     write_queue_.push_back(std::move(w));
   }
   scheduler_->Submit(TransferPriority::kWriteBack, [this] { WriteBatch(); });
+  return EnqueueResult::kQueued;
+}
+
+Status NvmeTier::WaitForWriteBackRoom(uint64_t bytes, Deadline deadline) {
+  std::unique_lock lock(mu_);
+  bool ok = cv_.wait_until(lock, deadline.at(), [&] {
+    return disabled_ || held_bytes_ == 0 || held_bytes_ + RoundUpBlock(bytes) <= hold_limit_;
+  });
+  return ok ? Status::Ok() : Timeout("NVMe write-back did not make room before the deadline");
 }
 
 void NvmeTier::WriteBatch() {
@@ -262,6 +358,7 @@ bool NvmeTier::ReserveLocked(uint64_t bytes, bool for_compaction, Location* out)
 
 uint64_t NvmeTier::WriteRecords(std::vector<PendingPtr>& writes) {
   std::vector<IoRequest> requests;
+  std::vector<size_t> first_request;  // of placed[i]; its requests run to first_request[i + 1]
   std::vector<Location> places;
   std::vector<PendingPtr> placed;
   uint64_t failures = 0;
@@ -270,199 +367,143 @@ uint64_t NvmeTier::WriteRecords(std::vector<PendingPtr>& writes) {
     if (w->batch) w->batch->failures.fetch_add(1);
   };
   for (auto& w : writes) {
+    if (w->kind == WriteKind::kErase) {
+      const Location& loc = w->erase_at;
+      IoRequest r;
+      r.op = IoRequest::Op::kWrite;
+      r.fd = segments_[loc.segment].fd.get();  // fixed: the erase holds a write reference
+      r.buf = zero_block_->data();
+      r.len = static_cast<uint32_t>(kBlockBytes);
+      r.offset = loc.offset;
+      first_request.push_back(requests.size());
+      requests.push_back(r);
+      places.push_back(loc);
+      placed.push_back(w);
+      continue;
+    }
     // The checksum before the lock: it is the expensive part of a header.
-    RecordMeta meta;
+    tiering::RecordMeta meta;
     meta.key = w->key;
     meta.fingerprint = w->fingerprint;
     meta.payload_bytes = w->payload_bytes;
-    meta.payload_xxh3 = PayloadChecksum(w->buf->data() + kRecordHeaderBytes, w->payload_bytes);
+    meta.payload_xxh3 = tiering::RecordPayloadChecksum(w->payload(), w->payload_bytes);
+    const bool compaction = w->kind == WriteKind::kCompaction;
     Location loc;
     {
       std::lock_guard lock(mu_);
-      bool wanted = w->compaction || (pending_.count(w->key) && pending_[w->key] == w);
-      if (!wanted || !ReserveLocked(RecordBytes(w->payload_bytes), w->compaction, &loc)) {
+      bool wanted = compaction || (pending_.count(w->key) && pending_[w->key] == w);
+      if (wanted && !ReserveLocked(RecordBytes(w->payload_bytes), compaction, &loc) && !compaction &&
+          reclaim_scheduled_ && w->parked < kMaxParked) {
+        // No free segment, but a reclaim is under way: the write waits for it (in the tier, not
+        // in a client's store) instead of being dropped; Reclaim() queues it again.
+        ++w->parked;
+        parked_.push_back(w);
+        continue;
+      }
+      if (!wanted || loc.record_bytes == 0) {
         if (wanted) {
-          if (!w->compaction) metrics_.dropped_no_space.Increment();
+          if (!compaction) metrics_.dropped_no_space.Increment();
           fail(w);
         }
-        if (!w->compaction && pending_.count(w->key) && pending_[w->key] == w) pending_.erase(w->key);
+        if (!compaction && pending_.count(w->key) && pending_[w->key] == w) pending_.erase(w->key);
+        held_bytes_ -= w->held_bytes;
+        w->held_bytes = 0;
         inflight_tickets_.erase(w->ticket);
         cv_.notify_all();
         continue;
       }
       loc.payload_bytes = w->payload_bytes;
       loc.fingerprint = w->fingerprint;
-      loc.sequence = meta.sequence = next_sequence_++;
+      // A compacted copy keeps its sequence: a removal (or a newer store) of the key orders
+      // against the record, wherever compaction moved it.
+      loc.sequence = meta.sequence = compaction ? w->sequence : next_sequence_++;
     }
     meta.generation = loc.generation;
-    EncodeRecordHeader(meta, w->buf->data());
-    IoRequest r;
-    r.op = IoRequest::Op::kWrite;
-    r.fd = segments_[loc.segment].fd.get();  // fd is fixed while the segment has writes in flight
-    r.buf = w->buf->data();
-    r.len = static_cast<uint32_t>(loc.record_bytes);
-    r.offset = loc.offset;
-    requests.push_back(r);
+    tiering::EncodeRecordHeader(meta, w->buf->data());
+    const int fd = segments_[loc.segment].fd.get();  // fixed while the segment has writes in flight
+    first_request.push_back(requests.size());
+    if (w->source) {
+      std::memset(w->buf->data() + kRecordHeaderBytes, 0, kBlockBytes - kRecordHeaderBytes);
+      requests.push_back({IoRequest::Op::kWrite, fd, w->buf->data(), static_cast<uint32_t>(kBlockBytes), loc.offset, 0});
+      requests.push_back({IoRequest::Op::kWrite, fd, w->source->slot->data(),
+                          static_cast<uint32_t>(RoundUpBlock(w->payload_bytes)), loc.offset + kRecordPayloadOffset, 0});
+    } else {
+      std::memset(w->buf->data() + kRecordHeaderBytes, 0, kRecordPayloadOffset - kRecordHeaderBytes);
+      requests.push_back({IoRequest::Op::kWrite, fd, w->buf->data(), static_cast<uint32_t>(loc.record_bytes), loc.offset, 0});
+    }
     places.push_back(loc);
     placed.push_back(w);
   }
+  first_request.push_back(requests.size());
   if (!requests.empty()) queue_->Run(requests);
-  std::lock_guard lock(mu_);
-  for (size_t i = 0; i < placed.size(); ++i) {
-    PendingWrite& w = *placed[i];
-    const Location& loc = places[i];
-    Segment& seg = segments_[loc.segment];
-    --seg.inflight;
-    Status st = IoResultStatus(requests[i]);
-    if (!st.ok()) {
-      metrics_.write_errors.Increment();
-      fail(placed[i]);
-      spdlog::warn("nvme: write of chunk {} to segment {} failed: {}", w.key.ToHex(), loc.segment, st.ToString());
-    } else if (!disabled_) {
-      seg.dirty = true;
-      seg.keys.push_back(w.key);
-      if (w.compaction) {
-        auto it = index_.find(w.key);
-        if (it != index_.end() && it->second.sequence == w.replaces_sequence) IndexInsertLocked(w.key, loc);
-        metrics_.CountCompaction(w.payload_bytes);
-      } else {
-        auto pit = pending_.find(w.key);
-        if (pit != pending_.end() && pit->second.get() == &w) {
-          IndexInsertLocked(w.key, loc);
-          metrics_.stored_chunks.Increment();
-          metrics_.written_bytes.Increment(static_cast<double>(w.payload_bytes));
-          metrics_.CountDemotion(w.payload_bytes);
-        }
-      }
-    }
-    if (!w.compaction) {
-      auto pit = pending_.find(w.key);
-      if (pit != pending_.end() && pit->second.get() == &w) pending_.erase(pit);
-    }
-    inflight_tickets_.erase(w.ticket);
-  }
-  UpdateGaugesLocked();
-  cv_.notify_all();
-  return failures;
-}
-
-// ---- Reads ------------------------------------------------------------------------------------
-
-StatusOr<std::unique_ptr<IoBuffer>> NvmeTier::ReadRecord(const ChunkKey& key, const Location& loc,
-                                                        TransferPriority priority, Deadline deadline) {
-  // The caller holds a reader reference on loc.segment; the task gives it back.
-  struct ReadOp {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool done = false;
-    IoRequest request;
-    std::unique_ptr<IoBuffer> buf;
-  };
-  auto op = std::make_shared<ReadOp>();
-  op->buf = staging_->TryAllocate(loc.record_bytes);
-  if (!op->buf) op->buf = StagingPool::AllocateUnpooled(loc.record_bytes);
-  if (!op->buf) {
-    std::lock_guard lock(mu_);
-    --segments_[loc.segment].readers;
-    cv_.notify_all();
-    return ResourceExhausted("no memory for a read buffer");
-  }
-  op->request.op = IoRequest::Op::kRead;
-  op->request.fd = segments_[loc.segment].fd.get();
-  op->request.buf = op->buf->data();
-  op->request.len = static_cast<uint32_t>(loc.record_bytes);
-  op->request.offset = loc.offset;
-  const uint32_t segment = loc.segment;
-  auto task = [this, op, segment] {
-    queue_->Run(std::span<IoRequest>(&op->request, 1));
-    {
-      std::lock_guard lock(mu_);
-      --segments_[segment].readers;
-    }
-    cv_.notify_all();
-    std::lock_guard lock(op->mu);
-    op->done = true;
-    op->cv.notify_all();
-  };
-  // Background reads come from a scheduler task already (compaction): run them inline rather
-  // than wait for a second non-demand worker.
-  if (priority == TransferPriority::kBackground) task();
-  else scheduler_->Submit(priority, std::move(task));
-  std::unique_lock lock(op->mu);
-  if (!op->cv.wait_until(lock, deadline.at(), [&] { return op->done; })) {
-    return Timeout("NVMe read of chunk " + key.ToHex() + " did not complete in time");
-  }
-  Status st = IoResultStatus(op->request);
-  if (!st.ok()) {
-    metrics_.read_errors.Increment();
-    return st.WithContext("segment " + std::to_string(segment));
-  }
-  auto meta = ParseRecordHeader(op->buf->data(), loc.generation, loc.record_bytes);
-  if (!meta || !(meta->key == key) || !(meta->fingerprint == loc.fingerprint) ||
-      meta->payload_bytes != loc.payload_bytes) {
-    return Corruption("record header of chunk " + key.ToHex() + " in segment " + std::to_string(segment) +
-                      " at offset " + std::to_string(loc.offset) + " does not verify");
-  }
-  if (PayloadChecksum(op->buf->data() + kRecordHeaderBytes, meta->payload_bytes) != meta->payload_xxh3) {
-    return Corruption("payload checksum of chunk " + key.ToHex() + " in segment " + std::to_string(segment) +
-                      " at offset " + std::to_string(loc.offset) + " does not match");
-  }
-  return std::move(op->buf);
-}
-
-Status NvmeTier::Read(const ChunkKey& key, const Fingerprint& fingerprint, void* out, uint64_t bytes,
-                      TransferPriority priority) {
-  PendingPtr staged;
-  Location loc;
+  std::vector<PendingPtr> erasures;
   {
     std::lock_guard lock(mu_);
-    if (disabled_) {
-      metrics_.misses.Increment();
-      return NotFound("NVMe tier disabled: " + disabled_reason_);
+    for (size_t i = 0; i < placed.size(); ++i) {
+      PendingWrite& w = *placed[i];
+      const Location& loc = places[i];
+      Segment& seg = segments_[loc.segment];
+      --seg.inflight;
+      Status st;
+      for (size_t k = first_request[i]; k < first_request[i + 1] && st.ok(); ++k) st = IoResultStatus(requests[k]);
+      bool written_not_indexed = false;
+      if (!st.ok()) {
+        metrics_.write_errors.Increment();
+        fail(placed[i]);
+        if (w.kind == WriteKind::kErase) {
+          spdlog::warn("nvme: erasing removed chunk {} in segment {} failed ({}); it may come back after a restart",
+                       w.key.ToHex(), loc.segment, st.ToString());
+        } else {
+          spdlog::warn("nvme: write of chunk {} to segment {} failed: {}", w.key.ToHex(), loc.segment, st.ToString());
+        }
+      } else if (!disabled_) {
+        seg.dirty = true;
+        if (w.kind == WriteKind::kCompaction) {
+          seg.keys.push_back(w.key);
+          auto it = index_.find(w.key);
+          if (it != index_.end() && it->second.sequence == w.sequence) {
+            IndexInsertLocked(w.key, loc);
+            metrics_.CountCompaction(w.payload_bytes);
+          } else {
+            written_not_indexed = true;  // removed or replaced while it was copied
+          }
+        } else if (w.kind == WriteKind::kDemotion) {
+          seg.keys.push_back(w.key);
+          auto pit = pending_.find(w.key);
+          if (pit != pending_.end() && pit->second.get() == &w) {
+            IndexInsertLocked(w.key, loc);
+            metrics_.stored_chunks.Increment();
+            metrics_.written_bytes.Increment(static_cast<double>(w.payload_bytes));
+            metrics_.CountDemotion(w.payload_bytes);
+          } else {
+            written_not_indexed = true;  // removed while it was written
+          }
+        }
+      }
+      if (w.kind == WriteKind::kDemotion) {
+        auto pit = pending_.find(w.key);
+        if (pit != pending_.end() && pit->second.get() == &w) pending_.erase(pit);
+      }
+      held_bytes_ -= w.held_bytes;
+      w.held_bytes = 0;
+      if (written_not_indexed) {
+        // Erase what was written, under the write's own ticket (when it has one): a Flush that
+        // waited for the write waits for the erase too.
+        const uint64_t ticket = w.ticket ? w.ticket : next_ticket_++;
+        erasures.push_back(MakeEraseLocked(w.key, loc, ticket));
+        inflight_tickets_.insert(ticket);
+      } else {
+        inflight_tickets_.erase(w.ticket);
+      }
     }
-    if (auto p = pending_.find(key); p != pending_.end()) {
-      staged = p->second;
-    } else if (auto it = index_.find(key); it != index_.end()) {
-      loc = it->second;
-    } else {
-      metrics_.misses.Increment();
-      return NotFound("chunk " + key.ToHex() + " not on NVMe");
-    }
-    const Fingerprint& fp = staged ? staged->fingerprint : loc.fingerprint;
-    uint64_t len = staged ? staged->payload_bytes : loc.payload_bytes;
-    if (!(fp == fingerprint) || len != bytes) {
-      metrics_.misses.Increment();
-      return InvalidArgument("chunk " + key.ToHex() + " on NVMe has another namespace or length");
-    }
-    if (!staged) ++segments_[loc.segment].readers;
+    for (auto& e : erasures) write_queue_.push_back(e);
+    UpdateGaugesLocked();
   }
-  if (staged) {
-    // Still queued for write-back: its staging copy is the chunk (the write never changes it).
-    std::memcpy(out, staged->buf->data() + kRecordHeaderBytes, bytes);
-    metrics_.hits.Increment();
-    if (options_.promote_on_hit) metrics_.CountPromotion(priority, bytes);
-    return Status::Ok();
+  cv_.notify_all();
+  for (size_t i = 0; i < erasures.size(); ++i) {
+    scheduler_->Submit(TransferPriority::kWriteBack, [this] { WriteBatch(); });
   }
-  auto buf = ReadRecord(key, loc, priority, Deadline::After(std::chrono::milliseconds(options_.read_timeout_ms)));
-  if (!buf.ok()) {
-    metrics_.misses.Increment();
-    if (buf.status().code() == StatusCode::kCorruption) {
-      metrics_.checksum_failures.Increment();
-      spdlog::warn("nvme: {}; dropping the record (a miss: the engine recomputes)", buf.status().message());
-      std::lock_guard lock(mu_);
-      auto it = index_.find(key);
-      if (it != index_.end() && it->second.sequence == loc.sequence) IndexEraseLocked(key);
-      UpdateGaugesLocked();
-    } else {
-      spdlog::warn("nvme: read of chunk {} failed: {}", key.ToHex(), buf.status().ToString());
-    }
-    return buf.status();
-  }
-  std::memcpy(out, (*buf)->data() + kRecordHeaderBytes, bytes);
-  metrics_.hits.Increment();
-  metrics_.read_bytes.Increment(static_cast<double>(bytes));
-  if (options_.promote_on_hit) metrics_.CountPromotion(priority, bytes);
-  return Status::Ok();
+  return failures;
 }
 
 // ---- Durability -------------------------------------------------------------------------------
@@ -529,30 +570,19 @@ Status NvmeTier::Persist(const tiering::ChunkIndex* host, Deadline deadline) {
         ++skipped;
         continue;
       }
-      const uint64_t record = RecordBytes(e->bytes);
-      std::unique_ptr<IoBuffer> buf;
+      // Written like a demotion; waits for room rather than skip it.
       for (;;) {
-        buf = staging_->TryAllocate(record);
-        if (buf) break;
+        EnqueueResult r = EnqueueDemotion(e, batch);
+        if (r == EnqueueResult::kQueued || r == EnqueueResult::kAlreadyThere) break;
         std::unique_lock lock(mu_);
         if (inflight_tickets_.empty()) {
-          buf = StagingPool::AllocateUnpooled(record);  // the pool is fragmented, not busy
-          break;
+          return ResourceExhausted("persist: the staging pool cannot hold a chunk of " + std::to_string(e->bytes) +
+                                   " bytes");
         }
-        if (cv_.wait_until(lock, deadline.at()) == std::cv_status::timeout && deadline.expired()) {
-          return Timeout("persist: staging space did not free up before the deadline");
-        }
+        // Completions notify cv_; the timeout covers one that came before this wait began.
+        cv_.wait_for(lock, std::chrono::milliseconds(2));
+        if (deadline.expired()) return Timeout("persist: write-back room did not free up before the deadline");
       }
-      if (!buf) return ResourceExhausted("persist: no memory for a write buffer");
-      std::memcpy(buf->data() + kRecordHeaderBytes, e->slot->data(), e->bytes);
-      std::memset(buf->data() + kRecordHeaderBytes + e->bytes, 0, record - kRecordHeaderBytes - e->bytes);
-      auto w = std::make_shared<PendingWrite>();
-      w->key = key;
-      w->fingerprint = e->fingerprint;
-      w->payload_bytes = e->bytes;
-      w->buf = std::move(buf);
-      w->batch = batch;
-      Enqueue(std::move(w));
     }
   }
   KVT_RETURN_IF_ERROR(Flush(deadline));
@@ -591,6 +621,8 @@ void NvmeTier::Disable(const std::string& why) {
   disabled_.store(true, std::memory_order_release);
   index_.clear();
   pending_.clear();
+  prefetches_.clear();
+  prefetch_order_.clear();
   live_bytes_ = 0;
   for (auto& s : segments_) s.live_bytes = 0;
   metrics_.read_errors.Increment();
@@ -623,6 +655,7 @@ NvmeCounters NvmeTier::counters() const {
   c.used_bytes = live_bytes_;
   c.chunks = index_.size();
   c.segments = segments_.size();
+  c.writeback_bytes = held_bytes_;
   for (const auto& s : segments_) {
     if (s.state != SegmentState::kAbsent) c.disk_bytes += options_.segment_bytes;
     if (s.state == SegmentState::kFree || s.state == SegmentState::kAbsent) ++c.free_segments;

@@ -5,7 +5,7 @@
 #include <cerrno>
 #include <cstdlib>
 
-#include "host/nvme/record_format.h"
+#include "host/nvme/segment_format.h"
 
 namespace kvt::nvme {
 

@@ -1,7 +1,8 @@
 // StagingPool — 4 KiB-aligned I/O buffers for the NVMe tier, carved from one locked mapping that
-// the I/O queue registers (io_uring fixed buffers). Write-back copies an evicted chunk here, so
-// the host slot is freed at once and the client's store never waits on the disk; reads land
-// here first, to be verified before a byte reaches the caller.
+// the I/O queue registers (io_uring fixed buffers, next to the host arena). It holds record
+// header blocks (the payload of a demotion is written from its host slot), a copy of an evicted
+// chunk when the slots held by write-back are at their limit, compaction's copies, and reads,
+// which land here first, to be verified before a byte reaches the caller.
 //
 // TryAllocate never blocks: nullptr when the pool is full (the caller drops the write-back, or
 // takes an unpooled buffer for a read). IoBuffer frees itself. Thread-safe.

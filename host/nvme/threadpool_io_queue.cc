@@ -71,7 +71,7 @@ class ThreadPoolIoQueue final : public IoQueue {
     if (::fdatasync(fd) != 0) return ErrnoStatus("fdatasync", errno);
     return Status::Ok();
   }
-  bool RegisterBuffer(void*, uint64_t) override { return false; }
+  bool RegisterBuffers(std::span<const BufferRegion>) override { return false; }
   const IoQueueCapabilities& capabilities() const override { return caps_; }
 
  private:

@@ -1,12 +1,14 @@
 // The io_uring IoQueue. A few rings, each used by one caller at a time (a caller takes the first
-// free one), so concurrent callers do not serialize on one submission queue. A registered buffer
-// region (RegisterBuffer) is registered on every ring as fixed buffer 0; requests inside it use
-// IORING_OP_READ_FIXED / WRITE_FIXED and skip the per-I/O page pinning.
+// free one), so concurrent callers do not serialize on one submission queue. Registered regions
+// (RegisterBuffers) become the same fixed buffers on every ring, cut into pieces of at most 1 GiB
+// (the kernel's limit per fixed buffer); a request inside one piece uses IORING_OP_READ_FIXED /
+// WRITE_FIXED and skips the per-I/O page pinning, any other request a plain READ / WRITE.
 #include <liburing.h>
 
 #include <cerrno>
 #include <cstring>
 #include <atomic>
+#include <algorithm>
 #include <climits>
 #include <mutex>
 #include <sys/uio.h>
@@ -23,6 +25,7 @@ constexpr int kRings = 4;
 constexpr uint64_t kStale = ~uint64_t{0};           // user data of an entry nobody waits for
 constexpr uint64_t kSync = kStale - 1;
 constexpr int64_t kPending = INT64_MIN;
+constexpr uint64_t kMaxFixedBuffer = 1ull << 30;
 
 class UringIoQueue final : public IoQueue {
  public:
@@ -58,12 +61,12 @@ class UringIoQueue final : public IoQueue {
         io_uring_sqe* sqe = io_uring_get_sqe(&ring->ring);
         if (!sqe) break;
         IoRequest& r = requests[next + queued];
-        bool fixed = InRegion(r.buf, r.len);
+        const int fixed = FixedIndex(r.buf, r.len);
         if (r.op == IoRequest::Op::kRead) {
-          if (fixed) io_uring_prep_read_fixed(sqe, r.fd, r.buf, r.len, r.offset, 0);
+          if (fixed >= 0) io_uring_prep_read_fixed(sqe, r.fd, r.buf, r.len, r.offset, fixed);
           else io_uring_prep_read(sqe, r.fd, r.buf, r.len, r.offset);
         } else {
-          if (fixed) io_uring_prep_write_fixed(sqe, r.fd, r.buf, r.len, r.offset, 0);
+          if (fixed >= 0) io_uring_prep_write_fixed(sqe, r.fd, r.buf, r.len, r.offset, fixed);
           else io_uring_prep_write(sqe, r.fd, r.buf, r.len, r.offset);
         }
         io_uring_sqe_set_data64(sqe, next + queued);
@@ -139,23 +142,33 @@ class UringIoQueue final : public IoQueue {
     return Status::Ok();
   }
 
-  bool RegisterBuffer(void* base, uint64_t bytes) override {
-    iovec iov{base, bytes};
+  bool RegisterBuffers(std::span<const BufferRegion> regions) override {
+    std::vector<iovec> pieces;
+    for (const BufferRegion& region : regions) {
+      for (uint64_t off = 0; off < region.bytes; off += kMaxFixedBuffer) {
+        pieces.push_back({region.base + off, std::min(kMaxFixedBuffer, region.bytes - off)});
+      }
+    }
+    if (pieces.empty()) return false;
     for (auto& r : rings_) {
       std::lock_guard lock(r->mu);
-      int rc = io_uring_register_buffers(&r->ring, &iov, 1);
+      if (!fixed_.empty()) io_uring_unregister_buffers(&r->ring);
+      int rc = io_uring_register_buffers(&r->ring, pieces.data(), static_cast<unsigned>(pieces.size()));
       if (rc < 0) {
-        spdlog::warn("nvme: io_uring_register_buffers refused ({}); using unregistered buffers", std::strerror(-rc));
+        spdlog::warn("nvme: io_uring_register_buffers of {} regions refused ({}); using unregistered buffers",
+                     regions.size(), std::strerror(-rc));
         for (auto& u : rings_) {
-          if (u.get() == r.get()) break;
-          std::lock_guard l2(u->mu);
-          io_uring_unregister_buffers(&u->ring);
+          if (u.get() != r.get()) {
+            std::lock_guard l2(u->mu);
+            io_uring_unregister_buffers(&u->ring);
+          }
         }
+        fixed_.clear();
+        caps_.registered_buffers = false;
         return false;
       }
     }
-    reg_base_ = static_cast<char*>(base);
-    reg_bytes_ = bytes;
+    fixed_ = std::move(pieces);
     caps_.registered_buffers = true;
     return true;
   }
@@ -179,17 +192,21 @@ class UringIoQueue final : public IoQueue {
     return r;
   }
 
-  bool InRegion(const void* p, uint64_t len) const {
-    auto a = reinterpret_cast<const char*>(p);
-    return reg_base_ && a >= reg_base_ && len <= reg_bytes_ && static_cast<uint64_t>(a - reg_base_) <= reg_bytes_ - len;
+  // The fixed buffer holding [p, p + len) whole, or -1.
+  int FixedIndex(const void* p, uint64_t len) const {
+    auto a = reinterpret_cast<uintptr_t>(p);
+    for (size_t i = 0; i < fixed_.size(); ++i) {
+      auto b = reinterpret_cast<uintptr_t>(fixed_[i].iov_base);
+      if (a >= b && len <= fixed_[i].iov_len && a - b <= fixed_[i].iov_len - len) return static_cast<int>(i);
+    }
+    return -1;
   }
 
   IoQueueCapabilities caps_;
   std::vector<std::unique_ptr<Ring>> rings_;
   std::atomic<uint32_t> next_{0};
   static thread_local std::vector<io_uring_sqe*> sqes_;
-  char* reg_base_ = nullptr;
-  uint64_t reg_bytes_ = 0;
+  std::vector<iovec> fixed_;  // the registered pieces, in fixed-buffer index order
 };
 
 thread_local std::vector<io_uring_sqe*> UringIoQueue::sqes_;
