@@ -70,6 +70,10 @@ class RedisCluster {
   size_t node_count() const;
   // Waits until a topology is known (tests, benchmarks).
   bool WaitReady(Deadline deadline);
+  // Waits for the end of the first topology read: OK once a topology is known, the reason the
+  // first read failed (PERMISSION_DENIED for refused credentials, whichever seed refused them),
+  // TIMEOUT if it has not ended by the deadline. Start-up uses it to refuse bad credentials.
+  Status WaitFirstAttempt(Deadline deadline);
   // Asks the background thread for a new CLUSTER SLOTS (returns at once).
   void RequestRefresh();
 
@@ -94,6 +98,8 @@ class RedisCluster {
 
   mutable std::mutex topo_mu_;
   std::shared_ptr<const Topology> topology_;
+  bool first_attempt_done_ = false;
+  Status first_attempt_;  // what the first topology read met
   std::condition_variable ready_cv_;
 
   std::mutex pools_mu_;

@@ -72,6 +72,12 @@ RemoteTier::~RemoteTier() {
   cluster_.reset();
 }
 
+Status RemoteTier::CheckCredentials(Deadline deadline) {
+  Status s = cluster_->WaitFirstAttempt(deadline);
+  if (s.code() == StatusCode::kPermissionDenied) return s.WithContext("remote tier");
+  return Status::Ok();
+}
+
 Deadline RemoteTier::OpDeadline() const { return Deadline::After(std::chrono::milliseconds(options_.op_timeout_ms)); }
 
 void RemoteTier::UpdateUp() {

@@ -1,13 +1,19 @@
 // kvt-bench remote: the remote tier's put (write-behind) and get (pipelined, verified) throughput
-// against redis-benchmark's SET and GET at the same value size and client count, both against
-// one redis-server started for the run on loopback.
+// against redis-benchmark's SET and GET, both against one redis-server started for the run on
+// loopback, in the same shape: the same value size, the same number of connections (`clients`)
+// and the same pipeline depth (`pipeline` commands in flight per client), so the same number of
+// commands in flight in all.
 //
-//   put:  `clients` writer threads drain Offer()ed chunks (header + XXH3 checksum + SET ... in
-//         pipelined batches, payload sent with writev from the caller's buffer) until Flush().
-//   get:  `clients` threads call ReadPrefix over `batch` keys at a time (one pipeline of GETs),
-//         each value verified (header, key, namespace, XXH3) and copied into the output buffer.
-//   redis-benchmark: -t set,get -d <size> -c <clients> -P 1 (one request in flight per client).
-// GB/s are 1e9 payload bytes per second.
+//   put:  `clients` writer threads on a pool of `clients` connections drain Offer()ed chunks
+//         (header + XXH3 checksum + SET ..., payload sent with writev from the caller's buffer)
+//         in pipelines of at most `pipeline` SETs, until Flush().
+//   get:  `clients` threads on the same pool each call ReadPrefix over `pipeline` keys at a time
+//         (one pipeline of GETs), each value read straight into the output buffer and verified
+//         (header, key, namespace, XXH3).
+//   redis-benchmark: -t set,get -d <size> -c <clients> -P <pipeline>.
+// A tier pipeline of more than 1 MiB may be spread over idle pooled connections (never more
+// than `clients` in all), so it never has more commands in flight than redis-benchmark.
+// GB/s are 1e9 payload bytes per second (the tier's 128-byte record header is not counted).
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -26,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/byte_size.h"
 #include "tools/kvt_bench/bench_commands.h"
 #include "tools/kvt_bench/bench_util.h"
 
@@ -106,7 +113,7 @@ struct SizeResult {
   uint64_t bad_reads = 0;
 };
 
-SizeResult RunSize(int port, uint64_t size, int clients, uint64_t total_bytes, uint32_t batch, uint64_t write_batch_bytes) {
+SizeResult RunSize(int port, uint64_t size, int clients, uint64_t total_bytes, uint32_t batch) {
   SizeResult res;
   res.bytes = size;
   const uint64_t n = std::max<uint64_t>(total_bytes / size, std::max<uint64_t>(kKeyspace, clients * batch));
@@ -116,7 +123,7 @@ SizeResult RunSize(int port, uint64_t size, int clients, uint64_t total_bytes, u
   // redis-benchmark first, so both runs start from the same (empty) server.
   std::string cmd = "/usr/bin/redis-benchmark -h " + host + " -p " + std::to_string(port) + " -t set,get -d " +
                     std::to_string(size) + " -c " + std::to_string(clients) + " -n " + std::to_string(n) +
-                    " -r " + std::to_string(kKeyspace) + " -P 1 --csv 2>/dev/null";
+                    " -r " + std::to_string(kKeyspace) + " -P " + std::to_string(batch) + " --csv 2>/dev/null";
   std::string csv = Run(cmd);
   res.set_gbps = BenchmarkRps(csv, "SET") * static_cast<double>(size) / 1e9;
   res.redis_get_gbps = BenchmarkRps(csv, "GET") * static_cast<double>(size) / 1e9;
@@ -130,7 +137,7 @@ SizeResult RunSize(int port, uint64_t size, int clients, uint64_t total_bytes, u
   o.writer_threads = static_cast<uint32_t>(clients);
   o.op_timeout_ms = 10000;
   o.write_queue_bytes = ~0ull;
-  o.write_batch_bytes = write_batch_bytes ? write_batch_bytes : std::max<uint64_t>(size, 8ull << 20);
+  o.write_batch_bytes = size * batch;  // at most `batch` SETs per pipeline, like -P
   auto tier = remote::RemoteTier::Create(o, registry);
   if (!tier.ok() || !(*tier)->WaitReady(Deadline::After(std::chrono::seconds(5)))) {
     std::fprintf(stderr, "kvt-bench remote: remote tier not ready\n");
@@ -160,8 +167,14 @@ SizeResult RunSize(int port, uint64_t size, int clients, uint64_t total_bytes, u
   res.put_gbps = static_cast<double>(n * size) / put_s / 1e9;
 
   std::atomic<uint64_t> next{0}, bad{0};
+  // Output buffers are touched before timing, like the daemon's host arena (allocated and locked
+  // at start-up): a first-touch page fault per 4 KiB inside read() costs more than the copy on
+  // this VM, and redis-benchmark reuses its buffers too.
+  std::vector<std::vector<char>> outs(clients, std::vector<char>(batch * size));
+  for (auto& o : outs) std::memset(o.data(), 0x5a, o.size());
+  std::atomic<int> next_out{0};
   auto reader = [&] {
-    std::vector<char> out(batch * size);
+    std::vector<char>& out = outs[next_out.fetch_add(1)];
     for (;;) {
       uint64_t first = next.fetch_add(batch);
       if (first >= n) return;
@@ -187,15 +200,19 @@ int RunRemoteBench(int argc, char** argv) {
   CLI::App app{"kvt-bench remote: remote tier (Redis) put/get throughput vs redis-benchmark"};
   bool json = false, quick = false;
   int clients = 4;
-  uint32_t batch = 8;
+  std::vector<uint32_t> pipelines = {1, 8};
   app.add_flag("--json", json, "print one JSON object");
   app.add_flag("--quick", quick, "less data per size");
-  app.add_option("--clients", clients, "connections / threads on both sides")->check(CLI::Range(1, 64));
-  app.add_option("--batch", batch, "keys per ReadPrefix pipeline")->check(CLI::Range(1, 1024));
-  uint64_t write_batch = 0;
+  app.add_option("--clients", clients, "connections (and threads) on both sides")->check(CLI::Range(1, 64));
+  app.add_option("--pipeline", pipelines,
+                 "commands in flight per connection on both sides: redis-benchmark -P, the tier's keys per "
+                 "ReadPrefix and SETs per write pipeline (a list: one sweep each)")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 1024));
+  std::vector<std::string> size_texts = {"256KiB", "2MiB"};
+  app.add_option("--sizes", size_texts, "value sizes (a list)")->delimiter(',');
   int reps = 3;
   app.add_option("--reps", reps, "runs per figure (the median is reported)")->check(CLI::Range(1, 15));
-  app.add_option("--write-batch", write_batch, "bytes per write-behind pipeline (default: the tier default, 8 MiB)");
   CLI11_PARSE(app, argc, argv);
 #ifndef KVT_BENCH_HAVE_REMOTE
   std::fprintf(stderr, "kvt-bench remote: built without hiredis (libhiredis-dev)\n");
@@ -218,44 +235,63 @@ int RunRemoteBench(int argc, char** argv) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
   };
-  for (uint64_t size : {256ull << 10, 2ull << 20}) {
-    std::vector<double> put, get, set, rget;
-    SizeResult r;
-    for (int rep = 0; rep < reps; ++rep) {
-      SizeResult one = RunSize(redis.port, size, clients, total, batch, write_batch);
-      put.push_back(one.put_gbps);
-      get.push_back(one.get_gbps);
-      set.push_back(one.set_gbps);
-      rget.push_back(one.redis_get_gbps);
-      r.bad_reads += one.bad_reads;
+  std::vector<uint64_t> sizes;
+  for (const std::string& t : size_texts) {
+    auto bytes = ParseByteSize(t);
+    if (!bytes.ok() || *bytes < 1024 || *bytes > (256ull << 20)) {
+      std::fprintf(stderr, "kvt-bench remote: --sizes: '%s' is not a size between 1 KiB and 256 MiB\n", t.c_str());
+      return 2;
     }
-    r.bytes = size;
-    r.put_gbps = median(put);
-    r.get_gbps = median(get);
-    r.set_gbps = median(set);
-    r.redis_get_gbps = median(rget);
-    if (!json) {
-      std::fprintf(stderr,
-                   "%5llu KiB, %d clients: tier put %.2f GB/s get %.2f GB/s | redis-benchmark SET %.2f GB/s GET %.2f "
-                   "GB/s | ratios put %.2f get %.2f\n",
-                   (unsigned long long)(size >> 10), clients, r.put_gbps, r.get_gbps, r.set_gbps, r.redis_get_gbps,
-                   r.set_gbps > 0 ? r.put_gbps / r.set_gbps : 0, r.redis_get_gbps > 0 ? r.get_gbps / r.redis_get_gbps : 0);
+    sizes.push_back(*bytes);
+  }
+  std::vector<uint32_t> result_pipeline;
+  for (uint32_t batch : pipelines) {
+    for (uint64_t size : sizes) {
+      std::vector<double> put, get, set, rget;
+      SizeResult r;
+      for (int rep = 0; rep < reps; ++rep) {
+        SizeResult one = RunSize(redis.port, size, clients, total, batch);
+        put.push_back(one.put_gbps);
+        get.push_back(one.get_gbps);
+        set.push_back(one.set_gbps);
+        rget.push_back(one.redis_get_gbps);
+        r.bad_reads += one.bad_reads;
+      }
+      r.bytes = size;
+      r.put_gbps = median(put);
+      r.get_gbps = median(get);
+      r.set_gbps = median(set);
+      r.redis_get_gbps = median(rget);
+      if (!json) {
+        std::fprintf(stderr,
+                     "%5llu KiB, %d clients, pipeline %u: tier put %.2f GB/s get %.2f GB/s | redis-benchmark SET %.2f "
+                     "GB/s GET %.2f GB/s | ratios put %.2f get %.2f\n",
+                     (unsigned long long)(size >> 10), clients, batch, r.put_gbps, r.get_gbps, r.set_gbps,
+                     r.redis_get_gbps, r.set_gbps > 0 ? r.put_gbps / r.set_gbps : 0,
+                     r.redis_get_gbps > 0 ? r.get_gbps / r.redis_get_gbps : 0);
+      }
+      results.push_back(r);
+      result_pipeline.push_back(batch);
     }
-    results.push_back(r);
   }
   std::printf("{\n  \"bench\": \"remote\",\n  \"machine\": \"%s\",\n  \"data\": \"generated\",\n",
               MachineDescription().c_str());
   std::printf("  \"server\": \"redis-server (single instance, loopback, started for the run)\",\n");
   std::printf("  \"keyspace\": %llu,\n  \"reps\": %d,\n  \"bytes_per_run\": %llu,\n", (unsigned long long)kKeyspace,
               reps, (unsigned long long)total);
-  std::printf("  \"clients\": %d,\n  \"get_batch_keys\": %u,\n  \"redis_benchmark_pipeline\": 1,\n", clients, batch);
+  std::printf("  \"clients\": %d,\n", clients);
+  std::printf("  \"shape\": \"both sides: %d connections (tier: pool_size %d, %d writer threads, %d reader threads; "
+              "redis-benchmark -c %d), pipeline commands in flight per connection (redis-benchmark -P; tier: keys "
+              "per ReadPrefix, SETs per write pipeline; a tier pipeline over 1 MiB may be spread over idle pooled "
+              "connections, never more than %d in all)\",\n",
+              clients, clients, clients, clients, clients, clients);
   std::printf("  \"sweep\": [\n");
   for (size_t i = 0; i < results.size(); ++i) {
     const auto& r = results[i];
-    std::printf("    {\"chunk_bytes\": %llu, \"remote_put_gbps\": %.3f, \"remote_get_gbps\": %.3f, "
+    std::printf("    {\"chunk_bytes\": %llu, \"pipeline\": %u, \"remote_put_gbps\": %.3f, \"remote_get_gbps\": %.3f, "
                 "\"redis_benchmark_set_gbps\": %.3f, \"redis_benchmark_get_gbps\": %.3f, \"put_ratio\": %.3f, "
                 "\"get_ratio\": %.3f, \"unverified_reads\": %llu}%s\n",
-                (unsigned long long)r.bytes, r.put_gbps, r.get_gbps, r.set_gbps, r.redis_get_gbps,
+                (unsigned long long)r.bytes, result_pipeline[i], r.put_gbps, r.get_gbps, r.set_gbps, r.redis_get_gbps,
                 r.set_gbps > 0 ? r.put_gbps / r.set_gbps : 0, r.redis_get_gbps > 0 ? r.get_gbps / r.redis_get_gbps : 0,
                 (unsigned long long)r.bad_reads, i + 1 < results.size() ? "," : "");
   }
