@@ -303,12 +303,12 @@ std::vector<StatusOr<Reply>> RedisCluster::Execute(std::span<const RedisCommand>
     }
     // Redis serves a long pipeline of large values on one connection poorly (its query and
     // reply buffers are built for small commands), so a node's share of large values is spread
-    // over up to pool_size connections, ~kSplitBytes each; all are sent before any is read.
-    constexpr uint64_t kSplitBytes = 1ull << 20;
+    // over up to pool_size connections, ~split_bytes each; all are sent before any is read.
+    const uint64_t kSplitBytes = options_.split_bytes;
     const size_t whole_groups = groups.size();
     std::vector<size_t> split_parent;
     for (size_t gi = 0; gi < whole_groups; ++gi) {
-      if (groups[gi].idx.size() < 2 || options_.pool.pool_size < 2) continue;
+      if (kSplitBytes == 0 || groups[gi].idx.size() < 2 || options_.pool.pool_size < 2) continue;
       auto weight = [&](size_t i) {
         const BulkSink* s = commands[i].bulk_sink();
         return commands[i].encoded_bytes() + (s ? s->header_bytes + s->payload_bytes : 0);

@@ -41,6 +41,9 @@ struct ClusterOptions {
   NodePoolOptions pool;
   uint32_t max_redirects = 3;
   uint32_t op_timeout_ms = 1000;
+  // A node's share of a batch larger than this is spread over idle pooled connections, about
+  // this much each; 0: never (one pipeline per node and batch).
+  uint64_t split_bytes = 1ull << 20;
 };
 
 // What one Execute met, for the caller's metrics.
