@@ -38,6 +38,7 @@
 
 #ifdef KVT_BENCH_HAVE_REMOTE
 #include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
 
 #include "host/remote/remote_tier.h"
 #endif
@@ -241,6 +242,7 @@ int RunRemoteBench(int argc, char** argv) {
     std::fprintf(stderr, "kvt-bench remote: needs /usr/bin/redis-server and redis-benchmark\n");
     return 2;
   }
+  spdlog::set_level(spdlog::level::warn);  // the tier's start-up lines would land in the JSON on stdout
   Redis redis;
   if (!StartRedis(&redis)) {
     std::fprintf(stderr, "kvt-bench remote: could not start redis-server\n");
