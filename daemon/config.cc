@@ -10,6 +10,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cmath>
+#include <charconv>
 #include <cstdlib>
 #include <filesystem>
 #include <set>
@@ -99,6 +100,18 @@ StatusOr<uint32_t> GroupId(const std::string& name) {
 }
 
 }  // namespace
+
+Status CheckRemoteEndpoint(const std::string& e) {
+  size_t colon = e.rfind(':');
+  if (colon == std::string::npos || colon == 0) return InvalidArgument("remote endpoint '" + e + "' is not HOST:PORT");
+  uint32_t port = 0;
+  std::string digits = e.substr(colon + 1);
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+  if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() || port == 0 || port > 65535) {
+    return InvalidArgument("remote endpoint '" + e + "': port must be 1-65535");
+  }
+  return Status::Ok();
+}
 
 std::string DefaultSocketPath() { return protocol::DefaultSocketPath(); }
 
@@ -233,9 +246,7 @@ Status ValidateConfig(const DaemonConfig& c) {
   if (r.backoff_min_ms == 0 || r.backoff_min_ms > r.backoff_max_ms) {
     return InvalidArgument("remote back-off must satisfy 0 < backoff_min_ms <= backoff_max_ms");
   }
-  for (const std::string& e : r.endpoints) {
-    if (e.rfind(':') == std::string::npos) return InvalidArgument("remote endpoint '" + e + "' is not HOST:PORT");
-  }
+  for (const std::string& e : r.endpoints) KVT_RETURN_IF_ERROR(CheckRemoteEndpoint(e));
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
   if (!kLevels.count(c.log_level)) return InvalidArgument("log_level must be one of trace|debug|info|warn|error|off");
   return Status::Ok();

@@ -86,6 +86,8 @@ Status LoadConfigFile(const std::string& path, DaemonConfig* config);
 // writable; the socket's directory must exist).
 Status ValidateConfig(const DaemonConfig& config);
 
+// "HOST:PORT" with a non-empty host and a port in 1-65535 (a remote tier endpoint).
+Status CheckRemoteEndpoint(const std::string& endpoint);
 
 // The default socket path for this user (also what the client library falls back to).
 std::string DefaultSocketPath();

@@ -1,7 +1,7 @@
 // kv-tierd — the KV-cache tiering daemon.
 //
 //   kv-tierd [--config FILE] [--socket PATH] [--metrics-address HOST:PORT] [--host-capacity SIZE]
-//            [--data-dir DIR] [--log-level LEVEL]
+//            [--data-dir DIR] [--log-level LEVEL] [--nvme-* ...] [--remote-* ...]
 //
 // Runs in the foreground; SIGTERM or SIGINT shut it down cleanly. Exit status: 0 after a clean
 // shutdown, 1 for an unusable configuration (with the reason on stderr), 2 for bad flags.
@@ -14,6 +14,7 @@
 
 #include "daemon/config.h"
 #include "daemon/daemon.h"
+#include "daemon/remote_flags.h"
 
 int main(int argc, char** argv) {
   using kvt::daemon::DaemonConfig;
@@ -36,6 +37,8 @@ int main(int argc, char** argv) {
   app.add_option("--nvme-io-backend", nvme_backend, "auto|io_uring|threadpool");
   app.add_option("--nvme-staging", nvme_staging, "NVMe write-back/read buffer pool (default 64MiB)");
   app.add_option("--nvme-promote", nvme_promote, "on|off: put chunks read from NVMe back into the host tier");
+  kvt::daemon::RemoteFlags remote_flags;
+  kvt::daemon::AddRemoteFlags(app, &remote_flags);
   bool print_config = false;
   app.add_flag("--print-config", print_config, "print the effective configuration and exit");
   CLI11_PARSE(app, argc, argv);
@@ -90,10 +93,26 @@ int main(int argc, char** argv) {
   if (!nvme_backend.empty()) config.nvme.io_backend = nvme_backend;
   if (app.count("--nvme-flush-interval-ms")) config.nvme.flush_interval_ms = nvme_flush_ms;
   if (app.count("--nvme-queue-depth")) config.nvme.queue_depth = nvme_depth;
+  if (auto s = kvt::daemon::ApplyRemoteFlags(remote_flags, &config.remote); !s.ok()) {
+    std::fprintf(stderr, "kv-tierd: %s\n", s.message().c_str());
+    return 1;
+  }
   if (print_config) {
     std::printf("socket: %s\nmetrics_address: %s\ndata_dir: %s\nhost_capacity: %llu\n", config.socket_path.c_str(),
                 config.metrics_address.c_str(), config.data_dir.c_str(),
                 static_cast<unsigned long long>(config.host_capacity_bytes));
+    const auto& r = config.remote;
+    std::string endpoints;
+    for (const auto& e : r.endpoints) endpoints += (endpoints.empty() ? "" : ",") + e;
+    // Never the password: only where it comes from.
+    std::printf("remote.endpoints: %s\nremote.user: %s\nremote.password: %s\nremote.password_env: %s\n"
+                "remote.key_prefix: %s\nremote.ttl_ms: %llu\nremote.pool_size: %u\nremote.writer_threads: %u\n"
+                "remote.connect_timeout_ms: %u\nremote.timeout_ms: %u\nremote.backoff_ms: %u-%u\n"
+                "remote.write_queue: %llu\nremote.admission: %s\n",
+                endpoints.empty() ? "off" : endpoints.c_str(), r.user.c_str(), r.password.empty() ? "unset" : "set",
+                r.password_env.c_str(), r.key_prefix.c_str(), static_cast<unsigned long long>(r.ttl_ms), r.pool_size,
+                r.writer_threads, r.connect_timeout_ms, r.timeout_ms, r.backoff_min_ms, r.backoff_max_ms,
+                static_cast<unsigned long long>(r.write_queue_bytes), r.admission.c_str());
     return 0;
   }
   spdlog::set_level(spdlog::level::from_str(config.log_level));

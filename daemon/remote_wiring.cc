@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cstdlib>
 
 #ifdef KVT_HAVE_REMOTE
@@ -34,6 +35,10 @@ StatusOr<std::unique_ptr<tiering::PrefixTier>> MakeRemoteTier(const RemoteConfig
                                          : remote::Admission::kAll;
   o.admit_leading_chunks = c.admit_leading_chunks;
   KVT_ASSIGN_OR_RETURN(auto tier, remote::RemoteTier::Create(o, registry));
+  // Refused credentials are a configuration error: stop here, with the reason, rather than
+  // serve for ever without the remote tier. An unreachable Redis is not (the tier keeps trying).
+  KVT_RETURN_IF_ERROR(tier->CheckCredentials(
+      Deadline::After(std::chrono::milliseconds(uint64_t{c.connect_timeout_ms} + c.timeout_ms))));
   std::string seeds;
   for (const auto& e : c.endpoints) seeds += (seeds.empty() ? "" : ",") + e;
   // Never the password: only whether one is set.

@@ -84,6 +84,15 @@ bool RedisCluster::WaitReady(Deadline deadline) {
   return ready_cv_.wait_until(lock, deadline.at(), [&] { return topology_ != nullptr; });
 }
 
+Status RedisCluster::WaitFirstAttempt(Deadline deadline) {
+  std::unique_lock lock(topo_mu_);
+  if (!ready_cv_.wait_until(lock, deadline.at(), [&] { return topology_ != nullptr || first_attempt_done_; })) {
+    return Timeout("remote tier: the first topology read has not ended yet");
+  }
+  if (topology_) return Status::Ok();
+  return first_attempt_;
+}
+
 void RedisCluster::RequestRefresh() {
   {
     std::lock_guard lock(refresh_mu_);
@@ -114,6 +123,9 @@ StatusOr<std::shared_ptr<RedisCluster::Topology>> RedisCluster::QueryTopology(co
   topo->owner.fill(-1);
   if (r->type == REDIS_REPLY_ERROR) {
     std::string_view msg(r->str, r->len);
+    if (StartsWith(msg, "NOPERM")) {  // an ACL user without CLUSTER SLOTS
+      return PermissionDenied("CLUSTER SLOTS on " + endpoint.ToString() + ": " + std::string(msg));
+    }
     if (msg.find("cluster support disabled") == std::string_view::npos) {
       return IoError("CLUSTER SLOTS on " + endpoint.ToString() + ": " + std::string(msg));
     }
@@ -163,7 +175,8 @@ Status RedisCluster::Refresh() {
   for (const Endpoint& ep : candidates) {
     auto topo = QueryTopology(ep);
     if (!topo.ok()) {
-      last = topo.status();
+      // Refused credentials say more than an unreachable seed tried after them.
+      if (last.code() != StatusCode::kPermissionDenied) last = topo.status();
       continue;
     }
     bool first;
@@ -194,6 +207,14 @@ void RedisCluster::RefreshLoop() {
     refresh_requested_ = false;
     lock.unlock();
     Status s = Refresh();
+    {
+      std::lock_guard topo_lock(topo_mu_);
+      if (!first_attempt_done_) {
+        first_attempt_done_ = true;
+        first_attempt_ = s;
+      }
+    }
+    ready_cv_.notify_all();
     lock.lock();
     if (s.ok()) {
       backoff = std::chrono::milliseconds(options_.pool.backoff_min_ms);
@@ -282,12 +303,12 @@ std::vector<StatusOr<Reply>> RedisCluster::Execute(std::span<const RedisCommand>
     }
     // Redis serves a long pipeline of large values on one connection poorly (its query and
     // reply buffers are built for small commands), so a node's share of large values is spread
-    // over up to pool_size connections, ~kSplitBytes each; all are sent before any is read.
-    constexpr uint64_t kSplitBytes = 1ull << 20;
+    // over up to pool_size connections, ~split_bytes each; all are sent before any is read.
+    const uint64_t kSplitBytes = options_.split_bytes;
     const size_t whole_groups = groups.size();
     std::vector<size_t> split_parent;
     for (size_t gi = 0; gi < whole_groups; ++gi) {
-      if (groups[gi].idx.size() < 2 || options_.pool.pool_size < 2) continue;
+      if (kSplitBytes == 0 || groups[gi].idx.size() < 2 || options_.pool.pool_size < 2) continue;
       auto weight = [&](size_t i) {
         const BulkSink* s = commands[i].bulk_sink();
         return commands[i].encoded_bytes() + (s ? s->header_bytes + s->payload_bytes : 0);

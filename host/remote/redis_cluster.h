@@ -41,6 +41,9 @@ struct ClusterOptions {
   NodePoolOptions pool;
   uint32_t max_redirects = 3;
   uint32_t op_timeout_ms = 1000;
+  // A node's share of a batch larger than this is spread over idle pooled connections, about
+  // this much each; 0: never (one pipeline per node and batch).
+  uint64_t split_bytes = 1ull << 20;
 };
 
 // What one Execute met, for the caller's metrics.
@@ -70,6 +73,10 @@ class RedisCluster {
   size_t node_count() const;
   // Waits until a topology is known (tests, benchmarks).
   bool WaitReady(Deadline deadline);
+  // Waits for the end of the first topology read: OK once a topology is known, the reason the
+  // first read failed (PERMISSION_DENIED for refused credentials, whichever seed refused them),
+  // TIMEOUT if it has not ended by the deadline. Start-up uses it to refuse bad credentials.
+  Status WaitFirstAttempt(Deadline deadline);
   // Asks the background thread for a new CLUSTER SLOTS (returns at once).
   void RequestRefresh();
 
@@ -94,6 +101,8 @@ class RedisCluster {
 
   mutable std::mutex topo_mu_;
   std::shared_ptr<const Topology> topology_;
+  bool first_attempt_done_ = false;
+  Status first_attempt_;  // what the first topology read met
   std::condition_variable ready_cv_;
 
   std::mutex pools_mu_;

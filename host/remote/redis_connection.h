@@ -15,6 +15,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include <chrono>
 #include <memory>
 #include <span>
 #include <string>
@@ -81,6 +82,7 @@ class RedisConnection {
   bool broken_ = false;
   uint64_t uses_ = 0;
   Clock::time_point deadline_set_{};
+  std::chrono::nanoseconds timeout_set_{0};  // SO_RCVTIMEO / SO_SNDTIMEO now on the socket
   std::vector<char> in_ = std::vector<char>(64 << 10);
   size_t in_pos_ = 0, in_len_ = 0;
 };

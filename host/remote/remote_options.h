@@ -31,6 +31,10 @@ struct RemoteOptions {
   uint32_t max_redirects = 3;         // MOVED/ASK rounds followed per batch
   uint64_t write_queue_bytes = 256ull << 20;  // write-behind bytes held (host slots kept alive)
   uint64_t write_batch_bytes = 8ull << 20;    // pipelined per write round
+  // A node's share of one batch over this size is spread over idle pooled connections (a lone
+  // large retrieve or write batch uses the whole pool); 0: one pipeline per node and batch (as
+  // many threads as connections keep the pool busy on their own).
+  uint64_t split_pipeline_bytes = 1ull << 20;
   Admission admission = Admission::kAll;
   uint64_t admit_leading_chunks = 64;
 };

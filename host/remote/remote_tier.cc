@@ -39,6 +39,7 @@ StatusOr<std::unique_ptr<RemoteTier>> RemoteTier::Create(const RemoteOptions& op
   co.pool.connection.password = options.password;
   co.max_redirects = options.max_redirects;
   co.op_timeout_ms = options.op_timeout_ms;
+  co.split_bytes = options.split_pipeline_bytes;
 
   auto metrics = std::make_unique<RemoteMetrics>(registry);
   std::unique_ptr<RemoteTier> t(new RemoteTier(options, std::move(metrics)));
@@ -70,6 +71,12 @@ RemoteTier::~RemoteTier() {
   work_cv_.notify_all();
   for (auto& w : writers_) w.join();
   cluster_.reset();
+}
+
+Status RemoteTier::CheckCredentials(Deadline deadline) {
+  Status s = cluster_->WaitFirstAttempt(deadline);
+  if (s.code() == StatusCode::kPermissionDenied) return s.WithContext("remote tier");
+  return Status::Ok();
 }
 
 Deadline RemoteTier::OpDeadline() const { return Deadline::After(std::chrono::milliseconds(options_.op_timeout_ms)); }

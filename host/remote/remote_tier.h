@@ -58,6 +58,11 @@ class RemoteTier final : public tiering::PrefixTier {
   // Waits until every queued write has been sent and answered; false at the deadline.
   bool Flush(Deadline deadline);
   bool WaitReady(Deadline deadline) { return cluster_->WaitReady(deadline); }
+  // PERMISSION_DENIED when Redis refused this tier's credentials (AUTH, or an ACL user not
+  // allowed CLUSTER SLOTS) in the first topology read; OK when that read succeeded, failed for
+  // another reason (unreachable: the tier keeps trying) or has not ended by the deadline.
+  // The message names the user and the node, never the password.
+  Status CheckCredentials(Deadline deadline);
   RemoteCapabilities capabilities() const { return {}; }
   bool is_cluster() const { return cluster_->is_cluster(); }
   const RemoteMetrics& metrics() const { return *metrics_; }

@@ -24,11 +24,11 @@ struct RemoteDaemonOptions {
   std::string key_prefix = "kvt:";
   std::string extra_yaml;  // more `remote:` keys, each line indented by two spaces
   std::string host_capacity = "64MiB";
+  std::vector<std::string> extra_args;  // more kv-tierd flags, after --config
 };
 
-// A kv-tierd with a remote tier and metrics on; the config file lives in `dir`.
-inline std::unique_ptr<DaemonProcess> StartRemoteDaemon(const TempDir& dir, const std::string& name,
-                                                        const RemoteDaemonOptions& o) {
+// Writes `<dir>/<name>.yaml` with a `remote:` mapping for `o`; returns its path.
+inline std::string WriteRemoteConfig(const TempDir& dir, const std::string& name, const RemoteDaemonOptions& o) {
   std::string path = dir.File(name + ".yaml");
   std::ofstream f(path);
   f << "remote:\n  endpoints: [";
@@ -36,15 +36,30 @@ inline std::unique_ptr<DaemonProcess> StartRemoteDaemon(const TempDir& dir, cons
   f << "]\n  key_prefix: \"" << o.key_prefix << "\"\n  timeout_ms: 400\n  connect_timeout_ms: 200\n"
     << "  backoff_min_ms: 50\n  backoff_max_ms: 400\n"
     << o.extra_yaml;
-  f.close();
+  return path;
+}
+
+// kv-tierd options for a daemon with a remote tier and metrics on; the config file lives in `dir`.
+inline DaemonOptions RemoteDaemonProcessOptions(const TempDir& dir, const std::string& name,
+                                                const RemoteDaemonOptions& o) {
   DaemonOptions d;
   d.metrics = true;
   d.host_capacity = o.host_capacity;
-  d.extra_args = {"--config", path};
-  auto p = std::make_unique<DaemonProcess>(d);
+  d.extra_args = {"--config", WriteRemoteConfig(dir, name, o)};
+  d.extra_args.insert(d.extra_args.end(), o.extra_args.begin(), o.extra_args.end());
+  return d;
+}
+
+// A started kv-tierd with a remote tier; nullptr if it did not start.
+inline std::unique_ptr<DaemonProcess> StartRemoteDaemon(const TempDir& dir, const std::string& name,
+                                                        const RemoteDaemonOptions& o) {
+  auto p = std::make_unique<DaemonProcess>(RemoteDaemonProcessOptions(dir, name, o));
   if (!p->Start()) return nullptr;
   return p;
 }
+
+// The first line of a redis-cli answer.
+inline std::string FirstLineOf(const std::string& s) { return s.substr(0, s.find_first_of("\r\n")); }
 
 // Sum of the samples of `name` whose labels include every `k="v"` in `labels`.
 inline double Metric(const DaemonProcess& d, const std::string& name, const std::vector<std::string>& labels = {}) {

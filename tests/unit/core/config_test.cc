@@ -1,8 +1,11 @@
 #include "daemon/config.h"
 
+#include <CLI/CLI.hpp>
 #include <gtest/gtest.h>
 
 #include <fstream>
+
+#include "daemon/remote_flags.h"
 
 #include "tests/support/temp_dir.h"
 
@@ -75,6 +78,101 @@ TEST(Config, ValidationCatchesUnusableSettings) {
   c.socket_path = dir.File("s.sock");
   c.default_ring_entries = 100;  // not a power of two
   EXPECT_FALSE(ValidateConfig(c).ok());
+}
+
+// Parses `args` as kv-tierd's --remote-* flags and applies them to `config`.
+Status ParseRemoteFlags(std::vector<std::string> args, RemoteConfig* config) {
+  CLI::App app;
+  RemoteFlags flags;
+  AddRemoteFlags(app, &flags);
+  std::vector<std::string> argv = {"kv-tierd"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char*> raw;
+  for (auto& a : argv) raw.push_back(a.data());
+  try {
+    app.parse(static_cast<int>(raw.size()), raw.data());
+  } catch (const CLI::ParseError& e) {
+    return InvalidArgument(e.what());
+  }
+  return ApplyRemoteFlags(flags, config);
+}
+
+TEST(RemoteFlags, OverrideTheFileKeyByKeyAndLeaveTheRestAlone) {
+  kvt::testing::TempDir dir;
+  std::string path = dir.File("c.yaml");
+  std::ofstream(path) << "remote:\n  endpoints: [\"10.0.0.1:7000\"]\n  key_prefix: \"file:\"\n  password: from-file\n"
+                      << "  pool_size: 2\n  writer_threads: 3\n  ttl_ms: 5\n";
+  DaemonConfig c = DefaultConfig();
+  ASSERT_TRUE(LoadConfigFile(path, &c).ok());
+  ASSERT_TRUE(ParseRemoteFlags({"--remote-endpoints", "127.0.0.1:7000,redis-b:7001", "--remote-user", "kvtier",
+                                "--remote-password-env", "MY_REDIS_PW", "--remote-key-prefix", "flag:",
+                                "--remote-ttl-ms", "60000", "--remote-pool-size", "8", "--remote-timeout-ms", "250",
+                                "--remote-connect-timeout-ms", "100", "--remote-backoff-min-ms", "10",
+                                "--remote-backoff-max-ms", "900", "--remote-write-queue", "64MiB",
+                                "--remote-admission", "leading"},
+                               &c.remote)
+                  .ok());
+  const RemoteConfig& r = c.remote;
+  EXPECT_EQ(r.endpoints, (std::vector<std::string>{"127.0.0.1:7000", "redis-b:7001"}));
+  EXPECT_EQ(r.user, "kvtier");
+  EXPECT_EQ(r.password_env, "MY_REDIS_PW");
+  EXPECT_EQ(r.password, "") << "--remote-password-env wins over a password in the file";
+  EXPECT_EQ(r.key_prefix, "flag:");
+  EXPECT_EQ(r.ttl_ms, 60000u);
+  EXPECT_EQ(r.pool_size, 8u);
+  EXPECT_EQ(r.timeout_ms, 250u);
+  EXPECT_EQ(r.connect_timeout_ms, 100u);
+  EXPECT_EQ(r.backoff_min_ms, 10u);
+  EXPECT_EQ(r.backoff_max_ms, 900u);
+  EXPECT_EQ(r.write_queue_bytes, 64ull << 20);
+  EXPECT_EQ(r.admission, "leading");
+  EXPECT_EQ(r.writer_threads, 3u) << "a key with no flag keeps the file's value";
+  c.data_dir = dir.File("data");
+  c.socket_path = dir.File("s.sock");
+  EXPECT_TRUE(ValidateConfig(c).ok());
+
+  ASSERT_TRUE(ParseRemoteFlags({"--remote-endpoints", "off"}, &c.remote).ok());
+  EXPECT_TRUE(c.remote.endpoints.empty()) << "'off' turns the remote tier off";
+  RemoteConfig untouched;
+  ASSERT_TRUE(ParseRemoteFlags({}, &untouched).ok());
+  EXPECT_EQ(untouched.key_prefix, RemoteConfig().key_prefix);
+  EXPECT_EQ(untouched.pool_size, RemoteConfig().pool_size);
+}
+
+TEST(RemoteFlags, BadValuesNameTheFlagAndChangeNothing) {
+  const std::vector<std::vector<std::string>> bad = {
+      {"--remote-pool-size", "0"},          {"--remote-pool-size", "257"},
+      {"--remote-pool-size", "four"},       {"--remote-pool-size", "-1"},
+      {"--remote-pool-size", "4 "},         {"--remote-writer-threads", "65"},
+      {"--remote-ttl-ms", "1h"},            {"--remote-ttl-ms", "99999999999999999999999"},
+      {"--remote-timeout-ms", "0"},         {"--remote-connect-timeout-ms", "4294967296"},
+      {"--remote-backoff-min-ms", ""},      {"--remote-endpoints", "localhost"},
+      {"--remote-endpoints", ":6379"},      {"--remote-endpoints", "h:0"},
+      {"--remote-endpoints", "h:65536"},    {"--remote-endpoints", "a:1,,b:2"},
+      {"--remote-endpoints", "a:1,"},       {"--remote-endpoints", "h:63x9"},
+      {"--remote-password-env", "1ABC"},    {"--remote-password-env", "MY-PW"},
+      {"--remote-password-env", ""},        {"--remote-key-prefix", ""},
+      {"--remote-admission", "most"},       {"--remote-write-queue", "lots"},
+  };
+  for (const auto& args : bad) {
+    RemoteConfig r;
+    r.key_prefix = "before:";
+    r.endpoints = {"10.0.0.1:7000"};
+    Status s = ParseRemoteFlags(args, &r);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << args[0] << " " << args[1];
+    EXPECT_NE(s.message().find(args[0]), std::string::npos) << s.message();
+    EXPECT_EQ(r.key_prefix, "before:");
+    EXPECT_EQ(r.endpoints, (std::vector<std::string>{"10.0.0.1:7000"}));
+  }
+  // A flag that parses but leaves an unusable whole is caught with the rest of the configuration.
+  kvt::testing::TempDir dir;
+  DaemonConfig c = DefaultConfig();
+  c.data_dir = dir.File("data");
+  c.socket_path = dir.File("s.sock");
+  ASSERT_TRUE(ParseRemoteFlags({"--remote-backoff-min-ms", "900", "--remote-backoff-max-ms", "100"}, &c.remote).ok());
+  Status s = ValidateConfig(c);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("backoff_min_ms <= backoff_max_ms"), std::string::npos) << s.message();
 }
 
 }  // namespace
