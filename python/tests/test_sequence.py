@@ -273,8 +273,12 @@ def test_sigkill_of_a_reporting_process_leaves_the_daemon_healthy(fresh_daemon):
             assert observer.stats().sequences == 1
             os.kill(p.pid, signal.SIGKILL)
             p.wait(10)
+            # The session leaves the client count, then retires its figures: wait for both.
             deadline = time.monotonic() + 10
-            while observer.stats().clients > 1 and time.monotonic() < deadline:
+            while time.monotonic() < deadline:
+                s = observer.stats()
+                if s.clients == 1 and s.sequences == 0:
+                    break
                 time.sleep(0.02)
             s = observer.stats()
             assert s.clients == 1 and s.sequences == 0 and s.policy_bytes == (0, 0, 0, 0)
