@@ -54,6 +54,15 @@ class SequenceReporter {
   // attend/select (`step`) the bytes it fetched; then the transfer time accounted since the last
   // report. `layer` < 0: every layer (suspend, resume).
   void After(sequence::Sequence& seq, int layer, bool step) {
+    const bool known_layer = layer >= 0 && static_cast<size_t>(layer) < layers_.size();
+    const bool may_transfer = !known_layer || layers_[static_cast<size_t>(layer)].policy == KVT_LAYER_POLICY_OFFLOAD ||
+                              layers_[static_cast<size_t>(layer)].policy == KVT_LAYER_POLICY_SPARSE;
+    if (known_layer && !step && !may_transfer) {  // the common no-op (a hint to a resident layer)
+      const Layer& l = layers_[static_cast<size_t>(layer)];
+      if (seq.stored_bytes(layer) == l.bytes && static_cast<uint64_t>(std::max<int64_t>(seq.tokens(layer), 0)) == l.tokens) {
+        return;
+      }
+    }
     SequenceStatsPublisher::Delta d;
     if (layer < 0 || static_cast<size_t>(layer) >= layers_.size()) {
       Refresh(seq, &d);
@@ -64,10 +73,17 @@ class SequenceReporter {
     if (step && layer >= 0 && static_cast<size_t>(layer) < layers_.size()) {
       const int policy = layers_[static_cast<size_t>(layer)].policy;
       if (policy == KVT_LAYER_POLICY_OFFLOAD || policy == KVT_LAYER_POLICY_SPARSE) {
-        publisher_->ObserveFetch(policy, fetched >= fetched_ ? fetched - fetched_ : 0);
+        d.fetch_policy = policy;
+        d.fetch_bytes = fetched >= fetched_ ? fetched - fetched_ : 0;
       }
     }
     fetched_ = fetched;
+    // Only offload and sparse layers (and suspend, which drains) wait for transfers: skip the
+    // scheduler's lock for the others, and the publisher's when nothing changed.
+    if (!may_transfer) {
+      if (!d.Empty()) publisher_->Apply(d);
+      return;
+    }
     const sequence::TransferStats t = seq.scheduler().stats();
     for (int p = 0; p < sequence::kLayerKinds; ++p) {
       const auto waited_ns = static_cast<int64_t>(t.waited_by_kind_s[p] * 1e9);
@@ -78,7 +94,7 @@ class SequenceReporter {
       hidden_ns_[p] += d.hidden_ns[p];
       exposed_ns_[p] += d.exposed_ns[p];
     }
-    publisher_->Apply(d);
+    if (!d.Empty()) publisher_->Apply(d);
   }
 
  private:

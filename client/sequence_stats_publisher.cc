@@ -35,6 +35,14 @@ StatusOr<std::shared_ptr<SequenceStatsPublisher>> SequenceStatsPublisher::Create
   return std::shared_ptr<SequenceStatsPublisher>(new SequenceStatsPublisher(block));
 }
 
+bool SequenceStatsPublisher::Delta::Empty() const {
+  if (sequences != 0 || fetch_policy >= 0) return false;
+  for (int p = 0; p < protocol::kSequencePolicies; ++p) {
+    if (bytes[p] != 0 || layer_tokens[p] != 0 || hidden_ns[p] != 0 || exposed_ns[p] != 0) return false;
+  }
+  return true;
+}
+
 void SequenceStatsPublisher::Apply(const Delta& d) {
   std::lock_guard lock(mu_);
   if (block_ == nullptr) return;
@@ -46,15 +54,12 @@ void SequenceStatsPublisher::Apply(const Delta& d) {
     Add(f.transfer_hidden_ns, d.hidden_ns[p]);
     Add(f.transfer_exposed_ns, d.exposed_ns[p]);
   }
-}
-
-void SequenceStatsPublisher::ObserveFetch(int policy, uint64_t bytes) {
-  if (policy < 0 || policy >= protocol::kSequencePolicies) return;
-  std::lock_guard lock(mu_);
-  if (block_ == nullptr) return;
-  protocol::SequenceStatsPolicy& f = block_->policy[policy];
-  std::atomic_ref<uint64_t>(f.fetch_steps[protocol::FetchBucketFor(bytes)]).fetch_add(1, std::memory_order_relaxed);
-  std::atomic_ref<uint64_t>(f.fetch_bytes).fetch_add(bytes, std::memory_order_relaxed);
+  if (d.fetch_policy >= 0 && d.fetch_policy < protocol::kSequencePolicies) {
+    protocol::SequenceStatsPolicy& f = block_->policy[d.fetch_policy];
+    std::atomic_ref<uint64_t>(f.fetch_steps[protocol::FetchBucketFor(d.fetch_bytes)])
+        .fetch_add(1, std::memory_order_relaxed);
+    std::atomic_ref<uint64_t>(f.fetch_bytes).fetch_add(d.fetch_bytes, std::memory_order_relaxed);
+  }
 }
 
 void SequenceStatsPublisher::Detach() {

@@ -32,10 +32,12 @@ class SequenceStatsPublisher {
     int64_t layer_tokens[protocol::kSequencePolicies] = {};
     int64_t hidden_ns[protocol::kSequencePolicies] = {};
     int64_t exposed_ns[protocol::kSequencePolicies] = {};
+    // One decode step of one layer of this policy that fetched fetch_bytes from the host tier.
+    int fetch_policy = -1;
+    uint64_t fetch_bytes = 0;
+    bool Empty() const;
   };
   void Apply(const Delta& delta);
-  // One decode step of one layer of `policy` that fetched `bytes` from the host tier.
-  void ObserveFetch(int policy, uint64_t bytes);
 
   // After this nothing is written; the heap block is the connection's to free.
   void Detach();
