@@ -202,6 +202,11 @@ def test_attached_sequences_report_to_the_daemon(fresh_daemon):
         assert s.transfer_hidden_ns + s.transfer_exposed_ns > 0
         assert 0.0 <= s.transfer_hidden_share <= 1.0
 
+        table = subprocess.run([str(bin_dir() / "kvtierctl"), "--socket", d.socket, "stats"],
+                               capture_output=True, text=True, timeout=20)
+        assert table.returncode == 0, table.stderr
+        assert "sequences: 1 open" in table.stdout and "in 10 steps" in table.stdout, table.stdout
+        assert "sparse" in table.stdout and "bytes/token" in table.stdout, table.stdout
         ctl = kvtierctl_stats(d.socket)["sequence_plane"]
         assert ctl["sequences"] == 1 and ctl["fetch_steps"] == 10
         assert ctl["policies"]["full"] == {"bytes": s.policy_bytes[0], "layer_tokens": 261}
