@@ -409,8 +409,11 @@ Status FetchStats(Connection& c, protocol::DaemonStats* out) {
   e.data_bytes = sizeof *out;
   HeapRange d{off, sizeof *out, true};
   char* heap = c.heap();
+  // A 1.0 daemon writes only the 1.0 part (value: bytes written): the rest stays zero.
   auto deliver = [heap, off, out](OpResult& r) {
-    if (r.status.ok()) std::memcpy(out, heap + off, sizeof *out);
+    if (!r.status.ok()) return;
+    *out = protocol::DaemonStats{};
+    std::memcpy(out, heap + off, std::min<uint64_t>(r.value, sizeof *out));
   };
   KVT_ASSIGN_OR_RETURN(auto id, c.Submit(e, deliver, [&c, d](OpResult&) { Release(c, d); }, deadline));
   return WaitOrAbandon(c, id, deadline).status;

@@ -3,6 +3,8 @@
 #include "include/kvt/kvt.h"
 
 #include <algorithm>
+#include <cstddef>
+#include <mutex>
 #include <cstring>
 #include <new>
 #include <string>
@@ -10,6 +12,8 @@
 
 #include "client/block_ops.h"
 #include "client/connection.h"
+#include "client/sequence_stats_publisher.h"
+#include "protocol/default_socket.h"
 #include "protocol/version.h"
 
 static_assert(KVT_STATUS_INTERNAL == static_cast<int>(kvt::StatusCode::kInternal));
@@ -18,6 +22,11 @@ static_assert(KVT_ABI_VERSION_MAJOR == kvt::protocol::kProtocolMajor);
 
 struct kvt_client {
   std::unique_ptr<kvt::client::Connection> connection;
+  std::mutex sequence_stats_mu;
+  std::shared_ptr<kvt::client::SequenceStatsPublisher> sequence_stats;  // first kvt_sequence_attach
+  ~kvt_client() {
+    if (sequence_stats) sequence_stats->Detach();  // before the heap it writes to goes away
+  }
 };
 
 struct kvt_namespace {
@@ -67,6 +76,14 @@ void SetOut(uint64_t* out, uint64_t v) {
 // The sequence part of the ABI (sequence_api.cc) reports through the same last-error message.
 namespace kvt::client {
 kvt_status_t AbiFail(const kvt::Status& s) { return Fail(s); }
+
+StatusOr<std::shared_ptr<SequenceStatsPublisher>> SequenceStatsOf(kvt_client* client) {
+  std::lock_guard lock(client->sequence_stats_mu);
+  if (!client->sequence_stats) {
+    KVT_ASSIGN_OR_RETURN(client->sequence_stats, SequenceStatsPublisher::Create(*client->connection));
+  }
+  return client->sequence_stats;
+}
 }  // namespace kvt::client
 
 extern "C" {
@@ -86,6 +103,19 @@ void kvt_version(uint32_t* major, uint32_t* minor, uint32_t* patch) {
 }
 
 uint32_t kvt_protocol_version(void) { return kvt::protocol::kProtocolVersion; }
+
+uint64_t kvt_default_socket_path(char* out, uint64_t capacity) {
+  try {
+    const std::string path = kvt::protocol::ClientSocketPath();
+    if (out != nullptr && capacity > path.size()) {
+      std::memcpy(out, path.data(), path.size());
+      out[path.size()] = '\0';
+    }
+    return path.size();
+  } catch (...) {
+    return 0;
+  }
+}
 
 void kvt_client_options_init(kvt_client_options_t* options) {
   if (!options) return;
@@ -111,7 +141,7 @@ kvt_status_t kvt_client_open(const kvt_client_options_t* options, kvt_client_t**
     }
     auto c = kvt::client::Connection::Open(o);
     if (!c.ok()) return Fail(c.status());
-    *out_client = new kvt_client{std::move(*c)};
+    *out_client = new kvt_client{std::move(*c), {}, nullptr};
     return KVT_STATUS_OK;
   });
 }
@@ -319,16 +349,20 @@ void kvt_buffer_free(kvt_client_t* client, void* ptr) {
 kvt_status_t kvt_daemon_stats(kvt_client_t* client, kvt_daemon_stats_t* out_stats) {
   return Guard([&]() -> kvt_status_t {
     if (!client || !out_stats) return Fail(KVT_STATUS_INVALID_ARGUMENT, "NULL argument");
-    if (out_stats->struct_size < sizeof(kvt_daemon_stats_t)) {
+    // 1.0 callers pass the 1.0 size (up to nvme_chunks); they get that part.
+    constexpr size_t kV10Size = offsetof(kvt_daemon_stats_t, nvme_chunks) + sizeof(uint64_t);
+    static_assert(kV10Size == kvt::protocol::kDaemonStatsV10Bytes);
+    if (out_stats->struct_size < kV10Size) {
       return Fail(KVT_STATUS_INVALID_ARGUMENT, "out_stats->struct_size must be sizeof(kvt_daemon_stats_t)");
     }
     kvt::protocol::DaemonStats s{};
     kvt::Status st = kvt::client::FetchStats(*client->connection, &s);
     if (!st.ok()) return Fail(st);
-    uint32_t size = out_stats->struct_size;
-    static_assert(sizeof(kvt_daemon_stats_t) == sizeof(uint32_t) + sizeof(kvt::protocol::DaemonStats) - sizeof(uint32_t));
+    const uint32_t size = out_stats->struct_size;
+    static_assert(sizeof(kvt_daemon_stats_t) == sizeof(kvt::protocol::DaemonStats));
+    const size_t fill = std::min<size_t>(size, sizeof(kvt_daemon_stats_t));
     out_stats->protocol_version = s.protocol_version;
-    std::memcpy(&out_stats->uptime_ns, &s.uptime_ns, sizeof(kvt::protocol::DaemonStats) - 2 * sizeof(uint32_t));
+    std::memcpy(&out_stats->uptime_ns, &s.uptime_ns, fill - offsetof(kvt_daemon_stats_t, uptime_ns));
     out_stats->struct_size = size;
     return KVT_STATUS_OK;
   });

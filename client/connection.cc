@@ -57,7 +57,7 @@ StatusOr<std::unique_ptr<Connection>> Connection::Open(const ConnectionOptions& 
   }
   std::unique_ptr<Connection> c(new Connection());
   c->options_ = options;
-  if (c->options_.socket_path.empty()) c->options_.socket_path = protocol::DefaultSocketPath();
+  if (c->options_.socket_path.empty()) c->options_.socket_path = protocol::ClientSocketPath();
   Deadline deadline = Deadline::After(options.timeout);
   KVT_ASSIGN_OR_RETURN(c->socket_, ConnectUnix(c->options_.socket_path, deadline));
   KVT_RETURN_IF_ERROR(c->Handshake(deadline));

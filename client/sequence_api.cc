@@ -1,20 +1,40 @@
 // The sequence-plane part of the C ABI (include/kvt/kvt.h, kvt_sequence_*) over
 // sequence::Sequence, running in the engine's process. No exception crosses this boundary.
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <string>
+#include <vector>
 
+#include "client/sequence_reporter.h"
 #include "include/kvt/kvt.h"
 #include "sequence/sequence.h"
 
-struct kvt_sequence {
-  std::unique_ptr<kvt::sequence::Sequence> seq;
-};
+static_assert(KVT_LAYER_POLICY_FULL == static_cast<int>(kvt::sequence::LayerKind::kFull));
+static_assert(KVT_LAYER_POLICY_OFFLOAD == static_cast<int>(kvt::sequence::LayerKind::kOffload));
+static_assert(KVT_LAYER_POLICY_KIVI == static_cast<int>(kvt::sequence::LayerKind::kKivi));
+static_assert(KVT_LAYER_POLICY_SPARSE == static_cast<int>(kvt::sequence::LayerKind::kSparse));
+static_assert(KVT_LAYER_POLICY_COUNT == kvt::protocol::kSequencePolicies);
+static_assert(kvt::sequence::kLayerKinds == kvt::protocol::kSequencePolicies);
 
 namespace kvt::client {
 kvt_status_t AbiFail(const kvt::Status& s);  // c_api.cc: sets the thread's last error message
+StatusOr<std::shared_ptr<SequenceStatsPublisher>> SequenceStatsOf(kvt_client* client);  // c_api.cc
+
 }  // namespace kvt::client
+
+struct kvt_sequence {
+  std::unique_ptr<kvt::sequence::Sequence> seq;
+  std::unique_ptr<kvt::client::SequenceReporter> reporter;  // while attached to a client
+
+  ~kvt_sequence() {
+    reporter.reset();  // withdraws the gauges while seq still exists
+  }
+  void After(int layer, bool step) {
+    if (reporter) reporter->After(*seq, layer, step);
+  }
+};
 
 namespace {
 
@@ -54,7 +74,7 @@ kvt_status_t kvt_sequence_open(const char* plan_text, kvt_sequence_t** out_seque
     if (!plan.ok()) return AbiFail(plan.status());
     auto seq = kvt::sequence::Sequence::Open(*plan);
     if (!seq.ok()) return AbiFail(seq.status());
-    *out_sequence = new kvt_sequence{std::move(*seq)};
+    *out_sequence = new kvt_sequence{std::move(*seq), nullptr};
     return KVT_STATUS_OK;
   });
 }
@@ -71,14 +91,18 @@ kvt_status_t kvt_sequence_append(kvt_sequence_t* s, uint32_t layer, const float*
   return Guard([&]() -> kvt_status_t {
     if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);
     if (tokens > (1u << 30)) return AbiFail(kvt::InvalidArgument("append: too many tokens"));
-    return Done(s->seq->Append(static_cast<int>(layer), keys, values, static_cast<int>(tokens)));
+    kvt::Status st = s->seq->Append(static_cast<int>(layer), keys, values, static_cast<int>(tokens));
+    if (st.ok()) s->After(static_cast<int>(layer), /*step=*/false);
+    return Done(st);
   });
 }
 
 kvt_status_t kvt_sequence_attend(kvt_sequence_t* s, uint32_t layer, const float* query, float* out) {
   return Guard([&]() -> kvt_status_t {
     if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);
-    return Done(s->seq->Attend(static_cast<int>(layer), query, out));
+    kvt::Status st = s->seq->Attend(static_cast<int>(layer), query, out);
+    if (st.ok()) s->After(static_cast<int>(layer), /*step=*/true);
+    return Done(st);
   });
 }
 
@@ -91,6 +115,7 @@ kvt_status_t kvt_sequence_select(kvt_sequence_t* s, uint32_t layer, const float*
     }
     auto sel = s->seq->Select(static_cast<int>(layer), query);
     if (!sel.ok()) return AbiFail(sel.status());
+    s->After(static_cast<int>(layer), /*step=*/true);
     *out_count = static_cast<uint32_t>(sel->segments.size());
     for (uint32_t i = 0; i < capacity && i < sel->segments.size(); ++i) {
       const auto& g = sel->segments[i];
@@ -105,7 +130,9 @@ kvt_status_t kvt_sequence_select(kvt_sequence_t* s, uint32_t layer, const float*
 kvt_status_t kvt_sequence_hint_next(kvt_sequence_t* s, uint32_t layer, const float* speculative_query) {
   return Guard([&]() -> kvt_status_t {
     if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);
-    return Done(s->seq->HintNext(static_cast<int>(layer), speculative_query));
+    kvt::Status st = s->seq->HintNext(static_cast<int>(layer), speculative_query);
+    if (st.ok() && s->reporter) s->After(static_cast<int>(layer), /*step=*/false);
+    return Done(st);
   });
 }
 
@@ -116,6 +143,7 @@ kvt_status_t kvt_sequence_suspend(kvt_sequence_t* s, void** out_image, uint64_t*
     *out_image = nullptr;
     *out_bytes = 0;
     auto image = s->seq->Suspend();
+    s->After(-1, /*step=*/false);  // a suspended sequence holds nothing
     if (!image.ok()) return AbiFail(image.status());
     void* p = std::malloc(std::max<size_t>(image->size(), 1));
     if (p == nullptr) return AbiFail(kvt::ResourceExhausted("suspend: out of memory for the image"));
@@ -130,7 +158,24 @@ kvt_status_t kvt_sequence_resume(kvt_sequence_t* s, const void* image, uint64_t 
   return Guard([&]() -> kvt_status_t {
     if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);
     if (image == nullptr && bytes > 0) return AbiFail(kvt::InvalidArgument("resume: null image"));
-    return Done(s->seq->Resume(std::span(static_cast<const uint8_t*>(image), static_cast<size_t>(bytes))));
+    kvt::Status st = s->seq->Resume(std::span(static_cast<const uint8_t*>(image), static_cast<size_t>(bytes)));
+    s->After(-1, /*step=*/false);
+    return Done(st);
+  });
+}
+
+kvt_status_t kvt_sequence_attach(kvt_sequence_t* s, kvt_client_t* client) {
+  return Guard([&]() -> kvt_status_t {
+    if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);
+    if (client == nullptr) {
+      s->reporter.reset();
+      return KVT_STATUS_OK;
+    }
+    auto publisher = kvt::client::SequenceStatsOf(client);
+    if (!publisher.ok()) return AbiFail(publisher.status());
+    s->reporter.reset();  // from a previous client
+    s->reporter = std::make_unique<kvt::client::SequenceReporter>(std::move(*publisher), *s->seq);
+    return KVT_STATUS_OK;
   });
 }
 

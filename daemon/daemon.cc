@@ -42,11 +42,13 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const DaemonConfig& config) {
   if (d->remote_) d->plane_->set_prefix_tier(d->remote_.get());
   d->session_metrics_ = std::make_unique<SessionMetrics>(*d->registry_);
   d->namespaces_ = std::make_unique<NamespaceRegistry>();
+  d->sequence_metrics_ = std::make_shared<SequenceMetrics>();
 
   SessionServices services;
   services.block_plane = d->plane_.get();
   services.block_store = d->store_.get();
   services.metrics = d->session_metrics_.get();
+  services.sequence_metrics = d->sequence_metrics_.get();
   services.namespaces = d->namespaces_.get();
   services.daemon_uid = ::geteuid();
   services.idle_spin_us = config.idle_spin_us;
@@ -68,6 +70,7 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const DaemonConfig& config) {
     d->exposer_->RegisterCollectable(d->registry_);
     d->process_metrics_ = std::make_shared<monitoring::ProcessMetrics>();
     d->exposer_->RegisterCollectable(d->process_metrics_);
+    d->exposer_->RegisterCollectable(d->sequence_metrics_);
   }
   spdlog::info("kv-tierd ready: socket {} | metrics {} | host tier {} MiB ({}) | data dir {}", config.socket_path,
                config.metrics_address.empty() ? "off" : "http://" + config.metrics_address + "/metrics",
@@ -154,6 +157,17 @@ protocol::DaemonStats Daemon::Stats() const {
     s.nvme_capacity_bytes = n.enabled ? n.capacity_bytes : 0;
     s.nvme_used_bytes = n.used_bytes;
     s.nvme_chunks = n.chunks;
+  }
+  const SequenceFigures seq = sequence_metrics_->Totals();
+  s.sequences = seq.sequences;
+  for (int p = 0; p < protocol::kSequencePolicies; ++p) {
+    const SequenceFigures::Policy& f = seq.policy[p];
+    s.policy_bytes[p] = f.bytes;
+    s.policy_layer_tokens[p] = f.layer_tokens;
+    s.fetch_steps += f.steps();
+    s.fetch_bytes += f.fetch_bytes;
+    s.transfer_hidden_ns += f.hidden_ns;
+    s.transfer_exposed_ns += f.exposed_ns;
   }
   return s;
 }

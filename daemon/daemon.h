@@ -14,6 +14,7 @@
 #include "common/status_or.h"
 #include "daemon/config.h"
 #include "daemon/namespace_registry.h"
+#include "daemon/sequence_metrics.h"
 #include "daemon/server.h"
 #include "daemon/session_metrics.h"
 #include "host/host_tier.h"
@@ -44,6 +45,7 @@ class Daemon {
   std::chrono::steady_clock::time_point started_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::shared_ptr<monitoring::ProcessMetrics> process_metrics_;  // kvt_process_*
+  std::shared_ptr<SequenceMetrics> sequence_metrics_;            // what clients report of their sequences
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<host::HostTier> host_;
   std::unique_ptr<tiering::BlockStore> store_;

@@ -9,6 +9,7 @@
 
 #include "host/numa_placement.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -58,6 +59,10 @@ StatusOr<std::unique_ptr<Session>> Session::Create(uint64_t id, std::string tena
   s->cq_ = protocol::SpscRing<CompletionEntry>(base + s->layout_.cq_offset, ring_entries);
   s->heap_ = std::make_unique<HeapView>(base + s->layout_.heap_offset, s->layout_.heap_bytes);
   s->clients_gauge_ = &services.metrics->ClientsGauge(s->tenant_);
+  if (services.sequence_metrics) {
+    s->sequence_source_ = std::make_unique<SequenceMetrics::Source>(s->tenant_);
+    services.sequence_metrics->Add(s->sequence_source_.get());
+  }
   return s;
 }
 
@@ -88,6 +93,8 @@ void Session::Stop() {
   bool was_stopped = stop_.exchange(true, std::memory_order_acq_rel);
   if (sq_event_.valid()) Signal(sq_event_.get());
   if (thread_.joinable()) thread_.join();
+  // Also after Cut (which sets stop_ first): the region is unmapped once Stop has returned.
+  if (sequence_source_) services_.sequence_metrics->Retire(sequence_source_.get());
   if (was_stopped) return;
   if (!lease_.empty()) {
     spdlog::debug("session {}: releasing {} pins", id_, lease_.size());
@@ -233,12 +240,14 @@ Session::Outcome Session::OpenNamespace(const SubmissionEntry& e) {
 }
 
 Session::Outcome Session::Stats(const SubmissionEntry& e) {
-  if (e.data_bytes < sizeof(protocol::DaemonStats)) return {InvalidArgument("stats buffer too small")};
-  auto out = heap_->Bytes(e.data_offset, sizeof(protocol::DaemonStats), "stats buffer");
+  // A 1.0 client asks for the 1.0 part only: write what its buffer holds, say how much.
+  if (e.data_bytes < protocol::kDaemonStatsV10Bytes) return {InvalidArgument("stats buffer too small")};
+  const uint64_t n = std::min<uint64_t>(e.data_bytes, sizeof(protocol::DaemonStats));
+  auto out = heap_->Bytes(e.data_offset, n, "stats buffer");
   if (!out.ok()) return {out.status()};
   protocol::DaemonStats stats = services_.stats();
-  std::memcpy(*out, &stats, sizeof stats);
-  return {Status::Ok(), sizeof stats};
+  std::memcpy(*out, &stats, n);
+  return {Status::Ok(), n};
 }
 
 bool Session::Privileged() const { return peer_.uid == 0 || peer_.uid == services_.daemon_uid; }
@@ -268,6 +277,33 @@ Session::Outcome Session::Persist(const SubmissionEntry& e) {
   return {services_.persist(deadline)};
 }
 
+Session::Outcome Session::RegisterSequenceStats(const SubmissionEntry& e) {
+  if (!sequence_source_) return {Unsupported("this daemon does not collect sequence statistics")};
+  if (e.data_bytes != sizeof(protocol::SequenceStatsBlock)) {
+    services_.metrics->BadRequest("size");
+    return {InvalidArgument("sequence statistics block must be " + std::to_string(sizeof(protocol::SequenceStatsBlock)) +
+                            " bytes, got " + std::to_string(e.data_bytes))};
+  }
+  if (e.data_offset % alignof(protocol::SequenceStatsBlock) != 0) {
+    services_.metrics->BadRequest("range");
+    return {InvalidArgument("sequence statistics block offset is not 8-byte aligned")};
+  }
+  auto block = heap_->Bytes(e.data_offset, e.data_bytes, "sequence statistics block");
+  if (!block.ok()) {
+    services_.metrics->BadRequest("range");
+    return {block.status()};
+  }
+  protocol::SequenceStatsBlock head;
+  std::memcpy(&head, *block, 2 * sizeof(uint32_t));  // magic and version
+  if (head.magic != protocol::kSequenceStatsMagic || head.version != protocol::kSequenceStatsVersion) {
+    services_.metrics->BadRequest("sequence_stats");
+    return {InvalidArgument("sequence statistics block: bad magic or version (expected version " +
+                            std::to_string(protocol::kSequenceStatsVersion) + ")")};
+  }
+  sequence_source_->SetBlock(*block);
+  return {Status::Ok()};
+}
+
 Session::Outcome Session::Dispatch(const SubmissionEntry& e) {
   if (e.opcode >= static_cast<uint16_t>(Opcode::kCount)) {
     services_.metrics->BadRequest("opcode");
@@ -288,6 +324,7 @@ Session::Outcome Session::Dispatch(const SubmissionEntry& e) {
     case Opcode::kEvict: return Evict(e);
     case Opcode::kListNamespaces: return ListNamespaces(e);
     case Opcode::kPersist: return Persist(e);
+    case Opcode::kRegisterSequenceStats: return RegisterSequenceStats(e);
     default: break;
   }
 

@@ -28,6 +28,7 @@
 #include "common/unique_fd.h"
 #include "daemon/heap_view.h"
 #include "daemon/namespace_registry.h"
+#include "daemon/sequence_metrics.h"
 #include "daemon/session_metrics.h"
 #include "protocol/handshake.h"
 #include "protocol/ops.h"
@@ -49,6 +50,7 @@ struct SessionServices {
   tiering::BlockPlane* block_plane = nullptr;
   tiering::BlockStore* block_store = nullptr;
   SessionMetrics* metrics = nullptr;
+  SequenceMetrics* sequence_metrics = nullptr;  // null: kRegisterSequenceStats is UNSUPPORTED
   NamespaceRegistry* namespaces = nullptr;
   std::function<protocol::DaemonStats()> stats;  // a snapshot for kStats
   std::function<Status(Deadline)> persist;       // kPersist; empty without an NVMe tier
@@ -98,6 +100,7 @@ class Session {
   Outcome ListNamespaces(const protocol::SubmissionEntry& entry);
   bool Privileged() const;
   Outcome Persist(const protocol::SubmissionEntry& entry);
+  Outcome RegisterSequenceStats(const protocol::SubmissionEntry& entry);
   StatusOr<const tiering::Namespace*> FindNamespace(uint32_t handle) const;
   // Posts a completion, waiting (bounded by Stop) for CQ space if a client stopped draining.
   void Complete(uint64_t user_data, const Outcome& outcome);
@@ -125,6 +128,8 @@ class Session {
   std::atomic<bool> stop_{false};
   std::thread thread_;
   prometheus::Gauge* clients_gauge_ = nullptr;
+  // The client's sequence-plane block, read at scrape time; retired by Stop before the region goes.
+  std::unique_ptr<SequenceMetrics::Source> sequence_source_;
   std::function<void()> on_cut_;
 };
 

@@ -18,6 +18,7 @@ std::string OpcodeName(protocol::Opcode op) {
     case Opcode::kEvict: return "evict";
     case Opcode::kListNamespaces: return "list_namespaces";
     case Opcode::kPersist: return "persist";
+    case Opcode::kRegisterSequenceStats: return "register_sequence_stats";
     case Opcode::kCount: break;
   }
   return "unknown";

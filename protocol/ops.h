@@ -5,6 +5,7 @@
 // uint32 ids; KV buffers use the layout of include/kvt/kvt.h.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace kvt::protocol {
@@ -23,6 +24,8 @@ enum class Opcode : uint16_t {
   kEvict = 10,          // arg0: bytes. value: chunks evicted
   kPersist = 11,        // arg0: timeout in ns (0: the daemon's default). Everything stored before is durable
   kListNamespaces = 12, // data: NamespaceListing[n] out. value: entries written, value2: entries known
+  kRegisterSequenceStats = 13,  // data: SequenceStatsBlock in the heap (protocol/sequence_stats.h), 8-aligned,
+                                // read by the daemon at scrape time until the session ends (protocol 1.1)
   kCount
 };
 
@@ -98,6 +101,18 @@ struct DaemonStats {
   uint64_t nvme_capacity_bytes;
   uint64_t nvme_used_bytes;
   uint64_t nvme_chunks;
+  // Appended in protocol 1.1: the sequence plane, as the clients report it (SequenceStatsBlock).
+  // A 1.0 client asks for the bytes above only; the daemon writes what the buffer holds.
+  uint64_t sequences;
+  uint64_t policy_bytes[4];         // by policy: full, offload, kivi, sparse
+  uint64_t policy_layer_tokens[4];
+  uint64_t fetch_steps;             // decode steps (per layer) that fetched KV from the host tier
+  uint64_t fetch_bytes;
+  uint64_t transfer_hidden_ns;
+  uint64_t transfer_exposed_ns;
 };
+// The 1.0 size of DaemonStats: a buffer at least this large is accepted.
+inline constexpr size_t kDaemonStatsV10Bytes = 8 + 8 * 16;
+static_assert(sizeof(DaemonStats) == kDaemonStatsV10Bytes + 8 * 13);
 
 }  // namespace kvt::protocol

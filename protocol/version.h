@@ -9,7 +9,7 @@
 namespace kvt::protocol {
 
 inline constexpr uint16_t kProtocolMajor = 1;
-inline constexpr uint16_t kProtocolMinor = 0;
+inline constexpr uint16_t kProtocolMinor = 1;  // 1.1: kRegisterSequenceStats, DaemonStats sequence fields
 inline constexpr uint32_t kProtocolVersion = (uint32_t{kProtocolMajor} << 16) | kProtocolMinor;
 
 // Storage format version of chunk payloads; part of every namespace fingerprint, so chunks

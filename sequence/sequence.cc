@@ -175,6 +175,7 @@ SequenceCounters Sequence::counters() const {
   c.pcie_bytes = context_.pcie_bytes;
   c.prefetch_hits = context_.prefetch_hits;
   c.demand_fetches = context_.demand_fetches;
+  c.attention_fetch_bytes = context_.attention_fetch_bytes;
   return c;
 }
 

@@ -37,6 +37,7 @@ struct SequenceCounters {
   uint64_t pcie_bytes = 0;      // host tier -> working memory since Open/Resume (prefetch + demand)
   uint64_t prefetch_hits = 0;   // sparse-layer steps served by a HintNext prefetch
   uint64_t demand_fetches = 0;  // sparse-layer steps that fetched channel rows on demand
+  uint64_t attention_fetch_bytes = 0;  // of pcie_bytes, K/V of attended tokens (offload: all, sparse: dominant)
 };
 
 class Sequence {
@@ -71,6 +72,8 @@ class Sequence {
   int64_t kept_tokens(int layer) const;
   uint64_t stored_bytes(int layer) const;  // resident + host-tier bytes of one layer
   SequenceCounters counters() const;
+  // counters().attention_fetch_bytes without walking the layers (cheap enough for every step).
+  uint64_t attention_fetch_bytes() const { return context_.attention_fetch_bytes; }
   TransferScheduler& scheduler() { return *scheduler_; }
 
  private:

@@ -34,7 +34,8 @@
 
 namespace kvt::sequence {
 
-enum class LayerKind { kFull, kOffload, kKivi, kSparse };
+enum class LayerKind { kFull, kOffload, kKivi, kSparse };  // indexes protocol/sequence_stats.h policies
+inline constexpr int kLayerKinds = 4;
 enum class Scorer { kChannels, kSketch };
 
 struct LayerPlan {

@@ -22,12 +22,12 @@ double TransferScheduler::Now() const {
 }
 
 TransferScheduler::Ticket TransferScheduler::Submit(TransferPriority priority, uint64_t bytes,
-                                                    std::function<void()> job) {
+                                                    std::function<void()> job, LayerKind owner) {
   std::lock_guard<std::mutex> l(mu_);
   const Ticket t = next_++;
   const int p = static_cast<int>(priority);
   queues_[p].push_back(Job{t, priority, bytes, std::move(job)});
-  tickets_[t] = Done{priority, 0.0, 0.0, false};
+  tickets_[t] = Done{priority, owner, 0.0, 0.0, false};
   stats_.count[p] += 1;
   stats_.bytes[p] += bytes;
   work_cv_.notify_one();
@@ -81,6 +81,11 @@ Status TransferScheduler::Wait(Ticket ticket) {
   const double duration = d.end - d.start;
   const double exposed = std::clamp(d.end - std::max(d.start, wait_begin), 0.0, duration);
   stats_.hidden_s[p] += duration - exposed;
+  const int k = static_cast<int>(d.owner);
+  if (k >= 0 && k < kLayerKinds) {
+    stats_.waited_by_kind_s[k] += duration;
+    stats_.hidden_by_kind_s[k] += duration - exposed;
+  }
   stats_.wait_s += wait_end - wait_begin;
   return Status::Ok();
 }

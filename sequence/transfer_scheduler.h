@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "sequence/sequence_plan.h"
 
 namespace kvt::sequence {
 
@@ -34,6 +35,11 @@ struct TransferStats {
   double busy_s[kTransferPriorities] = {};    // time the worker spent running jobs
   double hidden_s[kTransferPriorities] = {};  // of busy_s, the part nobody waited for
   double wait_s = 0.0;                        // time callers spent blocked in Wait
+  // By the kind of layer that submitted the transfer, accounted when the transfer is waited for
+  // (so hidden and exposed = waited - hidden only ever grow): duration of waited transfers, and
+  // the part of it nobody waited for.
+  double waited_by_kind_s[kLayerKinds] = {};
+  double hidden_by_kind_s[kLayerKinds] = {};
   double total_busy() const { return busy_s[0] + busy_s[1] + busy_s[2]; }
   double total_hidden() const { return hidden_s[0] + hidden_s[1] + hidden_s[2]; }
 };
@@ -46,8 +52,10 @@ class TransferScheduler {
   TransferScheduler(const TransferScheduler&) = delete;
   TransferScheduler& operator=(const TransferScheduler&) = delete;
 
-  // Queues `job`, which moves `bytes` (for the statistics). Never blocks on the worker.
-  Ticket Submit(TransferPriority priority, uint64_t bytes, std::function<void()> job);
+  // Queues `job`, which moves `bytes` for a layer of kind `owner` (for the statistics). Never
+  // blocks on the worker.
+  Ticket Submit(TransferPriority priority, uint64_t bytes, std::function<void()> job,
+                LayerKind owner = LayerKind::kFull);
   // Blocks until the job finished, then accounts hidden vs exposed time.
   Status Wait(Ticket ticket);
   // Blocks until the queue is empty and the worker idle (tickets stay waitable).
@@ -67,6 +75,7 @@ class TransferScheduler {
   };
   struct Done {
     TransferPriority priority;
+    LayerKind owner;
     double start, end;  // seconds since construction
     bool finished = false;
   };

@@ -33,7 +33,7 @@ extern "C" {
 #endif
 
 #define KVT_ABI_VERSION_MAJOR 1
-#define KVT_ABI_VERSION_MINOR 0
+#define KVT_ABI_VERSION_MINOR 1
 #define KVT_ABI_VERSION_PATCH 0
 
 /* ------------------------------------------------------------------------------------------------
@@ -64,6 +64,12 @@ KVT_API const char* kvt_last_error_message(void);
 /* Library version (semantic) and the wire-protocol version it speaks. */
 KVT_API void kvt_version(uint32_t* major, uint32_t* minor, uint32_t* patch);
 KVT_API uint32_t kvt_protocol_version(void);
+/* (ABI 1.1) The socket a client connects to when kvt_client_options_t.socket_path is NULL:
+ * $KVT_SOCKET; else /run/kv-tierd/kv-tierd.sock if a socket is there (the system daemon of the
+ * systemd unit); else $XDG_RUNTIME_DIR/kv-tierd.sock; else /tmp/kv-tierd-<uid>.sock (the last two
+ * are where a kv-tierd started by hand listens). Writes it NUL-terminated if it fits in
+ * `capacity` bytes; returns its length (without the NUL) either way. */
+KVT_API uint64_t kvt_default_socket_path(char* out, uint64_t capacity);
 
 /* ------------------------------------------------------------------------------------------------
  * Client: one connection to kv-tierd
@@ -72,7 +78,7 @@ typedef struct kvt_client kvt_client_t;
 
 typedef struct kvt_client_options {
   uint32_t struct_size;        /* sizeof(kvt_client_options_t); set by kvt_client_options_init */
-  const char* socket_path;     /* NULL: $KVT_SOCKET, else the daemon's default path */
+  const char* socket_path;     /* NULL: kvt_default_socket_path() */
   const char* tenant;          /* NULL: "default". 1-63 chars of [A-Za-z0-9._-] */
   uint64_t heap_bytes;         /* shared buffer heap for this client; 0: 64 MiB */
   uint32_t ring_entries;       /* submission/completion ring depth (power of two); 0: 256 */
@@ -224,6 +230,16 @@ typedef struct kvt_daemon_stats {
   uint64_t nvme_capacity_bytes;   /* 0 when the tier is absent */
   uint64_t nvme_used_bytes;
   uint64_t nvme_chunks;
+  /* Appended in ABI 1.1: the sequence plane, summed over the sequences clients attached
+   * (kvt_sequence_attach); arrays are indexed by kvt_layer_policy_t. A 1.0 daemon leaves them 0.
+   * struct_size may be the 1.0 size (up to nvme_chunks): only that part is then written. */
+  uint64_t sequences;                  /* open attached sequences */
+  uint64_t policy_bytes[4];            /* KV bytes held (all tiers) by layers of each policy */
+  uint64_t policy_layer_tokens[4];     /* tokens those layers hold, summed over layers */
+  uint64_t fetch_steps;                /* decode steps (per layer) that fetched KV from the host tier */
+  uint64_t fetch_bytes;                /* bytes they fetched (sparse: dominant tokens; offload: all) */
+  uint64_t transfer_hidden_ns;         /* host-tier transfer time overlapped with compute */
+  uint64_t transfer_exposed_ns;        /* transfer time a decode step waited for */
 } kvt_daemon_stats_t;
 
 KVT_API kvt_status_t kvt_daemon_stats(kvt_client_t* client, kvt_daemon_stats_t* out_stats);
@@ -302,6 +318,23 @@ KVT_API kvt_status_t kvt_sequence_hint_next(kvt_sequence_t* sequence, uint32_t l
 KVT_API kvt_status_t kvt_sequence_suspend(kvt_sequence_t* sequence, void** out_image, uint64_t* out_bytes);
 KVT_API kvt_status_t kvt_sequence_resume(kvt_sequence_t* sequence, const void* image, uint64_t bytes);
 KVT_API void kvt_sequence_image_free(void* image);
+
+/* How a layer keeps its KV (the plan's layer kinds); indexes kvt_daemon_stats_t's policy arrays. */
+typedef enum kvt_layer_policy {
+  KVT_LAYER_POLICY_FULL = 0,
+  KVT_LAYER_POLICY_OFFLOAD = 1,
+  KVT_LAYER_POLICY_KIVI = 2,
+  KVT_LAYER_POLICY_SPARSE = 3,
+  KVT_LAYER_POLICY_COUNT = 4
+} kvt_layer_policy_t;
+
+/* (ABI 1.1) Reports this sequence's figures to the daemon through `client`'s session, for its
+ * metrics and kvt_daemon_stats: that it is open, the KV bytes and tokens each policy holds, the
+ * bytes each decode step fetches from the host tier, and how much transfer time was hidden behind
+ * compute. Costs a few relaxed atomic adds per call, no round trip. `client` NULL detaches. A
+ * sequence reports to one client at a time; closing the client stops the reporting (the sequence
+ * keeps working). KVT_STATUS_UNSUPPORTED from a daemon older than protocol 1.1. */
+KVT_API kvt_status_t kvt_sequence_attach(kvt_sequence_t* sequence, kvt_client_t* client);
 
 #ifdef __cplusplus
 }  /* extern "C" */

@@ -9,22 +9,25 @@
         ns.store(tokens[:64], kv)
         hit = ns.lookup(tokens)            # tokens whose KV is cached
         ns.retrieve_into(tokens[:hit], kv)
+        with kvtier.Sequence(plan_text, client=client) as seq:   # the sequence plane, in-process
+            seq.append(layer, keys, values); out = seq.attend(layer, query)
 
 Built on libkvtier's C ABI through ctypes (one ABI for C, C++ and Python). See README.md.
 """
 from ._client import (Client, DaemonStats, Layout, Namespace, NamespaceInfo, Op, connect,
-                      protocol_version, version)
+                      default_socket_path, protocol_version, version)
 from ._errors import (AlreadyExists, Busy, Corruption, Disconnected, InternalError, InvalidArgument,
                       IoError, KvtError, LibraryNotFound, NotFound, PermissionDenied, ProtocolMismatch,
                       ResourceExhausted, Status, Timeout, Unsupported)
 from ._native import ABI_MAJOR, library_path
+from ._sequence import POLICIES, KvSegment, Sequence
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ABI_MAJOR", "AlreadyExists", "Busy", "Client", "Corruption", "DaemonStats", "Disconnected",
-    "InternalError", "InvalidArgument", "IoError", "KvtError", "Layout", "LibraryNotFound",
-    "Namespace", "NamespaceInfo", "NotFound", "Op", "PermissionDenied", "ProtocolMismatch",
-    "ResourceExhausted", "Status", "Timeout", "Unsupported", "connect", "library_path",
-    "protocol_version", "version", "__version__",
+    "InternalError", "InvalidArgument", "IoError", "KvSegment", "KvtError", "Layout", "LibraryNotFound",
+    "Namespace", "NamespaceInfo", "NotFound", "Op", "POLICIES", "PermissionDenied", "ProtocolMismatch",
+    "ResourceExhausted", "Sequence", "Status", "Timeout", "Unsupported", "connect",
+    "default_socket_path", "library_path", "protocol_version", "version", "__version__",
 ]

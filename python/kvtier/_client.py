@@ -22,7 +22,7 @@ from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _native
-from ._errors import InvalidArgument, Status, Timeout, make_error
+from ._errors import InvalidArgument, Status, Timeout, Unsupported, make_error
 
 # ------------------------------------------------------------------------------------------------
 # dtypes
@@ -72,6 +72,8 @@ def _dtype_accepts(name: str, dt: np.dtype) -> bool:
 # Buffers: numpy, the buffer protocol, DLPack
 # ------------------------------------------------------------------------------------------------
 _DLPACK_HOST_DEVICES = (1, 3)  # kDLCPU, kDLCUDAHost (pinned host memory)
+_DLPACK_DEVICE_NAMES = {2: "CUDA", 4: "OpenCL", 7: "Vulkan", 8: "Metal", 9: "VPI", 10: "ROCm",
+                        13: "CUDA managed", 14: "oneAPI"}
 
 
 def _as_array(obj: Any, what: str, writable: bool) -> np.ndarray:
@@ -85,9 +87,11 @@ def _as_array(obj: Any, what: str, writable: bool) -> np.ndarray:
         if hasattr(obj, "__dlpack_device__"):
             device = tuple(obj.__dlpack_device__())
             if int(device[0]) not in _DLPACK_HOST_DEVICES:
+                kind = _DLPACK_DEVICE_NAMES.get(int(device[0]), f"device type {int(device[0])}")
                 raise InvalidArgument(
-                    f"{what} lives on DLPack device {device} (not host memory); the Python binding "
-                    "exchanges host buffers only: copy it to host memory (e.g. .cpu()) first")
+                    f"{what} lives on {kind} device {int(device[1])} (DLPack {device}), not in host memory: "
+                    "kv-tierd has no GPU tier yet, so kvtier takes host buffers only; copy it to host "
+                    "memory first (torch: t.cpu())")
         try:
             arr = np.from_dlpack(obj)
         except (TypeError, BufferError, RuntimeError, ValueError) as e:
@@ -283,11 +287,32 @@ class DaemonStats:
     nvme_capacity_bytes: int
     nvme_used_bytes: int
     nvme_chunks: int
+    # The sequence plane, summed over the sequences clients attached (Sequence.attach); tuples are
+    # indexed like kvtier.POLICIES (full, offload, kivi, sparse). 0 from a daemon older than 1.1.
+    sequences: int = 0
+    policy_bytes: Tuple[int, ...] = (0, 0, 0, 0)
+    policy_layer_tokens: Tuple[int, ...] = (0, 0, 0, 0)
+    fetch_steps: int = 0
+    fetch_bytes: int = 0
+    transfer_hidden_ns: int = 0
+    transfer_exposed_ns: int = 0
 
     @property
     def hit_rate(self) -> float:
         total = self.hits + self.misses
         return self.hits / total if total else 0.0
+
+    @property
+    def policy_bytes_per_token(self) -> "dict[str, float]":
+        """KV bytes held per token and layer, by policy (only policies holding tokens)."""
+        names = ("full", "offload", "kivi", "sparse")
+        return {n: b / t for n, b, t in zip(names, self.policy_bytes, self.policy_layer_tokens) if t}
+
+    @property
+    def transfer_hidden_share(self) -> float:
+        """Share of the sequences' transfer time hidden behind compute (0 when none)."""
+        total = self.transfer_hidden_ns + self.transfer_exposed_ns
+        return self.transfer_hidden_ns / total if total else 0.0
 
 
 @dataclass(frozen=True)
@@ -690,7 +715,11 @@ class Client:
         s = _native.DaemonStats()
         s.struct_size = ctypes.sizeof(s)
         _check(_native.lib().kvt_daemon_stats(self._handle.require(), byref(s)))
-        return DaemonStats(**{f.name: int(getattr(s, f.name)) for f in fields(DaemonStats)})
+        values = {}
+        for f in fields(DaemonStats):
+            v = getattr(s, f.name)
+            values[f.name] = tuple(int(x) for x in v) if isinstance(v, ctypes.Array) else int(v)
+        return DaemonStats(**values)
 
     def evict(self, nbytes: Optional[int] = None) -> int:
         """Evicts unpinned chunks, oldest first, until nbytes are freed (None: all); returns the
@@ -735,11 +764,26 @@ class Client:
 
 def connect(socket: Optional[str] = None, tenant: Optional[str] = None, heap_bytes: int = 0,
             ring_entries: int = 0, timeout: Optional[float] = None) -> Client:
-    """Connects to kv-tierd. socket: None for $KVT_SOCKET or the daemon's default path; tenant:
+    """Connects to kv-tierd. socket: None for :func:`default_socket_path` (libkvtier's search:
+    $KVT_SOCKET, the system daemon's /run/kv-tierd/kv-tierd.sock, $XDG_RUNTIME_DIR, /tmp); tenant:
     None for "default"; heap_bytes: the shared heap (0: 64 MiB); ring_entries: ring depth, a power
     of two (0: 256); timeout: seconds for every blocking call (None: 10 s)."""
     return Client(socket=socket, tenant=tenant, heap_bytes=heap_bytes, ring_entries=ring_entries,
                   timeout=timeout)
+
+
+def default_socket_path() -> str:
+    """The socket connect() uses when none is given, resolved by libkvtier itself (so C, C++ and
+    Python agree): $KVT_SOCKET; else /run/kv-tierd/kv-tierd.sock when a socket is there (the
+    system daemon of the packaged systemd unit); else $XDG_RUNTIME_DIR/kv-tierd.sock; else
+    /tmp/kv-tierd-<uid>.sock."""
+    fn = _native.optional("kvt_default_socket_path")
+    if fn is None:
+        raise Unsupported(f"{_native.library_path()} predates kvt_default_socket_path (C ABI 1.1)")
+    n = int(fn(None, 0))
+    buf = ctypes.create_string_buffer(n + 1)
+    n = int(fn(buf, n + 1))
+    return buf.value[:n].decode("utf-8", "surrogateescape")
 
 
 def version() -> Tuple[int, int, int]:

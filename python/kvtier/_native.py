@@ -56,9 +56,24 @@ STATS_FIELDS = ("uptime_ns", "clients", "host_capacity_bytes", "host_used_bytes"
                 "bad_requests", "nvme_capacity_bytes", "nvme_used_bytes", "nvme_chunks")
 
 
+#: Appended in C ABI 1.1: the sequence plane (a 1.0 library leaves them 0).
+SEQUENCE_STATS_FIELDS = ("sequences", "policy_bytes", "policy_layer_tokens", "fetch_steps", "fetch_bytes",
+                         "transfer_hidden_ns", "transfer_exposed_ns")
+
+
 class DaemonStats(Structure):
     _fields_ = [("struct_size", c_uint32), ("protocol_version", c_uint32)] + [
-        (name, c_uint64) for name in STATS_FIELDS]
+        (name, c_uint64) for name in STATS_FIELDS] + [
+        ("sequences", c_uint64), ("policy_bytes", c_uint64 * 4), ("policy_layer_tokens", c_uint64 * 4),
+        ("fetch_steps", c_uint64), ("fetch_bytes", c_uint64), ("transfer_hidden_ns", c_uint64),
+        ("transfer_exposed_ns", c_uint64)]
+
+
+class KvSegment(Structure):
+    """kvt_kv_segment_t: fp16 bits; element (t, h, c) at keys[t * token_stride + h * head_stride + c]."""
+
+    _fields_ = [("keys", c_void_p), ("values", c_void_p), ("tokens", c_int64), ("token_stride", c_int64),
+                ("head_stride", c_int64)]
 
 
 class NamespaceInfo(Structure):
@@ -114,6 +129,22 @@ _PROTOTYPES = {
     "kvt_daemon_stats": (S, [c_void_p, POINTER(DaemonStats)]),
     "kvt_daemon_evict": (S, [c_void_p, c_uint64, _u64p]),
     "kvt_daemon_list_namespaces": (S, [c_void_p, POINTER(NamespaceInfo), c_uint64, _u64p]),
+    # The sequence plane (runs in this process).
+    "kvt_sequence_open": (S, [c_char_p, _vpp]),
+    "kvt_sequence_close": (None, [c_void_p]),
+    "kvt_sequence_append": (S, [c_void_p, c_uint32, c_void_p, c_void_p, c_uint32]),
+    "kvt_sequence_attend": (S, [c_void_p, c_uint32, c_void_p, c_void_p]),
+    "kvt_sequence_select": (S, [c_void_p, c_uint32, c_void_p, POINTER(KvSegment), c_uint32, _u32p]),
+    "kvt_sequence_hint_next": (S, [c_void_p, c_uint32, c_void_p]),
+    "kvt_sequence_suspend": (S, [c_void_p, _vpp, _u64p]),
+    "kvt_sequence_resume": (S, [c_void_p, c_void_p, c_uint64]),
+    "kvt_sequence_image_free": (None, [c_void_p]),
+}
+
+# Added in C ABI 1.1: declared when the library has them; optional() says whether it does.
+_OPTIONAL_PROTOTYPES = {
+    "kvt_sequence_attach": (S, [c_void_p, c_void_p]),
+    "kvt_default_socket_path": (c_uint64, [c_char_p, c_uint64]),
 }
 
 _lock = threading.Lock()
@@ -168,6 +199,11 @@ def lib() -> ctypes.CDLL:
                                        f"{ABI_MAJOR}.{ABI_MINOR_MIN}") from e
             fn.restype = restype
             fn.argtypes = argtypes
+        for name, (restype, argtypes) in _OPTIONAL_PROTOTYPES.items():
+            fn = getattr(handle, name, None)
+            if fn is not None:
+                fn.restype = restype
+                fn.argtypes = argtypes
         major, minor, patch = c_uint32(), c_uint32(), c_uint32()
         handle.kvt_version(ctypes.byref(major), ctypes.byref(minor), ctypes.byref(patch))
         if major.value != ABI_MAJOR or minor.value < ABI_MINOR_MIN:
@@ -183,3 +219,10 @@ def library_path() -> str:
     lib()
     assert _lib_path is not None
     return _lib_path
+
+
+def optional(name: str):
+    """A C ABI 1.1 function of the loaded library, or None when it is older."""
+    if name not in _OPTIONAL_PROTOTYPES:
+        raise KeyError(name)
+    return getattr(lib(), name, None)

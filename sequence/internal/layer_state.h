@@ -46,6 +46,9 @@ struct LayerContext {
   // (one pair per sequence, as one pair of device buffers on the GPU path).
   std::vector<kernels::Half> gather_k, gather_v;
   uint64_t pcie_bytes = 0;      // host tier -> working memory, cumulative (demand + prefetch)
+  // Of pcie_bytes, the K/V of the tokens attended (offload: the whole layer, sparse: the dominant
+  // tokens gathered); channel rows fetched to score are not in it.
+  uint64_t attention_fetch_bytes = 0;
   uint64_t prefetch_hits = 0;   // sparse steps served by a hinted prefetch
   uint64_t demand_fetches = 0;  // sparse steps that fetched channel rows on demand
 };

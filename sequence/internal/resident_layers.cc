@@ -32,9 +32,10 @@ class FullLayer final : public LayerState {
       const auto ticket = ctx_->scheduler->Submit(TransferPriority::kDemand, bytes, [&, t] {
         std::memcpy(work_k_.data(), keys_.data(), static_cast<size_t>(t * row_) * sizeof(Half));
         std::memcpy(work_v_.data(), values_.data(), static_cast<size_t>(t * row_) * sizeof(Half));
-      });
+      }, LayerKind::kOffload);
       KVT_RETURN_IF_ERROR(ctx_->scheduler->Wait(ticket));
       ctx_->pcie_bytes += bytes;
+      ctx_->attention_fetch_bytes += bytes;
       k = work_k_.data();
       v = work_v_.data();
     }

@@ -81,7 +81,9 @@ class SparseLayer final : public LayerState {
     const int64_t n = Candidates();
     if (n <= p_.gathered()) {  // the budget covers every token: one exact segment
       KVT_RETURN_IF_ERROR(Quiesce());
-      ctx_->pcie_bytes += static_cast<uint64_t>(std::max<int64_t>(n, 0)) * row_ * 2 * sizeof(Half);
+      const uint64_t all = static_cast<uint64_t>(std::max<int64_t>(n, 0)) * row_ * 2 * sizeof(Half);
+      ctx_->pcie_bytes += all;
+      ctx_->attention_fetch_bytes += all;
       out->segments.assign(1, kernels::KvSegment<Half>{keys_.data(), values_.data(), t, row_, d});
       out->tokens = t;
       kept_ = t;
@@ -145,10 +147,11 @@ class SparseLayer final : public LayerState {
       if (gather_status.ok()) {
         gather_status = kernels::GatherRows(values_.data(), t, row_, kvh, d, idx_.data(), k, gv.data());
       }
-    });
+    }, LayerKind::kSparse);
     KVT_RETURN_IF_ERROR(ctx_->scheduler->Wait(ticket));
     KVT_RETURN_IF_ERROR(gather_status);
     ctx_->pcie_bytes += bytes;
+    ctx_->attention_fetch_bytes += bytes;
     const int64_t recent_begin = t - p_.recent;
     out->segments = {{keys_.data(), values_.data(), begin, row_, d},
                      {gk.data(), gv.data(), k, d, k * d},
@@ -218,7 +221,7 @@ class SparseLayer final : public LayerState {
                       key_cm_.data() + (static_cast<int64_t>(h) * d + c) * cap_, static_cast<size_t>(t) * sizeof(Half));
         }
       }
-    });
+    }, LayerKind::kSparse);
     b.pending = true;
     ctx_->pcie_bytes += bytes;
   }

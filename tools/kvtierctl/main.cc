@@ -56,19 +56,57 @@ int Fail(const kvt::Result& r, const char* what) {
   return 1;
 }
 
+void PrintSequenceJson(const kvt_daemon_stats_t& s);
+
 void PrintStatsJson(const kvt_daemon_stats_t& s) {
   std::printf(
       "{\"protocol_version\": %u, \"uptime_s\": %.3f, \"clients\": %llu, \"host_capacity_bytes\": %llu, "
       "\"host_used_bytes\": %llu, \"host_chunks\": %llu, \"pinned_chunks\": %llu, \"hits\": %llu, \"misses\": %llu, "
       "\"stores\": %llu, \"lookups\": %llu, \"retrieves\": %llu, \"evictions\": %llu, \"bad_requests\": %llu, "
-      "\"nvme_capacity_bytes\": %llu, \"nvme_used_bytes\": %llu, \"nvme_chunks\": %llu}\n",
+      "\"nvme_capacity_bytes\": %llu, \"nvme_used_bytes\": %llu, \"nvme_chunks\": %llu, \"sequence_plane\": ",
       s.protocol_version, s.uptime_ns / 1e9, (unsigned long long)s.clients, (unsigned long long)s.host_capacity_bytes,
       (unsigned long long)s.host_used_bytes, (unsigned long long)s.host_chunks, (unsigned long long)s.pinned_chunks,
       (unsigned long long)s.hits, (unsigned long long)s.misses, (unsigned long long)s.stores,
       (unsigned long long)s.lookups, (unsigned long long)s.retrieves, (unsigned long long)s.evictions,
       (unsigned long long)s.bad_requests, (unsigned long long)s.nvme_capacity_bytes,
       (unsigned long long)s.nvme_used_bytes, (unsigned long long)s.nvme_chunks);
+  PrintSequenceJson(s);
+  std::printf("}\n");
 }
+
+const char* const kPolicyNames[KVT_LAYER_POLICY_COUNT] = {"full", "offload", "kivi", "sparse"};
+
+// The sequence plane, as clients report it (kvt_sequence_attach): an object per policy.
+void PrintSequenceJson(const kvt_daemon_stats_t& s) {
+  std::printf("{\"sequences\": %llu, \"fetch_steps\": %llu, \"fetch_bytes\": %llu, \"transfer_hidden_s\": %.6f, "
+              "\"transfer_exposed_s\": %.6f, \"policies\": {",
+              (unsigned long long)s.sequences, (unsigned long long)s.fetch_steps, (unsigned long long)s.fetch_bytes,
+              s.transfer_hidden_ns / 1e9, s.transfer_exposed_ns / 1e9);
+  for (int p = 0; p < KVT_LAYER_POLICY_COUNT; ++p) {
+    std::printf("%s\"%s\": {\"bytes\": %llu, \"layer_tokens\": %llu}", p ? ", " : "", kPolicyNames[p],
+                (unsigned long long)s.policy_bytes[p], (unsigned long long)s.policy_layer_tokens[p]);
+  }
+  std::printf("}}");
+}
+
+void PrintSequenceTable(const kvt_daemon_stats_t& s) {
+  const uint64_t transfer_ns = s.transfer_hidden_ns + s.transfer_exposed_ns;
+  std::printf("sequences: %llu open   fetched %s in %llu steps (%s/step)   transfer %.3f s, %.1f%% hidden behind compute\n",
+              (unsigned long long)s.sequences, Bytes(s.fetch_bytes).c_str(), (unsigned long long)s.fetch_steps,
+              Bytes(s.fetch_steps ? s.fetch_bytes / s.fetch_steps : 0).c_str(), transfer_ns / 1e9,
+              transfer_ns ? 100.0 * static_cast<double>(s.transfer_hidden_ns) / static_cast<double>(transfer_ns) : 0.0);
+  bool header = false;
+  for (int p = 0; p < KVT_LAYER_POLICY_COUNT; ++p) {
+    if (s.policy_layer_tokens[p] == 0 && s.policy_bytes[p] == 0) continue;
+    if (!header) std::printf("%-8s %12s %14s %14s\n", "policy", "KV held", "layer-tokens", "bytes/token");
+    header = true;
+    std::printf("%-8s %12s %14llu %14.1f\n", kPolicyNames[p], Bytes(s.policy_bytes[p]).c_str(),
+                (unsigned long long)s.policy_layer_tokens[p],
+                s.policy_layer_tokens[p] ? static_cast<double>(s.policy_bytes[p]) / s.policy_layer_tokens[p] : 0.0);
+  }
+}
+
+void PrintSequenceTable(const kvt_daemon_stats_t& s);
 
 void PrintStatsTable(const kvt_daemon_stats_t& s, const kvt_daemon_stats_t* prev, double interval_s) {
   auto pct = [](uint64_t a, uint64_t b) { return b ? 100.0 * static_cast<double>(a) / static_cast<double>(b) : 0.0; };
@@ -92,6 +130,7 @@ void PrintStatsTable(const kvt_daemon_stats_t& s, const kvt_daemon_stats_t* prev
     std::printf("rates/s:  %.0f stores  %.0f lookups  %.0f retrieves  %.0f evictions\n", rate(s.stores, prev->stores),
                 rate(s.lookups, prev->lookups), rate(s.retrieves, prev->retrieves), rate(s.evictions, prev->evictions));
   }
+  PrintSequenceTable(s);
 }
 
 }  // namespace

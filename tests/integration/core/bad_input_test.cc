@@ -15,6 +15,7 @@
 #include "common/shared_memory.h"
 #include "protocol/fd_passing.h"
 #include "protocol/region_layout.h"
+#include "protocol/sequence_stats.h"
 #include "protocol/version.h"
 #include "tests/integration/core/client_fixture.h"
 
@@ -327,6 +328,52 @@ TEST_F(RingInputTest, EvictWithoutPrivilegeIsStillServedForTheDaemonsOwnUser) {
   EXPECT_EQ(c.status, 0u) << m;
   // The bystander's chunks are gone (evicted), so store them back for TearDown's check.
   ASSERT_TRUE(bystander_ns_.Store(tokens_.data(), tokens_.size(), kv_.data(), kv_.size()));
+}
+
+// The sequence statistics block (protocol 1.1): wrong size, alignment, range or header are
+// refused; a registered block full of garbage is the client's own problem (the daemon clamps it
+// when scraped, see tests/unit/monitoring/sequence_metrics_test.cc) and the session keeps working.
+TEST_F(RingInputTest, BadSequenceStatsBlocks) {
+  SubmissionEntry e{};
+  e.opcode = static_cast<uint16_t>(Opcode::kRegisterSequenceStats);
+  e.data_offset = 8192;
+  e.data_bytes = sizeof(protocol::SequenceStatsBlock) - 8;
+  ExpectRefused(e, StatusCode::kInvalidArgument, "must be");
+  e.data_bytes = sizeof(protocol::SequenceStatsBlock);
+  e.data_offset = 8196;
+  ExpectRefused(e, StatusCode::kInvalidArgument, "aligned");
+  e.data_offset = raw_.reply.heap_bytes - 64;
+  ExpectRefused(e, StatusCode::kInvalidArgument, "outside the shared heap");
+  e.data_offset = ~uint64_t{0} - 7;
+  ExpectRefused(e, StatusCode::kInvalidArgument, "outside");
+  e.data_offset = 8192;
+  std::memset(raw_.heap() + 8192, 0, sizeof(protocol::SequenceStatsBlock));
+  ExpectRefused(e, StatusCode::kInvalidArgument, "magic");
+
+  auto* block = reinterpret_cast<protocol::SequenceStatsBlock*>(raw_.heap() + 8192);
+  block->magic = protocol::kSequenceStatsMagic;
+  block->version = protocol::kSequenceStatsVersion;
+  auto [c, m] = raw_.Call(e);
+  EXPECT_EQ(c.status, 0u) << m;
+  std::memset(raw_.heap() + 8192 + 8, 0xff, sizeof(protocol::SequenceStatsBlock) - 8);  // garbage figures
+  SubmissionEntry stats{};
+  stats.opcode = static_cast<uint16_t>(Opcode::kStats);
+  stats.data_offset = 65536;
+  stats.data_bytes = sizeof(protocol::DaemonStats);
+  auto [sc, sm] = raw_.Call(stats);
+  ASSERT_EQ(sc.status, 0u) << sm;
+  EXPECT_EQ(sc.value, sizeof(protocol::DaemonStats));
+  protocol::DaemonStats ds;
+  std::memcpy(&ds, raw_.heap() + 65536, sizeof ds);
+  EXPECT_EQ(ds.sequences, 0u) << "negative gauges read as 0";
+  EXPECT_LE(ds.fetch_bytes, 4 * (uint64_t{1} << 53)) << "counters are clamped";
+  // A 1.0 client's smaller stats buffer gets the 1.0 part.
+  stats.data_bytes = protocol::kDaemonStatsV10Bytes;
+  auto [oc, om] = raw_.Call(stats);
+  EXPECT_EQ(oc.status, 0u) << om;
+  EXPECT_EQ(oc.value, protocol::kDaemonStatsV10Bytes);
+  stats.data_bytes = protocol::kDaemonStatsV10Bytes - 8;
+  ExpectRefused(stats, StatusCode::kInvalidArgument, "too small");
 }
 
 TEST_F(RingInputTest, CorruptRingCountersCutOnlyThatClient) {

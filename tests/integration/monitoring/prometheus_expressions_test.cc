@@ -64,6 +64,11 @@ struct World {
   uint64_t evicted_chunks_retrieved = 0;  // chunks of evicted prefixes retrieved (from NVMe)
   uint64_t retrieves = 0;                 // retrieve requests sent
   double setup_seconds = 0;
+  // The sequence plane: one sequence attached to client_a, open until the end.
+  kvt_sequence_t* sequence = nullptr;
+  uint64_t sequence_tokens = 0;      // per layer
+  uint64_t offload_fetched = 0;      // bytes the offload layer fetched, summed over its steps
+  uint64_t decode_steps = 0;         // per layer
 };
 World* g_world = nullptr;
 
@@ -128,6 +133,67 @@ void SendBadHandshake(const std::string& socket_path) {
     (void)!::write(fd, junk, sizeof junk);
   }
   ::close(fd);
+}
+
+// A plan with every policy: kvt_policy_bytes_per_token gets a series per policy, the offload and
+// sparse layers fetch from the host tier on every step, the sparse layer prefetches its channel
+// rows when hinted (hidden transfer time).
+constexpr char kSequencePlan[] =
+    "kvt-sequence-plan 1\n"
+    "model monitoring-model\n"
+    "shape layers=4,q_heads=4,kv_heads=2,head_dim=32\n"
+    "layer 0 full\n"
+    "layer 1 kivi bits=2,group=32,residual=32\n"
+    "layer 2 offload\n"
+    "layer 3 sparse budget=64,sinks=4,recent=16,channels=4,scorer=channels\n";
+constexpr int kSeqLayers = 4, kSeqKvRow = 2 * 32, kSeqQRow = 4 * 32;
+constexpr uint64_t kFp16KvBytesPerToken = 2 * kSeqKvRow * 2;  // K and V, 2 bytes each
+
+std::vector<float> RandomFloats(size_t n, uint32_t seed) {
+  std::vector<float> v(n);
+  uint32_t x = seed * 2654435761u + 1;
+  for (auto& f : v) {
+    x = x * 1664525u + 1013904223u;
+    f = static_cast<float>(static_cast<int32_t>(x >> 8) % 2001 - 1000) / 1000.0f;
+  }
+  return v;
+}
+
+// Opens the sequence, attaches it to client_a and prefills 256 tokens per layer.
+std::string OpenSequence(World& w) {
+  if (kvt_sequence_open(kSequencePlan, &w.sequence) != KVT_STATUS_OK)
+    return std::string("kvt_sequence_open: ") + kvt_last_error_message();
+  if (kvt_sequence_attach(w.sequence, w.client_a.get()) != KVT_STATUS_OK)
+    return std::string("kvt_sequence_attach: ") + kvt_last_error_message();
+  const uint32_t prompt = 256;
+  auto k = RandomFloats(prompt * kSeqKvRow, 1), v = RandomFloats(prompt * kSeqKvRow, 2);
+  for (uint32_t l = 0; l < kSeqLayers; ++l) {
+    if (kvt_sequence_append(w.sequence, l, k.data(), v.data(), prompt) != KVT_STATUS_OK)
+      return std::string("kvt_sequence_append: ") + kvt_last_error_message();
+  }
+  w.sequence_tokens = prompt;
+  return "";
+}
+
+// Decode steps: hint the next layer, append one token, attend, for every layer.
+std::string DecodeSteps(World& w, int steps) {
+  std::vector<float> out(kSeqQRow);
+  for (int step = 0; step < steps; ++step) {
+    auto k = RandomFloats(kSeqKvRow, 10 + static_cast<uint32_t>(w.decode_steps));
+    auto v = RandomFloats(kSeqKvRow, 20 + static_cast<uint32_t>(w.decode_steps));
+    auto q = RandomFloats(kSeqQRow, 30 + static_cast<uint32_t>(w.decode_steps));
+    for (uint32_t l = 0; l < kSeqLayers; ++l) {
+      if (l + 1 < kSeqLayers && kvt_sequence_hint_next(w.sequence, l + 1, q.data()) != KVT_STATUS_OK)
+        return std::string("hint_next: ") + kvt_last_error_message();
+      if (kvt_sequence_append(w.sequence, l, k.data(), v.data(), 1) != KVT_STATUS_OK ||
+          kvt_sequence_attend(w.sequence, l, q.data(), out.data()) != KVT_STATUS_OK)
+        return std::string("decode step: ") + kvt_last_error_message();
+    }
+    ++w.sequence_tokens;
+    ++w.decode_steps;
+    w.offload_fetched += w.sequence_tokens * kFp16KvBytesPerToken;  // the whole offload layer
+  }
+  return "";
 }
 
 // The workload: hits, misses and latencies; capacity evictions of the host tier, which demote the
@@ -209,11 +275,16 @@ std::string RunWorkload(World& w) {
     ++w.pinned_prefixes;
   }
   if (w.refused_stores == 0) return "the tier never filled up with pinned chunks";
+  // The sequence plane: its counters are born at the first decode step and scraped before they grow.
+  if (std::string e = OpenSequence(w); !e.empty()) return e;
+  if (std::string e = DecodeSteps(w, 4); !e.empty()) return e;
   SendBadHandshake(socket);
   // Let Prometheus see the newborn series at their first value before they grow.
   if (!WaitForData("kvt_requests_total{status=\"RESOURCE_EXHAUSTED\"}", std::chrono::seconds(15)) ||
-      !WaitForData("kvt_bad_requests_total{kind=\"handshake\"}", std::chrono::seconds(15))) {
-    return "Prometheus never scraped the error counters";
+      !WaitForData("kvt_bad_requests_total{kind=\"handshake\"}", std::chrono::seconds(15)) ||
+      !WaitForData("kvt_dominant_token_bytes_per_step_count{policy=\"sparse\"}", std::chrono::seconds(15)) ||
+      !WaitForData("kvt_transfer_seconds_total{overlap=\"hidden\"}", std::chrono::seconds(15))) {
+    return "Prometheus never scraped the error counters or the sequence plane's";
   }
   for (int i = 0; i < 60; ++i) SendBadHandshake(socket);
   for (uint64_t s = 300; s < 305; ++s) {
@@ -230,6 +301,8 @@ std::string RunWorkload(World& w) {
   for (uint64_t s = 100; s < 104; ++s) {
     if (std::string e = retrieve_evicted(s, 256); !e.empty()) return e;
   }
+  // Decode inside the rate windows too.
+  if (std::string e = DecodeSteps(w, 28); !e.empty()) return e;
   return "";
 }
 
@@ -290,6 +363,8 @@ class MonitoringEnvironment : public ::testing::Environment {
     if (!WaitForData("sum(kvt_requests_total{op=\"retrieve\",instance=\"" + w.live_target + "\"}) >= " +
                          std::to_string(w.retrieves),
                      std::chrono::seconds(20)) ||
+        !WaitForData("kvt_dominant_token_bytes_per_step_count{policy=\"offload\"} >= " + std::to_string(w.decode_steps),
+                     std::chrono::seconds(20)) ||
         !WaitForData("sum(kvt_scheduler_queue_depth" + live + ") == 0 and sum(changes(kvt_scheduler_wait_seconds_count" +
                          live + "[3s])) == 0 and sum(changes(kvt_tier_moves_chunks_total" + live + "[3s])) == 0",
                      std::chrono::seconds(20))) {
@@ -302,6 +377,7 @@ class MonitoringEnvironment : public ::testing::Environment {
 
   void TearDown() override {
     World& w = *g_world;
+    kvt_sequence_close(w.sequence);
     w.ns = kvt::Namespace();
     w.client_a = kvt::Client();
     w.client_b = kvt::Client();
@@ -524,6 +600,32 @@ TEST(MonitoringSetup, FiguresMatchTheWorkload) {
   // No fault was injected: no corrupt record, no I/O error.
   EXPECT_EQ(value("kvt_checksum_failures_total{tier=\"nvme\"}"), 0.0);
   EXPECT_EQ(value("sum(kvt_io_errors_total)"), 0.0);
+
+  // The sequence plane, as libkvtier reported it through client_a's session: one open sequence;
+  // fp16 layers hold exactly K + V per token (resident or in the host tier), KIVI less; one
+  // observation per decode step and fetching layer; the offload layer fetched all its tokens.
+  EXPECT_EQ(value("kvt_sequences{tenant=\"tenant-a\"}"), 1.0);
+  const double fp16 = static_cast<double>(kFp16KvBytesPerToken);
+  EXPECT_EQ(value("kvt_policy_bytes_per_token{policy=\"full\"}"), fp16);
+  EXPECT_EQ(value("kvt_policy_bytes_per_token{policy=\"offload\"}"), fp16);
+  const double kivi = value("kvt_policy_bytes_per_token{policy=\"kivi\"}");
+  EXPECT_GT(kivi, 0.0);
+  EXPECT_LT(kivi, fp16);
+  EXPECT_GE(value("kvt_policy_bytes_per_token{policy=\"sparse\"}"), fp16) << "fp16 K/V plus the transposed keys";
+  const double steps = static_cast<double>(w.decode_steps);
+  EXPECT_EQ(value("kvt_dominant_token_bytes_per_step_count{policy=\"offload\"}"), steps);
+  EXPECT_EQ(value("kvt_dominant_token_bytes_per_step_sum{policy=\"offload\"}"), static_cast<double>(w.offload_fetched));
+  EXPECT_EQ(value("kvt_dominant_token_bytes_per_step_count{policy=\"sparse\"}"), steps);
+  // Past the budget the sparse layer gathers budget - sinks - recent = 44 tokens per KV head.
+  const double gathered = 44.0 * kFp16KvBytesPerToken;
+  EXPECT_EQ(value("kvt_dominant_token_bytes_per_step_sum{policy=\"sparse\"}"), steps * gathered);
+  EXPECT_EQ(value("kvt_dominant_token_bytes_per_step_bucket{policy=\"sparse\",le=\"8192\"}"), 0.0);
+  EXPECT_EQ(value("kvt_dominant_token_bytes_per_step_bucket{policy=\"sparse\",le=\"16384\"}"), steps)
+      << "each step gathers " << gathered << " bytes";
+  EXPECT_GT(value("sum(kvt_transfer_seconds_total{policy=\"sparse\"})"), 0.0);
+  EXPECT_GT(value("sum(kvt_transfer_seconds_total{policy=\"offload\"})"), 0.0);
+  EXPECT_EQ(value("count(kvt_transfer_seconds_total{policy=~\"full|kivi\"}) or vector(0)"), 0.0)
+      << "resident layers move nothing";
 
   EXPECT_GT(value("kvt_process_resident_memory_bytes" + sel), 16.0 * 1024 * 1024)
       << "the touched arena is resident";

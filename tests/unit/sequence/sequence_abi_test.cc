@@ -84,6 +84,10 @@ TEST(SequenceAbi, BadArgumentsAreStatusCodes) {
   EXPECT_EQ(kvt_sequence_append(s, 0, nullptr, x, 1), KVT_STATUS_INVALID_ARGUMENT);
   EXPECT_EQ(kvt_sequence_attend(s, 0, x, x), KVT_STATUS_INVALID_ARGUMENT);  // no tokens yet
   EXPECT_EQ(kvt_sequence_resume(s, "garbage!", 8), KVT_STATUS_CORRUPTION);
+  // Reporting (ABI 1.1; the daemon side is checked by the monitoring and Python tests): a null
+  // sequence is refused, detaching a sequence that reports nowhere is fine.
+  EXPECT_EQ(kvt_sequence_attach(nullptr, nullptr), KVT_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(kvt_sequence_attach(s, nullptr), KVT_STATUS_OK);
   kvt_sequence_close(s);
   kvt_sequence_close(nullptr);
 }
