@@ -4,8 +4,9 @@
 // Threading: every method may be called from any thread. Submissions are serialized by one
 // mutex (the submission ring has one producer); completions are reaped by whichever waiting
 // thread gets there first, the others wait on a condition variable. A waiter first polls the
-// completion ring for `spin` microseconds, then sleeps on the completion eventfd and the control
-// socket together, so a dead daemon is noticed at once (DISCONNECTED), never as a hang.
+// completion ring for `spin_us` microseconds (longer when Wait is told the op takes a while), then
+// sleeps on the completion eventfd and the control socket together, so a dead daemon is noticed
+// at once (DISCONNECTED), never as a hang.
 //
 // Ops: at most ring_entries are in flight, so neither ring can overflow. Each op may carry two
 // callbacks run when its completion is reaped, under the connection's lock: `deliver` (copying
