@@ -1,6 +1,7 @@
 #include "client/block_ops.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <deque>
 
@@ -41,14 +42,37 @@ SubmissionEntry Entry(Opcode op, const NamespaceInfo& ns, const HeapRange& token
   return e;
 }
 
-// Chunks per copy-path piece: about 4 MiB, so the client's copy of one piece overlaps the
-// daemon's copy of the previous one, and never more than a quarter of the heap (two pieces in
-// flight plus token staging must fit).
+// The copy path streams a request in pieces of whole chunks, many in flight: the client copies
+// piece k+1 (store) or piece k-1 (retrieve) while the daemon copies piece k, so the two copies
+// overlap on two cores. Small pieces shorten the time only one side copies (the first piece of a
+// store, the last of a retrieve); a deep queue lets either side run on while the other is
+// descheduled, which on a shared machine happens every few milliseconds.
+constexpr uint64_t kTargetPieceBytes = 2ull << 20;
+constexpr uint64_t kMaxStreamBytes = 32ull << 20;  // staging in flight per request
+
+// Chunks per copy-path piece: about kTargetPieceBytes, and at most a quarter of the heap, so two
+// pieces and the token staging always fit.
 uint64_t PieceChunks(const Connection& c, const NamespaceInfo& ns, uint64_t chunks) {
-  constexpr uint64_t kTargetPieceBytes = 4ull << 20;
   uint64_t by_target = std::max<uint64_t>(1, kTargetPieceBytes / ns.chunk_bytes);
   uint64_t by_heap = std::max<uint64_t>(1, (c.heap_bytes() / 4) / ns.chunk_bytes);
   return std::min({by_target, by_heap, chunks});
+}
+
+// Pieces in flight at once: up to kMaxStreamBytes of them, at most half the heap (the rest stays
+// for the application's buffers and other threads) and half the ring (other threads submit too).
+size_t PiecesInFlight(const Connection& c, uint64_t piece_bytes) {
+  uint64_t by_bytes = kMaxStreamBytes / piece_bytes;
+  uint64_t by_heap = (c.heap_bytes() / 2) / piece_bytes;
+  uint64_t by_ring = c.ring_entries() / 2;
+  return static_cast<size_t>(std::max<uint64_t>(2, std::min({by_bytes, by_heap, by_ring})));
+}
+
+// How long a wait for a piece polls before sleeping: about the time the daemon takes to copy it
+// (one nanosecond a byte, a pessimistic 1 GB/s), so a streaming client never pays for a wake-up
+// between pieces; bounded, and the poll yields the CPU to anyone runnable.
+std::chrono::microseconds PieceSpin(uint64_t piece_bytes) {
+  constexpr std::chrono::microseconds kMaxPieceSpin{2000};
+  return std::min(kMaxPieceSpin, std::chrono::microseconds(piece_bytes / 1000));
 }
 
 // Token staging shared by the pieces of a split request. Normally every piece has completed and
@@ -66,8 +90,9 @@ void ReleaseSharedTokens(Connection& c, const HeapRange& t, Deadline deadline, b
 
 // Waits for an op; one that times out is released (it may still complete in the background, and
 // its cleanup then frees its staging) and reported through *abandoned.
-OpResult WaitOrAbandon(Connection& c, Connection::OpId id, Deadline deadline, bool* abandoned = nullptr) {
-  OpResult r = c.Wait(id, deadline);
+OpResult WaitOrAbandon(Connection& c, Connection::OpId id, Deadline deadline, bool* abandoned = nullptr,
+                       std::chrono::microseconds spin = {}) {
+  OpResult r = c.Wait(id, deadline, spin);
   if (r.status.code() == StatusCode::kTimeout) {
     c.Release(id);
     if (abandoned) *abandoned = true;
@@ -157,8 +182,10 @@ OpResult Store(Connection& c, const NamespaceInfo& ns, const uint32_t* tokens, u
     return CallReleasing(c, e, t, deadline);
   }
 
-  // Copy path: pieces of whole chunks, two in flight.
+  // Copy path: a stream of pieces of whole chunks.
   const uint64_t piece = PieceChunks(c, ns, chunks);
+  const size_t max_inflight = PiecesInFlight(c, piece * ns.chunk_bytes);
+  const std::chrono::microseconds spin = PieceSpin(piece * ns.chunk_bytes);
   const char* src = static_cast<const char*>(kv);
   std::deque<InFlight> inflight;
   bool abandoned = false;  // a piece timed out and may still read the shared token staging
@@ -166,7 +193,7 @@ OpResult Store(Connection& c, const NamespaceInfo& ns, const uint32_t* tokens, u
   auto retire = [&]() {
     InFlight f = inflight.front();
     inflight.pop_front();
-    OpResult r = WaitOrAbandon(c, f.id, deadline, &abandoned);
+    OpResult r = WaitOrAbandon(c, f.id, deadline, &abandoned, spin);
     total.value += r.value;
     if (!r.status.ok() && total.status.ok()) total.status = r.status;
   };
@@ -190,7 +217,7 @@ OpResult Store(Connection& c, const NamespaceInfo& ns, const uint32_t* tokens, u
       break;
     }
     inflight.push_back({*id, c0, c1, d});
-    if (inflight.size() == 2) retire();
+    if (inflight.size() == max_inflight) retire();
   }
   while (!inflight.empty()) retire();
   ReleaseSharedTokens(c, t, deadline, abandoned);
@@ -216,6 +243,8 @@ OpResult Retrieve(Connection& c, const NamespaceInfo& ns, const uint32_t* tokens
   }
 
   const uint64_t piece = PieceChunks(c, ns, chunks);
+  const size_t max_inflight = PiecesInFlight(c, piece * ns.chunk_bytes);
+  const std::chrono::microseconds spin = PieceSpin(piece * ns.chunk_bytes);
   std::deque<InFlight> inflight;
   bool abandoned = false;  // a piece timed out and may still read the shared token staging
   OpResult total;
@@ -223,7 +252,7 @@ OpResult Retrieve(Connection& c, const NamespaceInfo& ns, const uint32_t* tokens
   auto retire = [&]() {
     InFlight f = inflight.front();
     inflight.pop_front();
-    OpResult r = WaitOrAbandon(c, f.id, deadline, &abandoned);
+    OpResult r = WaitOrAbandon(c, f.id, deadline, &abandoned, spin);
     if (!r.status.ok()) {
       if (total.status.ok()) total.status = r.status;
       prefix_ended = true;
@@ -260,7 +289,7 @@ OpResult Retrieve(Connection& c, const NamespaceInfo& ns, const uint32_t* tokens
       break;
     }
     inflight.push_back({*id, c0, c1, d});
-    if (inflight.size() == 2) retire();
+    if (inflight.size() == max_inflight) retire();
   }
   while (!inflight.empty()) retire();
   ReleaseSharedTokens(c, t, deadline, abandoned);

@@ -3,8 +3,9 @@
 //
 // Zero copy: a KV buffer (or token array) inside the shared heap is passed by offset. Anything
 // else is staged through the heap: copied in before a store, copied out after a retrieve. A
-// synchronous copy-path request larger than the heap is split into pieces of whole chunks, two in
-// flight at a time, so the client's copy of one piece overlaps the daemon's copy of the other.
+// synchronous copy-path request is streamed in pieces of whole chunks (about 2 MiB), up to 32 MiB
+// of them in flight (at most half the heap), so the client's copy of one piece overlaps the
+// daemon's copy of another; a request larger than the heap goes through the same stream.
 #pragma once
 
 #include <cstdint>

@@ -227,12 +227,12 @@ bool Connection::ReapLocked() {
   return any;
 }
 
-void Connection::WaitForSignal(Deadline deadline) {
+void Connection::WaitForSignal(Deadline deadline, std::chrono::microseconds spin) {
   // Poll first (a lookup completes in microseconds), yielding after the first two so the daemon's
   // thread gets the CPU on an oversubscribed machine; then sleep on the eventfd.
   auto now = Clock::now();
   auto pause_until = now + std::chrono::microseconds(2);
-  auto spin_until = now + std::chrono::microseconds(options_.spin_us);
+  auto spin_until = now + std::max(spin, std::chrono::microseconds(options_.spin_us));
   while ((now = Clock::now()) < spin_until) {
     if (!cq_.Empty()) return;
     if (now < pause_until) {
@@ -263,7 +263,8 @@ void Connection::WaitForSignal(Deadline deadline) {
   }
 }
 
-Status Connection::ProgressLocked(std::unique_lock<std::mutex>& lock, Deadline deadline) {
+Status Connection::ProgressLocked(std::unique_lock<std::mutex>& lock, Deadline deadline,
+                                  std::chrono::microseconds spin) {
   if (disconnected_) return Disconnected(disconnect_reason_);
   if (deadline.expired()) return Timeout("no completion from kv-tierd before the deadline");
   if (reaping_) {
@@ -273,7 +274,7 @@ Status Connection::ProgressLocked(std::unique_lock<std::mutex>& lock, Deadline d
   reaping_ = true;
   if (!ReapLocked()) {
     lock.unlock();
-    WaitForSignal(deadline);
+    WaitForSignal(deadline, spin);
     lock.lock();
     ReapLocked();
   }
@@ -282,13 +283,13 @@ Status Connection::ProgressLocked(std::unique_lock<std::mutex>& lock, Deadline d
   return Status::Ok();
 }
 
-OpResult Connection::Wait(OpId op, Deadline deadline) {
+OpResult Connection::Wait(OpId op, Deadline deadline, std::chrono::microseconds spin) {
   std::unique_lock lock(mu_);
   for (;;) {
     OpSlot* s = FindLocked(op);
     if (!s) return {InvalidArgument("unknown or finished op")};
     if (s->state == OpSlot::State::kDone) return TakeResultLocked(static_cast<uint32_t>(op & 0xffffffffu));
-    Status progress = ProgressLocked(lock, deadline);
+    Status progress = ProgressLocked(lock, deadline, spin);
     if (!progress.ok()) {
       if (disconnected_) {
         // The daemon is gone: the op will never complete. Its buffers are ours again.

@@ -4,8 +4,9 @@
 // Threading: every method may be called from any thread. Submissions are serialized by one
 // mutex (the submission ring has one producer); completions are reaped by whichever waiting
 // thread gets there first, the others wait on a condition variable. A waiter first polls the
-// completion ring for `spin` microseconds, then sleeps on the completion eventfd and the control
-// socket together, so a dead daemon is noticed at once (DISCONNECTED), never as a hang.
+// completion ring for `spin_us` microseconds (longer when Wait is told the op takes a while), then
+// sleeps on the completion eventfd and the control socket together, so a dead daemon is noticed
+// at once (DISCONNECTED), never as a hang.
 //
 // Ops: at most ring_entries are in flight, so neither ring can overflow. Each op may carry two
 // callbacks run when its completion is reaped, under the connection's lock: `deliver` (copying
@@ -14,6 +15,7 @@
 // the daemon may still write is never reused early and memory the caller gave up is never touched.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -61,7 +63,10 @@ class Connection {
   // slots are busy. If submission fails, `cleanup` runs before returning.
   StatusOr<OpId> Submit(protocol::SubmissionEntry entry, Finalizer deliver, Finalizer cleanup, Deadline deadline);
   // Waits for the op; on anything but TIMEOUT the op is finished and its id is no longer valid.
-  OpResult Wait(OpId op, Deadline deadline);
+  // The wait polls the completion ring for at least `spin` (and the connection's spin_us) before
+  // sleeping: a caller that knows the op takes a while (a large copy) polls through it instead of
+  // paying for a wake-up, which costs more than the poll on an idle virtual CPU.
+  OpResult Wait(OpId op, Deadline deadline, std::chrono::microseconds spin = {});
   // BUSY while pending; otherwise like Wait.
   OpResult Poll(OpId op);
   // Forgets a pending op: its cleanup still runs when it completes; its deliver does not.
@@ -102,9 +107,9 @@ class Connection {
   Status Handshake(Deadline deadline);
   // Makes progress while holding `lock`: reaps completions if no one else is, else waits for
   // the reaper. Returns DISCONNECTED or TIMEOUT when waiting is over.
-  Status ProgressLocked(std::unique_lock<std::mutex>& lock, Deadline deadline);
+  Status ProgressLocked(std::unique_lock<std::mutex>& lock, Deadline deadline, std::chrono::microseconds spin = {});
   bool ReapLocked();  // true if any completion was reaped
-  void WaitForSignal(Deadline deadline);  // without the lock
+  void WaitForSignal(Deadline deadline, std::chrono::microseconds spin);  // without the lock
   void MarkDisconnectedLocked(const std::string& why);
   OpResult TakeResultLocked(uint32_t slot);
   void FreeSlotLocked(uint32_t slot);

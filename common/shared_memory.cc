@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <utility>
 
@@ -60,6 +61,22 @@ StatusOr<SharedMemory> SharedMemory::Map(UniqueFd fd, uint64_t bytes) {
   m.data_ = static_cast<char*>(p);
   m.size_ = bytes;
   return m;
+}
+
+Status SharedMemory::PrefaultForWrite(uint64_t offset, uint64_t bytes) {
+  if (offset >= size_) return Status::Ok();
+  bytes = std::min(bytes, size_ - offset);
+  char* begin = data_ + offset;
+#ifdef MADV_POPULATE_WRITE
+  if (::madvise(begin, bytes, MADV_POPULATE_WRITE) == 0) return Status::Ok();
+  if (errno != EINVAL) return ErrnoStatus("madvise(MADV_POPULATE_WRITE)", errno);
+#endif
+  // Kernels before 5.14: a read fault maps the page, and a shared writable mapping of a memfd
+  // maps it writable (shmem asks for no write notification). Reading leaves the contents alone.
+  for (uint64_t off = 0; off < bytes; off += 4096) {
+    (void)*static_cast<volatile const char*>(begin + off);
+  }
+  return Status::Ok();
 }
 
 Status SharedMemory::Lock() {

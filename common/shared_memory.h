@@ -40,6 +40,13 @@ class SharedMemory {
   // (RLIMIT_MEMLOCK) refuses.
   Status Lock();
 
+  // Maps [offset, offset + bytes) of this mapping into the page tables for writing, allocating
+  // pages nobody has touched yet, without changing their contents (the peer may be using them).
+  // A process that maps a region another one populated otherwise takes a page fault on its own
+  // first access to every page, which on a virtual machine costs more than copying the page.
+  // Blocks for as long as the kernel takes; the range is clipped to the mapping.
+  Status PrefaultForWrite(uint64_t offset, uint64_t bytes);
+
  private:
   UniqueFd fd_;
   char* data_ = nullptr;

@@ -111,13 +111,13 @@ void Session::Cut(const std::string& why) {
   if (on_cut_) on_cut_();
 }
 
-void Session::SleepUntilWork() {
+void Session::SleepUntilWork(std::chrono::microseconds spin) {
   // Poll a little: a client in a tight loop submits again within microseconds. After the first
   // couple of microseconds, yield between polls, so that on a machine with more busy threads than
   // cores the client we are waiting for gets the CPU.
   auto now = std::chrono::steady_clock::now();
   auto pause_until = now + std::chrono::microseconds(2);
-  auto spin_until = now + std::chrono::microseconds(services_.idle_spin_us);
+  auto spin_until = now + spin;
   while ((now = std::chrono::steady_clock::now()) < spin_until) {
     if (!sq_.Empty() || stop_.load(std::memory_order_relaxed)) return;
     if (now < pause_until) {
@@ -135,16 +135,42 @@ void Session::SleepUntilWork() {
   DrainEventFd(sq_event_.get());
 }
 
+void Session::PrefaultRegion() {
+  // The client populated the region in its own page tables; ours are empty until the ring thread
+  // touches each page, and a first touch inside a copy costs more than the copy. Slices keep
+  // Stop() prompt for a client that leaves at once.
+  constexpr uint64_t kSliceBytes = 64ull << 20;
+  for (uint64_t off = 0; off < region_.size() && !stop_.load(std::memory_order_acquire); off += kSliceBytes) {
+    if (Status s = region_.PrefaultForWrite(off, kSliceBytes); !s.ok()) {
+      spdlog::debug("session {}: region not prefaulted: {}", id_, s.message());
+      return;
+    }
+  }
+}
+
+std::chrono::microseconds Session::SpinAfter(const SubmissionEntry& entry, std::chrono::nanoseconds served) const {
+  const std::chrono::microseconds idle(services_.idle_spin_us);
+  const auto op = static_cast<Opcode>(entry.opcode);
+  if ((op != Opcode::kStore && op != Opcode::kRetrieve) || entry.data_bytes == 0) return idle;
+  // A client streaming a request in pieces copies its next piece while we copy this one, so the
+  // next submission comes about one piece-time from now: wait that long (twice, for slack) before
+  // paying for a sleep and a wake-up. Bounded, and the spin yields the CPU to anyone runnable.
+  auto budget = std::chrono::duration_cast<std::chrono::microseconds>(2 * served);
+  return std::clamp(budget, idle, std::max(idle, kMaxStreamSpin));
+}
+
 void Session::Run() {
   if (Status s = host::BindThreadToNumaNode(services_.numa_node); !s.ok()) {
     spdlog::debug("session {}: thread placement skipped: {}", id_, s.message());
   }
+  PrefaultRegion();
   uint64_t served = 0;
+  std::chrono::microseconds spin(services_.idle_spin_us);
   while (!stop_.load(std::memory_order_acquire)) {
     SubmissionEntry entry;
     RingResult r = sq_.TryPop(&entry);
     if (r == RingResult::kOk) {
-      Serve(entry);
+      spin = SpinAfter(entry, Serve(entry));
       if (++served % 64 == 0) {  // sample the backlog now and then while busy
         double now = sq_.Occupancy();
         services_.metrics->RingOccupancyGauge("submission").Increment(now - reported_occupancy_);
@@ -161,18 +187,21 @@ void Session::Run() {
       services_.metrics->RingOccupancyGauge("submission").Decrement(reported_occupancy_);
       reported_occupancy_ = 0;
     }
-    SleepUntilWork();
+    SleepUntilWork(spin);
+    spin = std::chrono::microseconds(services_.idle_spin_us);
   }
   clients_gauge_->Decrement();
 }
 
-void Session::Serve(const SubmissionEntry& entry) {
+std::chrono::nanoseconds Session::Serve(const SubmissionEntry& entry) {
   auto start = std::chrono::steady_clock::now();
   Outcome out = Dispatch(entry);
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::chrono::nanoseconds took = std::chrono::steady_clock::now() - start;
+  double seconds = std::chrono::duration<double>(took).count();
   auto op = entry.opcode < static_cast<uint16_t>(Opcode::kCount) ? static_cast<Opcode>(entry.opcode) : Opcode::kNop;
   services_.metrics->Observe(op, out.status.code(), seconds);
   Complete(entry.user_data, out);
+  return took;
 }
 
 void Session::Complete(uint64_t user_data, const Outcome& outcome) {

@@ -6,8 +6,11 @@
 // the client held: pins are released, the region is unmapped, heap accounting is returned.
 // A client that corrupts its ring is cut off (the session stops); other sessions never notice.
 //
-// The ring thread polls for `idle_spin_us` after the last request, then sleeps on the
-// submission eventfd, so a busy client submits without system calls.
+// The ring thread first maps the whole region into the daemon's page tables (so no request pays
+// for page faults), then serves. It polls for `idle_spin_us` after the last request, then sleeps
+// on the submission eventfd, so a busy client submits without system calls. After a store or
+// retrieve with data it polls for about twice that request's service time instead (at most
+// kMaxStreamSpin): a client streaming a large request in pieces submits the next one by then.
 #pragma once
 
 #include <sys/types.h>
@@ -38,6 +41,9 @@
 #include "tiering/block_plane.h"
 
 namespace kvt::daemon {
+
+// The longest a ring thread polls for the next piece of a streamed request before sleeping.
+inline constexpr std::chrono::microseconds kMaxStreamSpin{2000};
 
 struct PeerIdentity {
   pid_t pid = 0;
@@ -92,7 +98,8 @@ class Session {
   };
 
   void Run();
-  void Serve(const protocol::SubmissionEntry& entry);
+  // Dispatches and completes one entry; returns how long dispatching took.
+  std::chrono::nanoseconds Serve(const protocol::SubmissionEntry& entry);
   Outcome Dispatch(const protocol::SubmissionEntry& entry);
   Outcome OpenNamespace(const protocol::SubmissionEntry& entry);
   Outcome Stats(const protocol::SubmissionEntry& entry);
@@ -104,7 +111,10 @@ class Session {
   StatusOr<const tiering::Namespace*> FindNamespace(uint32_t handle) const;
   // Posts a completion, waiting (bounded by Stop) for CQ space if a client stopped draining.
   void Complete(uint64_t user_data, const Outcome& outcome);
-  void SleepUntilWork();
+  void SleepUntilWork(std::chrono::microseconds spin);
+  void PrefaultRegion();
+  // How long to poll after serving `entry` in `served` before sleeping.
+  std::chrono::microseconds SpinAfter(const protocol::SubmissionEntry& entry, std::chrono::nanoseconds served) const;
   void Cut(const std::string& why);
 
   uint64_t id_ = 0;
