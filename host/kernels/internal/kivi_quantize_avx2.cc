@@ -146,32 +146,11 @@ void DequantizeValues(const KiviLayout& l, const uint8_t* codes, const Half* sca
   }
 }
 
-#define KVT_KIVI_BY_BITS(fn)                                                         \
-  [](const KiviLayout& l, auto... args) {                                            \
-    switch (l.bits) {                                                                \
-      case 1: return fn<1>(l, args...);                                              \
-      case 2: return fn<2>(l, args...);                                              \
-      case 4: return fn<4>(l, args...);                                              \
-      default: return fn<8>(l, args...);                                             \
-    }                                                                                \
-  }
-
 }  // namespace
 
 const KiviQuantizePath& KiviQuantizeAvx2() {
-  static const KiviQuantizePath path{
-      +[](const KiviLayout& l, const Half* k, int64_t s, int64_t n, uint8_t* c, Half* sc, Half* z) {
-        KVT_KIVI_BY_BITS(QuantizeKeys)(l, k, s, n, c, sc, z);
-      },
-      +[](const KiviLayout& l, const Half* v, int64_t s, int64_t n, uint8_t* c, Half* sc, Half* z) {
-        KVT_KIVI_BY_BITS(QuantizeValues)(l, v, s, n, c, sc, z);
-      },
-      +[](const KiviLayout& l, const uint8_t* c, const Half* sc, const Half* z, int64_t n, float* o, bool st) {
-        KVT_KIVI_BY_BITS(DequantizeKeys)(l, c, sc, z, n, o, st);
-      },
-      +[](const KiviLayout& l, const uint8_t* c, const Half* sc, const Half* z, int64_t n, float* o, bool st) {
-        KVT_KIVI_BY_BITS(DequantizeValues)(l, c, sc, z, n, o, st);
-      }};
+  static const KiviQuantizePath path =
+      KVT_KIVI_QUANTIZE_PATH(QuantizeKeys, QuantizeValues, DequantizeKeys, DequantizeValues);
   return path;
 }
 

@@ -95,10 +95,9 @@ void QuantizeKeyGroup(const KiviLayout& l, const Half* keys, int64_t token_strid
   constexpr int64_t kChunk = 512;  // channels per pass (the tile and params stay in L1)
   const int64_t row = static_cast<int64_t>(l.shape.kv_heads) * l.shape.head_dim;
   const int g = l.key_group;
-  const int64_t channel_bytes = static_cast<int64_t>(g) * kBits / 8;
-  const int words = (g * kBits + 31) / 32;
-  const int full_words = g * kBits / 32;
-  const int tail_bytes = static_cast<int>(channel_bytes - 4 * full_words);
+  const KeyStreamGeometry geo(l);
+  const int64_t channel_bytes = geo.channel_bytes;
+  const int words = geo.words, full_words = geo.full_words, tail_bytes = geo.tail_bytes;
   const __m512 levels = _mm512_set1_ps(static_cast<float>(l.levels()));
   alignas(64) float mn[kChunk], mx[kChunk], zf[kChunk], inv[kChunk];
   alignas(64) uint32_t tile[8192];  // [word][channel]
@@ -172,10 +171,9 @@ void DequantizeKeyGroup(const KiviLayout& l, const uint8_t* codes, const Half* s
   constexpr int64_t kTileWords = 8192;
   const int64_t row = static_cast<int64_t>(l.shape.kv_heads) * l.shape.head_dim;
   const int g = l.key_group;
-  const int64_t channel_bytes = static_cast<int64_t>(g) * kBits / 8;
-  const int words = (g * kBits + 31) / 32;
-  const int full_words = g * kBits / 32;
-  const int tail_bytes = static_cast<int>(channel_bytes - 4 * full_words);
+  const KeyStreamGeometry geo(l);
+  const int64_t channel_bytes = geo.channel_bytes;
+  const int words = geo.words, full_words = geo.full_words, tail_bytes = geo.tail_bytes;
   const __m512i mask = _mm512_set1_epi32((1 << kBits) - 1);
   alignas(64) uint32_t tile[kTileWords];
   alignas(64) float sf[kTileWords / 8], zf[kTileWords / 8];
@@ -393,32 +391,11 @@ void DequantizeValues(const KiviLayout& l, const uint8_t* codes, const Half* sca
   _mm_sfence();
 }
 
-#define KVT_KIVI_BY_BITS(fn)                   \
-  [](const KiviLayout& l, auto... args) {      \
-    switch (l.bits) {                          \
-      case 1: return fn<1>(l, args...);        \
-      case 2: return fn<2>(l, args...);        \
-      case 4: return fn<4>(l, args...);        \
-      default: return fn<8>(l, args...);       \
-    }                                          \
-  }
-
 }  // namespace
 
 const KiviQuantizePath& KiviQuantizeAvx512() {
-  static const KiviQuantizePath path{
-      +[](const KiviLayout& l, const Half* k, int64_t s, int64_t n, uint8_t* c, Half* sc, Half* z) {
-        KVT_KIVI_BY_BITS(QuantizeKeys)(l, k, s, n, c, sc, z);
-      },
-      +[](const KiviLayout& l, const Half* v, int64_t s, int64_t n, uint8_t* c, Half* sc, Half* z) {
-        KVT_KIVI_BY_BITS(QuantizeValues)(l, v, s, n, c, sc, z);
-      },
-      +[](const KiviLayout& l, const uint8_t* c, const Half* sc, const Half* z, int64_t n, float* o, bool st) {
-        KVT_KIVI_BY_BITS(DequantizeKeys)(l, c, sc, z, n, o, st);
-      },
-      +[](const KiviLayout& l, const uint8_t* c, const Half* sc, const Half* z, int64_t n, float* o, bool st) {
-        KVT_KIVI_BY_BITS(DequantizeValues)(l, c, sc, z, n, o, st);
-      }};
+  static const KiviQuantizePath path =
+      KVT_KIVI_QUANTIZE_PATH(QuantizeKeys, QuantizeValues, DequantizeKeys, DequantizeValues);
   return path;
 }
 

@@ -26,6 +26,44 @@ struct KiviQuantizePath {
                             const Half* zero, int64_t tokens, float* values, bool stream);
 };
 
+// How one channel's key codes sit in its stream of G * bits / 8 bytes: 32-bit words (token j at
+// bit (j % per_word) * bits of word j / per_word), the last one partial when G * bits % 32 != 0.
+struct KeyStreamGeometry {
+  explicit KeyStreamGeometry(const KiviLayout& l)
+      : channel_bytes(static_cast<int64_t>(l.key_group) * l.bits / 8),
+        words((l.key_group * l.bits + 31) / 32),
+        full_words(l.key_group * l.bits / 32),
+        tail_bytes(static_cast<int>(channel_bytes - 4 * full_words)) {}
+  int64_t channel_bytes;
+  int words;       // including a partial last one
+  int full_words;
+  int tail_bytes;  // bytes of the partial last word (0: none)
+};
+
+// A KiviQuantizePath from four function templates over the bit width, fn<kBits>(layout, ...).
+#define KVT_KIVI_BY_BITS(fn)                  \
+  [](const KiviLayout& l, auto... args) {     \
+    switch (l.bits) {                         \
+      case 1: return fn<1>(l, args...);       \
+      case 2: return fn<2>(l, args...);       \
+      case 4: return fn<4>(l, args...);       \
+      default: return fn<8>(l, args...);      \
+    }                                         \
+  }
+#define KVT_KIVI_QUANTIZE_PATH(quantize_keys, quantize_values, dequantize_keys, dequantize_values)        \
+  ::kvt::kernels::internal::KiviQuantizePath {                                                           \
+    +[](const KiviLayout& l, const Half* k, int64_t s, int64_t n, uint8_t* c, Half* sc, Half* z) {       \
+      KVT_KIVI_BY_BITS(quantize_keys)(l, k, s, n, c, sc, z);                                             \
+    },                                                                                                   \
+    +[](const KiviLayout& l, const Half* v, int64_t s, int64_t n, uint8_t* c, Half* sc, Half* z) {       \
+      KVT_KIVI_BY_BITS(quantize_values)(l, v, s, n, c, sc, z);                                           \
+    },                                                                                                   \
+    +[](const KiviLayout& l, const uint8_t* c, const Half* sc, const Half* z, int64_t n, float* o,       \
+        bool st) { KVT_KIVI_BY_BITS(dequantize_keys)(l, c, sc, z, n, o, st); },                          \
+    +[](const KiviLayout& l, const uint8_t* c, const Half* sc, const Half* z, int64_t n, float* o,       \
+        bool st) { KVT_KIVI_BY_BITS(dequantize_values)(l, c, sc, z, n, o, st); }                         \
+  }
+
 // One per file: kivi_quantize_portable.cc, kivi_quantize_avx2.cc, kivi_quantize_avx512.cc.
 const KiviQuantizePath& KiviQuantizePortable();
 const KiviQuantizePath& KiviQuantizeAvx2();
