@@ -95,16 +95,23 @@ struct PairedTiming {
   double memcpy_gbps;  // median memcpy bandwidth between the kernel's repetitions
 };
 
-// fn and a memcpy alternately (after one warm-up of each), at least 3 pairs and about 0.6 s.
+// fn and a memcpy alternately (after one warm-up of each), at least 3 pairs and about 0.6 s. A
+// kernel sample repeats fn for at least 50 ms (ms is per call), so that kernel and memcpy samples
+// last comparably long: a 2 ms sample on a machine shared with compilers is mostly scheduler
+// noise, a 150 ms memcpy sample averages it out.
 PairedTiming TimeWithMemcpy(const std::function<void()>& fn, MemcpyProbe& probe) {
+  constexpr double kMinSampleMs = 50;
+  auto t0 = Clock::now();
   fn();
+  const double once_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  const int reps = static_cast<int>(std::clamp(kMinSampleMs / std::max(once_ms, 1e-3), 1.0, 1000.0));
   probe.CopyMs();
   std::vector<double> ms, copy_ms;
   const auto start = Clock::now();
   while (ms.size() < 3 || (ms.size() < 50 && Clock::now() - start < std::chrono::milliseconds(600))) {
-    const auto t0 = Clock::now();
-    fn();
-    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    t0 = Clock::now();
+    for (int i = 0; i < reps; ++i) fn();
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / reps);
     copy_ms.push_back(probe.CopyMs());
   }
   std::sort(ms.begin(), ms.end());
