@@ -17,13 +17,16 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <tbb/global_control.h>
 #include <tbb/info.h>
 
 #include "host/kernels/approx_scores.h"
@@ -63,6 +66,7 @@ struct Record {
 
 std::vector<Record> g_records;
 bool g_json = false;
+int g_threads = 0;  // oneTBB threads the CPU kernels ran with
 
 void Emit(const Record& r) {
   g_records.push_back(r);
@@ -249,7 +253,7 @@ void PrintJson(double memcpy_gbps, const std::vector<int64_t>& contexts) {
   std::printf("  \"cpu_threads\": %d,\n  \"cpu_isa\": \"%s\",\n  \"memcpy_gbps\": %.3f,\n"
               "  \"memcpy_note\": \"single-thread memcpy of 256 MiB, measured between each CPU record's repetitions; "
               "top level: median over records\",\n  \"records\": [\n",
-              tbb::info::default_concurrency(), kernels::internal::CpuIsaName(kernels::internal::BestCpuIsa()),
+              g_threads, kernels::internal::CpuIsaName(kernels::internal::BestCpuIsa()),
               memcpy_gbps);
   for (size_t i = 0; i < g_records.size(); ++i) {
     const Record& r = g_records[i];
@@ -267,19 +271,30 @@ void PrintJson(double memcpy_gbps, const std::vector<int64_t>& contexts) {
 
 int RunKernelsBench(int argc, char** argv) {
   bool quick = false, cpu = true, gpu = true;
+  int threads = 0;  // 0: oneTBB's default (every core)
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--json") g_json = true;
+    else if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (a == "--quick") quick = true;
     else if (a == "--cpu-only") gpu = false;
     else if (a == "--gpu-only") cpu = false;
     else {
-      std::fprintf(stderr, "usage: kvt-bench kernels [--json] [--quick] [--cpu-only|--gpu-only]\n");
+      std::fprintf(stderr, "usage: kvt-bench kernels [--json] [--quick] [--cpu-only|--gpu-only] [--threads N]\n");
       return a == "--help" || a == "-h" ? 0 : 2;
     }
   }
   const std::vector<int64_t> cpu_contexts = quick ? std::vector<int64_t>{4096, 32768}
                                                   : std::vector<int64_t>{4096, 16384, 32768, 131072};
+  if (threads < 0) {
+    std::fprintf(stderr, "kvt-bench kernels: --threads must be >= 0\n");
+    return 2;
+  }
+  // --threads 1 compares one kernel thread with the one memcpy thread: on a machine whose cores
+  // are oversubscribed, a parallel kernel mostly measures how often its threads are descheduled.
+  std::optional<tbb::global_control> thread_cap;
+  if (threads > 0) thread_cap.emplace(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(threads));
+  g_threads = threads > 0 ? threads : tbb::info::default_concurrency();
   double memcpy_gbps = 0;
   if (cpu) {
     MemcpyProbe probe;

@@ -23,6 +23,16 @@ namespace {
 
 constexpr int kLanes = 16;
 constexpr int64_t kStageBytes = 256 << 10;  // staging block for dequantized rows (in L2)
+// Software prefetch distance for the fp16 input streams. Demand loads alone keep too few lines in
+// flight to stream from DRAM (measured here: ~3 GB/s per core for a load loop vs ~20 GB/s for
+// memcpy); prefetching this far ahead overlaps many more misses.
+constexpr int64_t kPrefetchBytes = 16 << 10;
+
+// Prefetches the 64-byte lines of [p, p + bytes).
+void PrefetchLines(const void* p, int64_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (int64_t i = 0; i < bytes; i += 64) _mm_prefetch(c + i, _MM_HINT_T0);
+}
 
 __mmask16 LaneMask(int64_t valid) {
   return valid >= kLanes ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << valid) - 1);
@@ -112,8 +122,10 @@ void QuantizeKeyGroup(const KiviLayout& l, const Half* keys, int64_t token_strid
         _mm512_store_ps(mn + c, _mm512_set1_ps(INFINITY));
         _mm512_store_ps(mx + c, _mm512_set1_ps(-INFINITY));
       }
+      const int64_t ahead_rows = std::max<int64_t>(1, kPrefetchBytes / (2 * token_stride));
       for (int j = 0; j < g; ++j) {
         const Half* x = keys + j * token_stride + base;
+        PrefetchLines(x + ahead_rows * token_stride, 2 * m);  // may reach past the range: harmless
         for (int64_t c = 0; c < m; c += kLanes) {
           const __m512 v = LoadHalves(x + c, LaneMask(m - c));
           _mm512_store_ps(mn + c, _mm512_min_ps(_mm512_load_ps(mn + c), v));
@@ -282,8 +294,10 @@ void QuantizeValueRows(const KiviLayout& l, const Half* values, int64_t token_st
       const int64_t i = first_row + r0 + r;
       return values + (i / h) * token_stride + (i % h) * d;
     };
+    const int64_t ahead = std::max<int64_t>(1, kPrefetchBytes / (2 * d));
     for (int64_t r = 0; r < nr; ++r) {
       const Half* x = row_ptr(r);
+      PrefetchLines(row_ptr(r + ahead), 2 * d);  // may reach past the range: harmless
       for (int grp = 0; grp < ng; ++grp) {
         __m512 lo = _mm512_set1_ps(INFINITY), hi = _mm512_set1_ps(-INFINITY);
         for (int c = 0; c < vg; c += kLanes) {
