@@ -6,9 +6,10 @@
 // codes and params are one channel-linear run ([kv_heads * head_dim] channels, KV heads
 // included), so a group is processed as one block: the min/max pass sweeps the rows in address
 // order (the hardware prefetcher streams them), the code pass re-reads them from L1/L2. Values
-// are row-sequential by nature. Dequantized outputs (4 bytes per element, the bulk of the
-// traffic) are built in a cache-resident staging block and, when `stream` is set, written out
-// with non-temporal stores, so DRAM sees each output byte once (no read-for-ownership).
+// are row-sequential by nature. Dequantized keys (4 bytes per element, the bulk of the traffic)
+// are built in a cache-resident staging block and, when `stream` is set, written out with
+// non-temporal stores, so DRAM sees each output byte once (no read-for-ownership); dequantized
+// values are written in place with plain stores (measured faster, see DequantizeValues).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -386,23 +387,13 @@ void DequantizeValueRows(const KiviLayout& l, const uint8_t* codes, const Half* 
   }
 }
 
+// Plain stores: the output is one contiguous forward stream, and measured here (64K tokens,
+// 256 MiB of floats) that ran about twice as fast as staging plus non-temporal stores, unlike
+// the keys' output, which is built column-block by column-block.
 template <int kBits>
 void DequantizeValues(const KiviLayout& l, const uint8_t* codes, const Half* scale, const Half* zero,
-                      int64_t tokens, float* values, bool stream) {
-  const int d = l.shape.head_dim, ng = l.ValueGroups();
-  const int64_t rows = tokens * l.shape.kv_heads;
-  if (!stream) {
-    DequantizeValueRows<kBits>(l, codes, scale, zero, rows, values);
-    return;
-  }
-  const int64_t batch = std::max<int64_t>(1, kStageBytes / 4 / static_cast<int64_t>(sizeof(float)) / d);
-  float* stage = Stage(batch * d);
-  for (int64_t r = 0; r < rows; r += batch) {
-    const int64_t n = std::min(batch, rows - r);
-    DequantizeValueRows<kBits>(l, codes + r * l.ValueTokenCodeBytes(), scale + r * ng, zero + r * ng, n, stage);
-    StreamFloats(values + r * d, stage, n * d);
-  }
-  _mm_sfence();
+                      int64_t tokens, float* values, bool /*stream*/) {
+  DequantizeValueRows<kBits>(l, codes, scale, zero, tokens * l.shape.kv_heads, values);
 }
 
 }  // namespace
