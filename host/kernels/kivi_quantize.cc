@@ -4,15 +4,21 @@
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
-#include <cstring>
 
-#include "host/kernels/internal/simd.h"
+#include "common/status_or.h"
+#include "host/kernels/internal/kivi_quantize_isa.h"
+#include "host/kernels/internal/kivi_quantize_paths.h"
 
 namespace kvt::kernels {
+namespace internal {
 namespace {
 
-using internal::Load8;
-using internal::QuantParams8;
+// Work below this many input/output bytes runs on the calling thread (a residual-window flush of
+// one value token must not pay for a parallel_for); above, chunks of about this size go to oneTBB.
+constexpr int64_t kChunkBytes = 256 << 10;
+// Dequantized outputs at least this large are written with non-temporal stores: they exceed the
+// private caches many times over, and streaming them saves the read-for-ownership of every line.
+constexpr int64_t kStreamBytes = 8 << 20;
 
 Status CheckCommon(const KiviLayout& layout, int64_t count, const void* a, const void* b,
                    const void* c, const void* d) {
@@ -24,207 +30,120 @@ Status CheckCommon(const KiviLayout& layout, int64_t count, const void* a, const
   return Status::Ok();
 }
 
-// One key group of one KV head: 8 channels at a time; per channel, codes of the group's tokens are
-// gathered into 32-bit words (32 / bits tokens each) and stored channel-major.
-template <int kBits>
-void QuantizeKeyGroupHead(const KiviLayout& l, const Half* keys, int64_t token_stride,
-                          uint8_t* codes, Half* scale, Half* zero) {
-  const int d = l.shape.head_dim;
-  const int g = l.key_group;
-  const int64_t channel_bytes = static_cast<int64_t>(g) * kBits / 8;
-  constexpr int kPerWord = 32 / kBits;
-  const __m256 levels = _mm256_set1_ps(static_cast<float>(l.levels()));
-  for (int c = 0; c < d; c += 8) {
-    __m256 mn = _mm256_set1_ps(INFINITY), mx = _mm256_set1_ps(-INFINITY);
-    for (int j = 0; j < g; ++j) {
-      const __m256 x = Load8(keys + j * token_stride + c);
-      mn = _mm256_min_ps(mn, x);
-      mx = _mm256_max_ps(mx, x);
-    }
-    const QuantParams8 p = internal::MakeQuantParams8(mn, mx, static_cast<float>(l.levels()));
-    internal::Store8(scale + c, p.scale);
-    internal::Store8(zero + c, p.zero);
-    for (int j0 = 0; j0 < g; j0 += kPerWord) {
-      __m256i word = _mm256_setzero_si256();
-      const int n = std::min(kPerWord, g - j0);
-      for (int j = 0; j < n; ++j) {
-        const __m256i q = internal::QuantizeLanes(Load8(keys + (j0 + j) * token_stride + c), p, levels);
-        word = _mm256_or_si256(word, _mm256_sll_epi32(q, _mm_cvtsi32_si128(j * kBits)));
-      }
-      alignas(32) uint32_t lanes[8];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), word);
-      const int64_t byte0 = static_cast<int64_t>(j0) * kBits / 8;
-      const size_t nbytes = static_cast<size_t>(n) * kBits / 8;
-      for (int k = 0; k < 8; ++k) std::memcpy(codes + (c + k) * channel_bytes + byte0, &lanes[k], nbytes);
-    }
+Status CheckStride(const KiviLayout& layout, int64_t token_stride, const char* what) {
+  if (token_stride < static_cast<int64_t>(layout.shape.kv_heads) * layout.shape.head_dim) {
+    return InvalidArgument(std::string("kivi quantize ") + what + ": token_stride smaller than a token row");
   }
+  return Status::Ok();
 }
 
-template <int kBits>
-void QuantizeValueRowHead(const KiviLayout& l, const Half* row, uint8_t* codes, Half* scale,
-                          Half* zero) {
-  const int vg = l.value_group;
-  const __m256 levels = _mm256_set1_ps(static_cast<float>(l.levels()));
-  for (int grp = 0; grp < l.ValueGroups(); ++grp) {
-    const Half* x = row + grp * vg;
-    __m256 mn = Load8(x), mx = mn;
-    for (int c = 8; c < vg; c += 8) {
-      const __m256 v = Load8(x + c);
-      mn = _mm256_min_ps(mn, v);
-      mx = _mm256_max_ps(mx, v);
-    }
-    const QuantParams8 p = internal::MakeQuantParams8(
-        _mm256_set1_ps(internal::HorizontalMin(mn)), _mm256_set1_ps(internal::HorizontalMax(mx)),
-        static_cast<float>(l.levels()));
-    scale[grp] = Half{_cvtss_sh(_mm256_cvtss_f32(p.scale), _MM_FROUND_TO_NEAREST_INT)};
-    zero[grp] = Half{_cvtss_sh(_mm256_cvtss_f32(p.zero), _MM_FROUND_TO_NEAREST_INT)};
-    for (int c = 0; c < vg; c += 8) {
-      internal::Store8Codes<kBits>(codes, grp * vg + c, internal::QuantizeLanes(Load8(x + c), p, levels));
-    }
+StatusOr<const KiviQuantizePath*> PathFor(CpuIsa isa) {
+  if (!CpuSupports(isa)) return Unsupported(std::string("kivi: this CPU cannot run the ") + CpuIsaName(isa) + " path");
+  switch (isa) {
+    case CpuIsa::kAvx512: return &KiviQuantizeAvx512();
+    case CpuIsa::kAvx2: return &KiviQuantizeAvx2();
+    case CpuIsa::kPortable: break;
   }
+  return &KiviQuantizePortable();
 }
 
-template <int kBits>
-void DequantizeKeyGroupHead(const KiviLayout& l, const uint8_t* codes, const Half* scale,
-                            const Half* zero, float* out, int64_t row_stride) {
-  const int d = l.shape.head_dim;
-  const int g = l.key_group;
-  const int64_t channel_bytes = static_cast<int64_t>(g) * kBits / 8;
-  for (int c = 0; c < d; c += 8) {
-    for (int j = 0; j < g; j += 8) {
-      __m256 tile[8];
-      for (int k = 0; k < 8; ++k) {
-        const __m256 q = _mm256_cvtepi32_ps(internal::Load8Codes<kBits>(codes + (c + k) * channel_bytes, j));
-        tile[k] = _mm256_fmadd_ps(q, _mm256_set1_ps(internal::ToFloat(scale[c + k])),
-                                  _mm256_set1_ps(internal::ToFloat(zero[c + k])));
-      }
-      internal::Transpose8x8(tile);
-      for (int k = 0; k < 8; ++k) _mm256_storeu_ps(out + (j + k) * row_stride + c, tile[k]);
-    }
+// Runs fn(first, count) over [0, n) items of `item_bytes` each, in chunks of about kChunkBytes.
+template <typename Fn>
+void ForChunks(int64_t n, int64_t item_bytes, Fn fn) {
+  const int64_t grain = std::max<int64_t>(1, kChunkBytes / std::max<int64_t>(1, item_bytes));
+  if (n <= grain) {
+    if (n > 0) fn(int64_t{0}, n);
+    return;
   }
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, grain),
+                    [&](const tbb::blocked_range<int64_t>& r) { fn(r.begin(), r.end() - r.begin()); });
 }
 
-template <int kBits>
-void DequantizeValueRowHead(const KiviLayout& l, const uint8_t* codes, const Half* scale,
-                            const Half* zero, float* out) {
-  for (int c = 0; c < l.shape.head_dim; c += 8) {
-    const int grp = c / l.value_group;
-    const __m256 q = _mm256_cvtepi32_ps(internal::Load8Codes<kBits>(codes, c));
-    _mm256_storeu_ps(out + c, _mm256_fmadd_ps(q, _mm256_set1_ps(internal::ToFloat(scale[grp])),
-                                              _mm256_set1_ps(internal::ToFloat(zero[grp]))));
-  }
-}
-
-template <template <int> class F, typename... Args>
-void DispatchBits(int bits, Args&&... args) {
-  switch (bits) {
-    case 1: F<1>::Run(args...); break;
-    case 2: F<2>::Run(args...); break;
-    case 4: F<4>::Run(args...); break;
-    default: F<8>::Run(args...); break;
-  }
-}
-
-template <int kBits>
-struct QuantizeKeysOp {
-  static void Run(const KiviLayout& l, const Half* keys, int64_t token_stride, int64_t groups,
-                  uint8_t* codes, Half* scale, Half* zero) {
-    const int h = l.shape.kv_heads;
-    tbb::parallel_for(tbb::blocked_range<int64_t>(0, groups * h, 4), [&](const auto& r) {
-      for (int64_t i = r.begin(); i != r.end(); ++i) {
-        const int64_t grp = i / h, head = i % h;
-        QuantizeKeyGroupHead<kBits>(
-            l, keys + grp * l.key_group * token_stride + head * l.shape.head_dim, token_stride,
-            codes + i * l.KeyGroupCodeBytes(), scale + i * l.KeyGroupParams(),
-            zero + i * l.KeyGroupParams());
-      }
-    });
-  }
-};
-
-template <int kBits>
-struct QuantizeValuesOp {
-  static void Run(const KiviLayout& l, const Half* values, int64_t token_stride, int64_t tokens,
-                  uint8_t* codes, Half* scale, Half* zero) {
-    const int h = l.shape.kv_heads;
-    tbb::parallel_for(tbb::blocked_range<int64_t>(0, tokens * h, 64), [&](const auto& r) {
-      for (int64_t i = r.begin(); i != r.end(); ++i) {
-        const int64_t t = i / h, head = i % h;
-        QuantizeValueRowHead<kBits>(l, values + t * token_stride + head * l.shape.head_dim,
-                                    codes + i * l.ValueTokenCodeBytes(), scale + i * l.ValueGroups(),
-                                    zero + i * l.ValueGroups());
-      }
-    });
-  }
-};
-
-template <int kBits>
-struct DequantizeKeysOp {
-  static void Run(const KiviLayout& l, const uint8_t* codes, const Half* scale, const Half* zero,
-                  int64_t groups, float* keys) {
-    const int h = l.shape.kv_heads;
-    const int64_t row = static_cast<int64_t>(h) * l.shape.head_dim;
-    tbb::parallel_for(tbb::blocked_range<int64_t>(0, groups * h, 4), [&](const auto& r) {
-      for (int64_t i = r.begin(); i != r.end(); ++i) {
-        const int64_t grp = i / h, head = i % h;
-        DequantizeKeyGroupHead<kBits>(l, codes + i * l.KeyGroupCodeBytes(),
-                                      scale + i * l.KeyGroupParams(), zero + i * l.KeyGroupParams(),
-                                      keys + grp * l.key_group * row + head * l.shape.head_dim, row);
-      }
-    });
-  }
-};
-
-template <int kBits>
-struct DequantizeValuesOp {
-  static void Run(const KiviLayout& l, const uint8_t* codes, const Half* scale, const Half* zero,
-                  int64_t tokens, float* values) {
-    const int h = l.shape.kv_heads;
-    tbb::parallel_for(tbb::blocked_range<int64_t>(0, tokens * h, 64), [&](const auto& r) {
-      for (int64_t i = r.begin(); i != r.end(); ++i) {
-        DequantizeValueRowHead<kBits>(l, codes + i * l.ValueTokenCodeBytes(),
-                                      scale + i * l.ValueGroups(), zero + i * l.ValueGroups(),
-                                      values + i * l.shape.head_dim);
-      }
-    });
-  }
-};
+int64_t RowElements(const KiviLayout& l) { return static_cast<int64_t>(l.shape.kv_heads) * l.shape.head_dim; }
 
 }  // namespace
 
+Status KiviQuantizeKeysOn(CpuIsa isa, const KiviLayout& layout, const Half* keys, int64_t token_stride,
+                          int64_t groups, uint8_t* codes, Half* scale, Half* zero) {
+  KVT_RETURN_IF_ERROR(CheckCommon(layout, groups, keys, codes, scale, zero));
+  KVT_RETURN_IF_ERROR(CheckStride(layout, token_stride, "keys"));
+  KVT_ASSIGN_OR_RETURN(const KiviQuantizePath* path, PathFor(isa));
+  const int64_t row = RowElements(layout);
+  const int64_t code_bytes = layout.shape.kv_heads * layout.KeyGroupCodeBytes();
+  ForChunks(groups, 2 * row * layout.key_group, [&](int64_t g0, int64_t n) {
+    path->quantize_keys(layout, keys + g0 * layout.key_group * token_stride, token_stride, n,
+                        codes + g0 * code_bytes, scale + g0 * row, zero + g0 * row);
+  });
+  return Status::Ok();
+}
+
+Status KiviQuantizeValuesOn(CpuIsa isa, const KiviLayout& layout, const Half* values, int64_t token_stride,
+                            int64_t tokens, uint8_t* codes, Half* scale, Half* zero) {
+  KVT_RETURN_IF_ERROR(CheckCommon(layout, tokens, values, codes, scale, zero));
+  KVT_RETURN_IF_ERROR(CheckStride(layout, token_stride, "values"));
+  KVT_ASSIGN_OR_RETURN(const KiviQuantizePath* path, PathFor(isa));
+  const int h = layout.shape.kv_heads;
+  ForChunks(tokens, 2 * RowElements(layout), [&](int64_t t0, int64_t n) {
+    path->quantize_values(layout, values + t0 * token_stride, token_stride, n,
+                          codes + t0 * h * layout.ValueTokenCodeBytes(), scale + t0 * h * layout.ValueGroups(),
+                          zero + t0 * h * layout.ValueGroups());
+  });
+  return Status::Ok();
+}
+
+Status KiviDequantizeKeysOn(CpuIsa isa, const KiviLayout& layout, const uint8_t* codes, const Half* scale,
+                            const Half* zero, int64_t groups, float* keys) {
+  KVT_RETURN_IF_ERROR(CheckCommon(layout, groups, codes, scale, zero, keys));
+  KVT_ASSIGN_OR_RETURN(const KiviQuantizePath* path, PathFor(isa));
+  const int64_t row = RowElements(layout);
+  const int64_t code_bytes = layout.shape.kv_heads * layout.KeyGroupCodeBytes();
+  const int64_t group_out = row * layout.key_group * static_cast<int64_t>(sizeof(float));
+  const bool stream = groups * group_out >= kStreamBytes;
+  ForChunks(groups, group_out, [&](int64_t g0, int64_t n) {
+    path->dequantize_keys(layout, codes + g0 * code_bytes, scale + g0 * row, zero + g0 * row, n,
+                          keys + g0 * layout.key_group * row, stream);
+  });
+  return Status::Ok();
+}
+
+Status KiviDequantizeValuesOn(CpuIsa isa, const KiviLayout& layout, const uint8_t* codes, const Half* scale,
+                              const Half* zero, int64_t tokens, float* values) {
+  KVT_RETURN_IF_ERROR(CheckCommon(layout, tokens, codes, scale, zero, values));
+  KVT_ASSIGN_OR_RETURN(const KiviQuantizePath* path, PathFor(isa));
+  const int h = layout.shape.kv_heads;
+  const int64_t row = RowElements(layout);
+  const int64_t token_out = row * static_cast<int64_t>(sizeof(float));
+  const bool stream = tokens * token_out >= kStreamBytes;
+  ForChunks(tokens, token_out, [&](int64_t t0, int64_t n) {
+    path->dequantize_values(layout, codes + t0 * h * layout.ValueTokenCodeBytes(),
+                            scale + t0 * h * layout.ValueGroups(), zero + t0 * h * layout.ValueGroups(), n,
+                            values + t0 * row, stream);
+  });
+  return Status::Ok();
+}
+
+}  // namespace internal
+
 Status KiviQuantizeKeys(const KiviLayout& layout, const Half* keys, int64_t token_stride,
                         int64_t groups, uint8_t* codes, Half* scale, Half* zero) {
-  KVT_RETURN_IF_ERROR(CheckCommon(layout, groups, keys, codes, scale, zero));
-  if (token_stride < static_cast<int64_t>(layout.shape.kv_heads) * layout.shape.head_dim) {
-    return InvalidArgument("kivi quantize keys: token_stride smaller than a token row");
-  }
-  DispatchBits<QuantizeKeysOp>(layout.bits, layout, keys, token_stride, groups, codes, scale, zero);
-  return Status::Ok();
+  return internal::KiviQuantizeKeysOn(internal::BestCpuIsa(), layout, keys, token_stride, groups, codes, scale,
+                                      zero);
 }
 
 Status KiviQuantizeValues(const KiviLayout& layout, const Half* values, int64_t token_stride,
                           int64_t tokens, uint8_t* codes, Half* scale, Half* zero) {
-  KVT_RETURN_IF_ERROR(CheckCommon(layout, tokens, values, codes, scale, zero));
-  if (token_stride < static_cast<int64_t>(layout.shape.kv_heads) * layout.shape.head_dim) {
-    return InvalidArgument("kivi quantize values: token_stride smaller than a token row");
-  }
-  DispatchBits<QuantizeValuesOp>(layout.bits, layout, values, token_stride, tokens, codes, scale,
-                                 zero);
-  return Status::Ok();
+  return internal::KiviQuantizeValuesOn(internal::BestCpuIsa(), layout, values, token_stride, tokens, codes,
+                                        scale, zero);
 }
 
 Status KiviDequantizeKeys(const KiviLayout& layout, const uint8_t* codes, const Half* scale,
                           const Half* zero, int64_t groups, float* keys) {
-  KVT_RETURN_IF_ERROR(CheckCommon(layout, groups, codes, scale, zero, keys));
-  DispatchBits<DequantizeKeysOp>(layout.bits, layout, codes, scale, zero, groups, keys);
-  return Status::Ok();
+  return internal::KiviDequantizeKeysOn(internal::BestCpuIsa(), layout, codes, scale, zero, groups, keys);
 }
 
 Status KiviDequantizeValues(const KiviLayout& layout, const uint8_t* codes, const Half* scale,
                             const Half* zero, int64_t tokens, float* values) {
-  KVT_RETURN_IF_ERROR(CheckCommon(layout, tokens, codes, scale, zero, values));
-  DispatchBits<DequantizeValuesOp>(layout.bits, layout, codes, scale, zero, tokens, values);
-  return Status::Ok();
+  return internal::KiviDequantizeValuesOn(internal::BestCpuIsa(), layout, codes, scale, zero, tokens, values);
 }
 
 }  // namespace kvt::kernels

@@ -10,6 +10,7 @@
 #include "host/kernels/gather_rows.h"
 #include "host/kernels/topk.h"
 #include "policies/internal/cache_common.h"
+#include "policies/internal/channel_major_keys.h"
 #include "policies/internal/half_rows.h"
 #include "policies/kivi/kivi_cache.h"
 
@@ -33,7 +34,7 @@ class TailorKvCache final : public LayerCache {
  public:
   TailorKvCache(const LayerShape& layer, const kernels::AttentionShape& s, TailorKvConfig cfg)
       : layer_(layer), shape_(s), row_(static_cast<int64_t>(s.kv_heads) * s.head_dim),
-        cfg_(std::move(cfg)), keys_(row_), values_(row_),
+        cfg_(std::move(cfg)), keys_(row_), values_(row_), key_cm_(row_),
         absmax_(static_cast<size_t>(row_), 0.0f) {}
 
   Status Init() {
@@ -51,7 +52,7 @@ class TailorKvCache final : public LayerCache {
       values_.Append(batch.values, batch.tokens);
       KVT_RETURN_IF_ERROR(kernels::KeyChannelAbsMax(shape_, keys_.row(first), batch.tokens, row_,
                                                     absmax_.data()));
-      AppendChannelMajor(first, batch.tokens);
+      key_cm_.Append(keys_, first, batch.tokens);
     }
     tokens_ += batch.tokens;
     return Status::Ok();
@@ -93,7 +94,7 @@ class TailorKvCache final : public LayerCache {
     KVT_RETURN_IF_ERROR(kernels::TopChannels(shape_, query, absmax_.data(), cfg_.channels, qhat_.data(),
                                              channels_.data()));
     scores_.resize(kvh * n);
-    const kernels::StridedKeys cm{key_cm_.data() + cand_begin, n, 1, d * cap_, cap_};
+    const kernels::StridedKeys cm{key_cm_.data() + cand_begin, n, 1, d * key_cm_.capacity(), key_cm_.capacity()};
     KVT_RETURN_IF_ERROR(kernels::ApproxScores(kvh, d, qhat_.data(), channels_.data(), cfg_.channels,
                                               cm, scores_.data(), n));
     topk_ws_.resize(kernels::TopKWorkspaceWords(kvh, n));
@@ -121,7 +122,7 @@ class TailorKvCache final : public LayerCache {
   }
   uint64_t stored_bytes() const override {
     if (dense_) return dense_->stored_bytes();
-    return keys_.bytes() + values_.bytes() + key_cm_.size() * sizeof(Half) + absmax_.size() * sizeof(float);
+    return keys_.bytes() + values_.bytes() + key_cm_.bytes() + absmax_.size() * sizeof(float);
   }
   std::string name() const override { return "tailorkv" + std::to_string(cfg_.bits); }
 
@@ -142,27 +143,8 @@ class TailorKvCache final : public LayerCache {
     }
     keys_ = internal::HalfRows(row_);
     values_ = internal::HalfRows(row_);
-    key_cm_ = {};
-    cap_ = 0;
+    key_cm_.Clear();
     return Status::Ok();
-  }
-
-  // The channel-major key copy [kv_heads][head_dim][cap_] TailorKV scores from.
-  void AppendChannelMajor(int64_t first, int64_t n) {
-    const int64_t need = first + n;
-    if (need > cap_) {
-      const int64_t cap = std::max<int64_t>(need, std::max<int64_t>(2 * cap_, 256));
-      std::vector<Half> grown(static_cast<size_t>(row_ * cap));
-      for (int64_t r = 0; r < row_; ++r) {
-        std::copy(key_cm_.begin() + r * cap_, key_cm_.begin() + r * cap_ + first, grown.begin() + r * cap);
-      }
-      key_cm_ = std::move(grown);
-      cap_ = cap;
-    }
-    for (int64_t t = first; t < need; ++t) {
-      const Half* src = keys_.row(t);
-      for (int64_t r = 0; r < row_; ++r) key_cm_[r * cap_ + t] = src[r];
-    }
   }
 
   LayerShape layer_;
@@ -176,8 +158,7 @@ class TailorKvCache final : public LayerCache {
   std::unique_ptr<LayerCache> dense_;
   // Sparse (and undecided) form.
   internal::HalfRows keys_, values_;  // [tokens][kv_heads][head_dim]
-  std::vector<Half> key_cm_;          // [kv_heads][head_dim][cap_]
-  int64_t cap_ = 0;
+  internal::ChannelMajorKeys key_cm_;  // [kv_heads][head_dim][capacity]
   std::vector<float> absmax_;         // [kv_heads][head_dim]
   int64_t kept_ = 0;
   std::vector<float> qhat_, scores_, workspace_;

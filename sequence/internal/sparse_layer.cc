@@ -23,6 +23,7 @@
 #include "host/kernels/kivi_quantize.h"
 #include "host/kernels/sketch_scores.h"
 #include "host/kernels/topk.h"
+#include "policies/internal/channel_major_keys.h"
 #include "policies/internal/half_rows.h"
 #include "sequence/internal/layer_state.h"
 
@@ -35,7 +36,7 @@ class SparseLayer final : public LayerState {
  public:
   SparseLayer(const LayerPlan& p, const kernels::AttentionShape& s, int layer, LayerContext* ctx)
       : LayerState(s), p_(p), layer_(layer), ctx_(ctx), row_(static_cast<int64_t>(s.kv_heads) * s.head_dim),
-        keys_(row_), values_(row_), absmax_(static_cast<size_t>(row_), 0.0f),
+        keys_(row_), values_(row_), key_cm_(row_), absmax_(static_cast<size_t>(row_), 0.0f),
         sketch_{s, p.sketch_bits, p.sketch_group, s.head_dim} {}
 
   ~SparseLayer() override { (void)Quiesce(); }
@@ -57,7 +58,7 @@ class SparseLayer final : public LayerState {
     keys_.Append(k, tokens);
     values_.Append(v, tokens);
     KVT_RETURN_IF_ERROR(kernels::KeyChannelAbsMax(shape_, keys_.row(first), tokens, row_, absmax_.data()));
-    AppendChannelMajor(first, tokens);
+    key_cm_.Append(keys_, first, tokens);
     return QuantizeSketch();
   }
 
@@ -180,9 +181,8 @@ class SparseLayer final : public LayerState {
     keys_.AppendHalf(k.data(), t);
     values_.AppendHalf(v.data(), t);
     // The transposed copy and the sketch are functions of the keys: rebuilt, bit-identical.
-    key_cm_.clear();
-    cap_ = 0;
-    AppendChannelMajor(0, t);
+    key_cm_.Clear();
+    key_cm_.Append(keys_, 0, t);
     sketch_codes_.clear();
     sketch_scale_.clear();
     sketch_zero_.clear();
@@ -200,7 +200,7 @@ class SparseLayer final : public LayerState {
            absmax_.size() * sizeof(float) + sketch_codes_.size() +
            (sketch_scale_.size() + sketch_zero_.size()) * sizeof(Half);
   }
-  uint64_t host_bytes() const override { return keys_.bytes() + values_.bytes() + key_cm_.size() * sizeof(Half); }
+  uint64_t host_bytes() const override { return keys_.bytes() + values_.bytes() + key_cm_.bytes(); }
 
  private:
   int64_t Candidates() const { return keys_.tokens() - p_.sinks - p_.recent; }
@@ -218,29 +218,12 @@ class SparseLayer final : public LayerState {
         for (int i = 0; i < ch; ++i) {
           const int c = b.channels[h * ch + i];
           std::memcpy(b.rows.data() + (static_cast<int64_t>(h) * ch + i) * t,
-                      key_cm_.data() + (static_cast<int64_t>(h) * d + c) * cap_, static_cast<size_t>(t) * sizeof(Half));
+                      key_cm_.data() + (static_cast<int64_t>(h) * d + c) * key_cm_.capacity(), static_cast<size_t>(t) * sizeof(Half));
         }
       }
     }, LayerKind::kSparse);
     b.pending = true;
     ctx_->pcie_bytes += bytes;
-  }
-
-  void AppendChannelMajor(int64_t first, int64_t n) {
-    const int64_t need = first + n;
-    if (need > cap_) {
-      const int64_t cap = std::max<int64_t>(need, std::max<int64_t>(2 * cap_, 256));
-      std::vector<Half> grown(static_cast<size_t>(row_ * cap));
-      for (int64_t r = 0; r < row_; ++r) {
-        std::copy(key_cm_.begin() + r * cap_, key_cm_.begin() + r * cap_ + first, grown.begin() + r * cap);
-      }
-      key_cm_ = std::move(grown);
-      cap_ = cap;
-    }
-    for (int64_t t = first; t < need; ++t) {
-      const Half* src = keys_.row(t);
-      for (int64_t r = 0; r < row_; ++r) key_cm_[r * cap_ + t] = src[r];
-    }
   }
 
   // Quantizes every newly completed group of keys into the sketch.
@@ -265,8 +248,7 @@ class SparseLayer final : public LayerState {
   LayerContext* ctx_;
   int64_t row_;
   policies::internal::HalfRows keys_, values_;  // host tier, [tokens][kv_heads][head_dim]
-  std::vector<Half> key_cm_;                    // host tier, [kv_heads][head_dim][cap_]
-  int64_t cap_ = 0;
+  policies::internal::ChannelMajorKeys key_cm_;  // host tier, [kv_heads][head_dim][capacity]
   std::vector<float> absmax_;                   // [kv_heads][head_dim]
   kernels::KiviLayout sketch_;
   std::vector<uint8_t> sketch_codes_;

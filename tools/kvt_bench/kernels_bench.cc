@@ -1,8 +1,13 @@
 // kvt-bench kernels — throughput of the issue-4 kernels at Llama-3.1-8B shapes (32 query heads,
 // 8 KV heads, head_dim 128), next to the copy bandwidth measured in the same run:
-//   CPU: single-thread memcpy (memcpy_gbps);  GPU: device-to-device cudaMemcpy (copy_gbps).
+//   CPU: single-thread memcpy of 256 MiB (memcpy_gbps);  GPU: device-to-device cudaMemcpy (copy_gbps).
 // gbps counts bytes read plus written by the kernel (memcpy/copy likewise count 2x the size).
 // One JSON record per operation, shape and device with --json.
+//
+// On a shared machine the memory bandwidth left to this process drifts by several times within a
+// run, so each CPU record's memcpy_gbps is measured between that kernel's own repetitions (kernel,
+// memcpy, kernel, memcpy, ...; medians of each): the ratio compares the two under the same load.
+// The top-level memcpy_gbps is the median over the records.
 //
 // Contexts: CPU 4K, 16K, 32K, 128K (--quick: 4K, 32K); SnapKV and the dense-preference score are
 // prefill-time, compute-bound ops and run at 4K only on CPU. GPU (when a device is present and the
@@ -12,13 +17,16 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <tbb/global_control.h>
 #include <tbb/info.h>
 
 #include "host/kernels/approx_scores.h"
@@ -26,6 +34,7 @@
 #include "host/kernels/decode_attention.h"
 #include "host/kernels/dense_preference.h"
 #include "host/kernels/gather_rows.h"
+#include "host/kernels/internal/cpu_isa.h"
 #include "host/kernels/kivi_attention.h"
 #include "host/kernels/kivi_quantize.h"
 #include "host/kernels/quest_pages.h"
@@ -57,6 +66,7 @@ struct Record {
 
 std::vector<Record> g_records;
 bool g_json = false;
+int g_threads = 0;  // oneTBB threads the CPU kernels ran with
 
 void Emit(const Record& r) {
   g_records.push_back(r);
@@ -68,25 +78,49 @@ void Emit(const Record& r) {
   }
 }
 
-// Median of repetitions of fn (after one warm-up), at least 3 and about 0.3 s of work.
-double TimeMs(const std::function<void()>& fn) {
-  fn();
-  std::vector<double> ms;
-  const auto start = Clock::now();
-  while (ms.size() < 3 || (ms.size() < 50 && Clock::now() - start < std::chrono::milliseconds(300))) {
+// Single-thread memcpy between two touched 256 MiB buffers (far beyond the caches).
+class MemcpyProbe {
+ public:
+  MemcpyProbe() : a_(kBytes, 1), b_(kBytes, 2) {}
+  double CopyMs() {
     const auto t0 = Clock::now();
-    fn();
-    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    std::memcpy(b_.data(), a_.data(), kBytes);
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  }
+  static double Gbps(double ms) { return 2.0 * kBytes / (ms * 1e6); }
+
+ private:
+  static constexpr size_t kBytes = size_t{256} << 20;
+  std::vector<char> a_, b_;
+};
+
+struct PairedTiming {
+  double ms;           // median kernel time
+  double memcpy_gbps;  // median memcpy bandwidth between the kernel's repetitions
+};
+
+// fn and a memcpy alternately (after one warm-up of each), at least 3 pairs and about 0.6 s. A
+// kernel sample repeats fn for at least 50 ms (ms is per call), so that kernel and memcpy samples
+// last comparably long: a 2 ms sample on a machine shared with compilers is mostly scheduler
+// noise, a 150 ms memcpy sample averages it out.
+PairedTiming TimeWithMemcpy(const std::function<void()>& fn, MemcpyProbe& probe) {
+  constexpr double kMinSampleMs = 50;
+  auto t0 = Clock::now();
+  fn();
+  const double once_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  const int reps = static_cast<int>(std::clamp(kMinSampleMs / std::max(once_ms, 1e-3), 1.0, 1000.0));
+  probe.CopyMs();
+  std::vector<double> ms, copy_ms;
+  const auto start = Clock::now();
+  while (ms.size() < 3 || (ms.size() < 50 && Clock::now() - start < std::chrono::milliseconds(600))) {
+    t0 = Clock::now();
+    for (int i = 0; i < reps; ++i) fn();
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / reps);
+    copy_ms.push_back(probe.CopyMs());
   }
   std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
-
-double MemcpyGbps() {
-  const size_t n = size_t{256} << 20;
-  std::vector<char> a(n, 1), b(n, 2);
-  const double ms = TimeMs([&] { std::memcpy(b.data(), a.data(), n); });
-  return 2.0 * n / (ms * 1e6);
+  std::sort(copy_ms.begin(), copy_ms.end());
+  return {ms[ms.size() / 2], MemcpyProbe::Gbps(copy_ms[copy_ms.size() / 2])};
 }
 
 void Check(const Status& s, const char* what) {
@@ -109,10 +143,11 @@ std::vector<float> Floats(size_t n, std::mt19937& rng) {
   return v;
 }
 
-void RunCpu(const std::vector<int64_t>& contexts, double memcpy_gbps) {
+void RunCpu(const std::vector<int64_t>& contexts, MemcpyProbe& probe) {
   std::mt19937 rng(42);
-  auto emit = [&](const char* name, int64_t ctx, int bits, double bytes, double ms) {
-    Emit({name, "cpu", ctx, bits, bytes, ms, memcpy_gbps});
+  auto emit = [&](const char* name, int64_t ctx, int bits, double bytes, const std::function<void()>& fn) {
+    const PairedTiming t = TimeWithMemcpy(fn, probe);
+    Emit({name, "cpu", ctx, bits, bytes, t.ms, t.memcpy_gbps});
   };
   for (const int64_t T : contexts) {
     const auto keys = Halves(T * kRow, rng), values = Halves(T * kRow, rng);
@@ -121,10 +156,9 @@ void RunCpu(const std::vector<int64_t>& contexts, double memcpy_gbps) {
     {  // dense fp16 decode attention: the baseline quantized attention must beat
       kernels::KvSegment<Half> seg{keys.data(), values.data(), T, kRow, 128};
       std::vector<float> ws(kernels::DecodeAttentionWorkspaceFloats(kLlama, T));
-      const double ms = TimeMs([&] {
+      emit("dense_attention_fp16", T, 16, 2.0 * T * kRow * 2, [&] {
         Check(kernels::DecodeAttention(kLlama, std::span(&seg, 1), q.data(), out.data(), ws), "dense attention");
       });
-      emit("dense_attention_fp16", T, 16, 2.0 * T * kRow * 2, ms);
     }
     for (auto [bits, group] : {std::pair{2, 32}, std::pair{4, 32}, std::pair{1, 64}}) {
       const KiviLayout l{kLlama, bits, group, group};
@@ -134,29 +168,29 @@ void RunCpu(const std::vector<int64_t>& contexts, double memcpy_gbps) {
       const double in_bytes = 2.0 * qt * kRow;
       const double kq_bytes = in_bytes + kc.size() + 4.0 * ks.size();
       const double vq_bytes = in_bytes + vc.size() + 4.0 * vs.size();
-      emit("kivi_quantize_keys", T, bits, kq_bytes, TimeMs([&] {
+      emit("kivi_quantize_keys", T, bits, kq_bytes, [&] {
              Check(kernels::KiviQuantizeKeys(l, keys.data(), kRow, groups, kc.data(), ks.data(), kz.data()), "qk");
-           }));
-      emit("kivi_quantize_values", T, bits, vq_bytes, TimeMs([&] {
+           });
+      emit("kivi_quantize_values", T, bits, vq_bytes, [&] {
              Check(kernels::KiviQuantizeValues(l, values.data(), kRow, qt, vc.data(), vs.data(), vz.data()), "qv");
-           }));
+           });
       {
         std::vector<float> deq(qt * kRow);
         const double out_bytes = 4.0 * qt * kRow;
-        emit("kivi_dequantize_keys", T, bits, kq_bytes - in_bytes + out_bytes, TimeMs([&] {
+        emit("kivi_dequantize_keys", T, bits, kq_bytes - in_bytes + out_bytes, [&] {
                Check(kernels::KiviDequantizeKeys(l, kc.data(), ks.data(), kz.data(), groups, deq.data()), "dk");
-             }));
-        emit("kivi_dequantize_values", T, bits, vq_bytes - in_bytes + out_bytes, TimeMs([&] {
+             });
+        emit("kivi_dequantize_values", T, bits, vq_bytes - in_bytes + out_bytes, [&] {
                Check(kernels::KiviDequantizeValues(l, vc.data(), vs.data(), vz.data(), qt, deq.data()), "dv");
-             }));
+             });
       }
       kernels::KiviCacheView v{kc.data(), ks.data(), kz.data(), groups, keys.data() + qt * kRow, T - qt,
                                vc.data(), vs.data(), vz.data(), qt, values.data() + qt * kRow, T - qt, 0, T - qt};
       std::vector<float> ws(kernels::KiviAttentionWorkspaceFloats(l, T));
       const double bytes = (kq_bytes - in_bytes) + (vq_bytes - in_bytes) + 2.0 * 2 * (T - qt) * kRow;
-      emit("kivi_attention", T, bits, bytes, TimeMs([&] {
+      emit("kivi_attention", T, bits, bytes, [&] {
              Check(kernels::KiviDecodeAttention(l, v, q.data(), out.data(), ws), "kivi attention");
-           }));
+           });
     }
     {  // TailorKV selection pieces: approximate scores (channel-major, 8 channels), top-128, gather
       const int ds = 8, k = 128;
@@ -167,49 +201,60 @@ void RunCpu(const std::vector<int64_t>& contexts, double memcpy_gbps) {
       Check(kernels::KeyChannelAbsMax(kLlama, keys.data(), T, kRow, absmax.data()), "absmax");
       Check(kernels::TopChannels(kLlama, q.data(), absmax.data(), ds, qhat.data(), sel.data()), "channels");
       const kernels::StridedKeys sk{cm.data(), T, 1, 128 * T, T};
-      emit("tailorkv_approx_scores", T, 16, 2.0 * 8 * ds * T + 4.0 * 8 * T, TimeMs([&] {
+      emit("tailorkv_approx_scores", T, 16, 2.0 * 8 * ds * T + 4.0 * 8 * T, [&] {
              Check(kernels::ApproxScores(8, 128, qhat.data(), sel.data(), ds, sk, scores.data(), T), "approx");
-           }));
+           });
       std::vector<uint32_t> tws(kernels::TopKWorkspaceWords(8, T));
-      emit("topk_128", T, 32, 4.0 * 8 * T + 4.0 * 8 * k, TimeMs([&] {
+      emit("topk_128", T, 32, 4.0 * 8 * T + 4.0 * 8 * k, [&] {
              Check(kernels::TopK(scores.data(), 8, T, T, k, idx.data(), tws), "topk");
-           }));
+           });
       std::vector<Half> gk(8 * k * 128), gv(gk.size());
-      emit("gather_kv_128", T, 16, 2.0 * 2 * 2 * gk.size(), TimeMs([&] {
+      emit("gather_kv_128", T, 16, 2.0 * 2 * 2 * gk.size(), [&] {
              Check(kernels::GatherRows(keys.data(), T, kRow, 8, 128, idx.data(), k, gk.data()), "gather k");
              Check(kernels::GatherRows(values.data(), T, kRow, 8, 128, idx.data(), k, gv.data()), "gather v");
-           }));
+           });
     }
     {  // Quest
       const int64_t pages = T / 16;
       std::vector<Half> mn(pages * kRow), mx(mn.size());
       std::vector<float> scores(8 * pages);
-      emit("quest_page_minmax", T, 16, 2.0 * T * kRow + 4.0 * pages * kRow, TimeMs([&] {
+      emit("quest_page_minmax", T, 16, 2.0 * T * kRow + 4.0 * pages * kRow, [&] {
              Check(kernels::QuestPageMinMax(kLlama, 16, keys.data(), kRow, pages, mn.data(), mx.data()), "minmax");
-           }));
-      emit("quest_page_scores", T, 16, 4.0 * pages * kRow + 4.0 * 8 * pages, TimeMs([&] {
+           });
+      emit("quest_page_scores", T, 16, 4.0 * pages * kRow + 4.0 * 8 * pages, [&] {
              Check(kernels::QuestPageScores(kLlama, q.data(), mn.data(), mx.data(), pages, scores.data()), "quest");
-           }));
+           });
     }
     if (T == contexts.front()) {  // prefill-time scorers: one (small) context on CPU
       const int w = 32;
       const auto obs = Floats(w * 32 * 128, rng);
       std::vector<float> scores(8 * (T - w)), ws(kernels::SnapKvWorkspaceFloats(kLlama, w, T));
-      emit("snapkv_scores", T, 16, 2.0 * T * kRow + 4.0 * scores.size(), TimeMs([&] {
+      emit("snapkv_scores", T, 16, 2.0 * T * kRow + 4.0 * scores.size(), [&] {
              Check(kernels::SnapKvScores(kLlama, obs.data(), w, keys.data(), T, kRow, 7, scores.data(), ws), "snapkv");
-           }));
+           });
       std::vector<float> pws(kernels::DensePreferenceWorkspaceFloats(kLlama, w, T));
-      emit("dense_preference", T, 16, 2.0 * T * kRow, TimeMs([&] {
+      emit("dense_preference", T, 16, 2.0 * T * kRow, [&] {
              Check(kernels::DensePreferenceScore(kLlama, obs.data(), w, keys.data(), T, kRow, 0.05f, pws).status(), "dp");
-           }));
+           });
     }
   }
 }
 
 void PrintJson(double memcpy_gbps, const std::vector<int64_t>& contexts) {
+  if (memcpy_gbps > 0) {  // the median of the per-record (interleaved) measurements
+    std::vector<double> v;
+    for (const Record& r : g_records) {
+      if (r.device == "cpu") v.push_back(r.copy_gbps);
+    }
+    std::sort(v.begin(), v.end());
+    if (!v.empty()) memcpy_gbps = v[v.size() / 2];
+  }
   std::printf("{\n  \"benchmark\": \"kernels\",\n  \"shape\": {\"q_heads\": 32, \"kv_heads\": 8, \"head_dim\": 128},\n");
-  std::printf("  \"cpu_threads\": %d,\n  \"memcpy_gbps\": %.3f,\n  \"records\": [\n",
-              tbb::info::default_concurrency(), memcpy_gbps);
+  std::printf("  \"cpu_threads\": %d,\n  \"cpu_isa\": \"%s\",\n  \"memcpy_gbps\": %.3f,\n"
+              "  \"memcpy_note\": \"single-thread memcpy of 256 MiB, measured between each CPU record's repetitions; "
+              "top level: median over records\",\n  \"records\": [\n",
+              g_threads, kernels::internal::CpuIsaName(kernels::internal::BestCpuIsa()),
+              memcpy_gbps);
   for (size_t i = 0; i < g_records.size(); ++i) {
     const Record& r = g_records[i];
     const double gbps = r.bytes / (r.ms * 1e6);
@@ -226,24 +271,39 @@ void PrintJson(double memcpy_gbps, const std::vector<int64_t>& contexts) {
 
 int RunKernelsBench(int argc, char** argv) {
   bool quick = false, cpu = true, gpu = true;
+  int threads = 0;  // 0: oneTBB's default (every core)
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--json") g_json = true;
+    else if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (a == "--quick") quick = true;
     else if (a == "--cpu-only") gpu = false;
     else if (a == "--gpu-only") cpu = false;
     else {
-      std::fprintf(stderr, "usage: kvt-bench kernels [--json] [--quick] [--cpu-only|--gpu-only]\n");
+      std::fprintf(stderr, "usage: kvt-bench kernels [--json] [--quick] [--cpu-only|--gpu-only] [--threads N]\n");
       return a == "--help" || a == "-h" ? 0 : 2;
     }
   }
   const std::vector<int64_t> cpu_contexts = quick ? std::vector<int64_t>{4096, 32768}
                                                   : std::vector<int64_t>{4096, 16384, 32768, 131072};
+  if (threads < 0) {
+    std::fprintf(stderr, "kvt-bench kernels: --threads must be >= 0\n");
+    return 2;
+  }
+  // --threads 1 compares one kernel thread with the one memcpy thread: on a machine whose cores
+  // are oversubscribed, a parallel kernel mostly measures how often its threads are descheduled.
+  std::optional<tbb::global_control> thread_cap;
+  if (threads > 0) thread_cap.emplace(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(threads));
+  g_threads = threads > 0 ? threads : tbb::info::default_concurrency();
   double memcpy_gbps = 0;
   if (cpu) {
-    memcpy_gbps = MemcpyGbps();
-    if (!g_json) std::fprintf(stderr, "single-thread memcpy: %.2f GB/s (read + write)\n", memcpy_gbps);
-    RunCpu(cpu_contexts, memcpy_gbps);
+    MemcpyProbe probe;
+    memcpy_gbps = TimeWithMemcpy([] {}, probe).memcpy_gbps;
+    if (!g_json) {
+      std::fprintf(stderr, "single-thread memcpy: %.2f GB/s (read + write); each record's ratio uses the memcpy "
+                           "measured between its own repetitions\n", memcpy_gbps);
+    }
+    RunCpu(cpu_contexts, probe);
   }
 #if KVT_BENCH_HAVE_GPU_KERNELS
   if (gpu) {

@@ -1,16 +1,24 @@
-// KIVI quantization: codes, packing and the round-trip error bound, against a scalar reference.
+// KIVI quantization: codes, packing and the round-trip error bound, against a scalar reference,
+// on every instruction-set path this CPU can run (portable, AVX2, AVX-512), which must also agree
+// bit for bit.
 #include "host/kernels/kivi_quantize.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <string>
+#include <tuple>
 #include <vector>
+
+#include "host/kernels/internal/kivi_quantize_isa.h"
 
 #include "tests/unit/kernels/reference.h"
 
 namespace kvt::kernels {
 namespace {
 
+using internal::CpuIsa;
 using testing::RandomHalves;
 
 struct RefParams {
@@ -45,19 +53,28 @@ struct Case {
   int64_t groups, tokens;
 };
 
-class KiviQuantizeTest : public ::testing::TestWithParam<Case> {};
+class KiviQuantizeTest : public ::testing::TestWithParam<std::tuple<CpuIsa, Case>> {
+ protected:
+  void SetUp() override {
+    if (!internal::CpuSupports(isa())) GTEST_SKIP() << "CPU lacks " << internal::CpuIsaName(isa());
+  }
+  CpuIsa isa() const { return std::get<0>(GetParam()); }
+};
 
 TEST_P(KiviQuantizeTest, KeysMatchReferenceAndBound) {
-  const Case c = GetParam();
+  const Case c = std::get<1>(GetParam());
+  const CpuIsa isa = this->isa();
   std::mt19937 rng(c.bits * 7919 + c.head_dim);
   KiviLayout l{{c.kv_heads, c.kv_heads, c.head_dim}, c.bits, c.group, c.value_group};
   const int64_t row = c.kv_heads * c.head_dim, stride = row + 8;  // padded rows
   auto keys = RandomHalves(c.groups * c.group * stride, rng, 3.0f);
   std::vector<uint8_t> codes(c.groups * c.kv_heads * l.KeyGroupCodeBytes());
   std::vector<Half> scale(c.groups * c.kv_heads * c.head_dim), zero(scale.size());
-  ASSERT_TRUE(KiviQuantizeKeys(l, keys.data(), stride, c.groups, codes.data(), scale.data(), zero.data()).ok());
+  ASSERT_TRUE(internal::KiviQuantizeKeysOn(isa, l, keys.data(), stride, c.groups, codes.data(), scale.data(),
+                                           zero.data()).ok());
   std::vector<float> deq(c.groups * c.group * row);
-  ASSERT_TRUE(KiviDequantizeKeys(l, codes.data(), scale.data(), zero.data(), c.groups, deq.data()).ok());
+  ASSERT_TRUE(internal::KiviDequantizeKeysOn(isa, l, codes.data(), scale.data(), zero.data(), c.groups,
+                                             deq.data()).ok());
   int mismatches = 0;
   for (int64_t g = 0; g < c.groups; ++g) {
     for (int h = 0; h < c.kv_heads; ++h) {
@@ -87,16 +104,19 @@ TEST_P(KiviQuantizeTest, KeysMatchReferenceAndBound) {
 }
 
 TEST_P(KiviQuantizeTest, ValuesMatchReferenceAndBound) {
-  const Case c = GetParam();
+  const Case c = std::get<1>(GetParam());
+  const CpuIsa isa = this->isa();
   std::mt19937 rng(c.bits * 104729 + c.head_dim);
   KiviLayout l{{c.kv_heads, c.kv_heads, c.head_dim}, c.bits, c.group, c.value_group};
   const int64_t row = c.kv_heads * c.head_dim;
   auto values = RandomHalves(c.tokens * row, rng, 2.0f);
   std::vector<uint8_t> codes(c.tokens * c.kv_heads * l.ValueTokenCodeBytes());
   std::vector<Half> scale(c.tokens * c.kv_heads * l.ValueGroups()), zero(scale.size());
-  ASSERT_TRUE(KiviQuantizeValues(l, values.data(), row, c.tokens, codes.data(), scale.data(), zero.data()).ok());
+  ASSERT_TRUE(internal::KiviQuantizeValuesOn(isa, l, values.data(), row, c.tokens, codes.data(), scale.data(),
+                                             zero.data()).ok());
   std::vector<float> deq(c.tokens * row);
-  ASSERT_TRUE(KiviDequantizeValues(l, codes.data(), scale.data(), zero.data(), c.tokens, deq.data()).ok());
+  ASSERT_TRUE(internal::KiviDequantizeValuesOn(isa, l, codes.data(), scale.data(), zero.data(), c.tokens,
+                                               deq.data()).ok());
   int mismatches = 0;
   for (int64_t t = 0; t < c.tokens; ++t) {
     for (int h = 0; h < c.kv_heads; ++h) {
@@ -124,12 +144,72 @@ TEST_P(KiviQuantizeTest, ValuesMatchReferenceAndBound) {
   EXPECT_EQ(mismatches, 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Shapes, KiviQuantizeTest,
-    ::testing::Values(Case{1, 2, 128, 64, 64, 3, 37}, Case{2, 8, 128, 64, 64, 2, 19},
-                      Case{2, 2, 128, 32, 32, 3, 41}, Case{4, 3, 64, 32, 32, 2, 23},
-                      Case{8, 2, 96, 24, 24, 3, 17}, Case{1, 1, 16, 8, 8, 5, 9},
-                      Case{4, 1, 40, 40, 8, 2, 13}));
+const Case kCases[] = {Case{1, 2, 128, 64, 64, 3, 37}, Case{2, 8, 128, 64, 64, 2, 19},
+                       Case{2, 2, 128, 32, 32, 3, 41}, Case{4, 3, 64, 32, 32, 2, 23},
+                       Case{8, 2, 96, 24, 24, 3, 17},  Case{1, 1, 16, 8, 8, 5, 9},
+                       Case{4, 1, 40, 40, 8, 2, 13},   Case{2, 3, 24, 16, 8, 4, 11},
+                       // Large enough for several oneTBB chunks and streamed (non-temporal) output.
+                       Case{2, 8, 128, 32, 32, 72, 2100}};
+const CpuIsa kIsas[] = {CpuIsa::kPortable, CpuIsa::kAvx2, CpuIsa::kAvx512};
+
+std::string CaseName(const ::testing::TestParamInfo<std::tuple<CpuIsa, Case>>& info) {
+  const Case& c = std::get<1>(info.param);
+  return std::string(internal::CpuIsaName(std::get<0>(info.param))) + "_b" + std::to_string(c.bits) + "_h" +
+         std::to_string(c.kv_heads) + "_d" + std::to_string(c.head_dim) + "_g" + std::to_string(c.group) + "_vg" +
+         std::to_string(c.value_group) + "_n" + std::to_string(c.groups) + "x" + std::to_string(c.tokens);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, KiviQuantizeTest,
+                         ::testing::Combine(::testing::ValuesIn(kIsas), ::testing::ValuesIn(kCases)), CaseName);
+
+// Every path the CPU runs produces the same bytes as the portable one (codes, scales, zeros and
+// the dequantized floats), for keys and values, on a shape with a head_dim % 16 == 8 tail.
+TEST(KiviQuantize, PathsAgreeBitForBit) {
+  for (const int bits : {1, 2, 4, 8}) {
+    const KiviLayout l{{4, 2, 136}, bits, 40, 8};
+    std::mt19937 rng(bits);
+    const int64_t groups = 3, tokens = groups * l.key_group, row = 2 * 136;
+    const auto x = RandomHalves(tokens * row, rng, 4.0f);
+    struct Out {
+      std::vector<uint8_t> kc, vc;
+      std::vector<Half> ks, kz, vs, vz;
+      std::vector<float> kd, vd;
+    };
+    auto run = [&](CpuIsa isa) {
+      Out o;
+      o.kc.resize(groups * 2 * l.KeyGroupCodeBytes());
+      o.ks.resize(groups * row);
+      o.kz.resize(o.ks.size());
+      o.vc.resize(tokens * 2 * l.ValueTokenCodeBytes());
+      o.vs.resize(tokens * 2 * l.ValueGroups());
+      o.vz.resize(o.vs.size());
+      o.kd.resize(tokens * row);
+      o.vd.resize(tokens * row);
+      EXPECT_TRUE(internal::KiviQuantizeKeysOn(isa, l, x.data(), row, groups, o.kc.data(), o.ks.data(), o.kz.data()).ok());
+      EXPECT_TRUE(internal::KiviQuantizeValuesOn(isa, l, x.data(), row, tokens, o.vc.data(), o.vs.data(), o.vz.data()).ok());
+      EXPECT_TRUE(internal::KiviDequantizeKeysOn(isa, l, o.kc.data(), o.ks.data(), o.kz.data(), groups, o.kd.data()).ok());
+      EXPECT_TRUE(internal::KiviDequantizeValuesOn(isa, l, o.vc.data(), o.vs.data(), o.vz.data(), tokens, o.vd.data()).ok());
+      return o;
+    };
+    auto same = [](const auto& a, const auto& b) {
+      return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(a[0])) == 0;
+    };
+    const Out ref = run(CpuIsa::kPortable);
+    for (const CpuIsa isa : {CpuIsa::kAvx2, CpuIsa::kAvx512}) {
+      if (!internal::CpuSupports(isa)) continue;
+      const Out o = run(isa);
+      const char* name = internal::CpuIsaName(isa);
+      EXPECT_TRUE(same(o.kc, ref.kc)) << name << " bits " << bits;
+      EXPECT_TRUE(same(o.ks, ref.ks)) << name << " bits " << bits;
+      EXPECT_TRUE(same(o.kz, ref.kz)) << name << " bits " << bits;
+      EXPECT_TRUE(same(o.vc, ref.vc)) << name << " bits " << bits;
+      EXPECT_TRUE(same(o.vs, ref.vs)) << name << " bits " << bits;
+      EXPECT_TRUE(same(o.vz, ref.vz)) << name << " bits " << bits;
+      EXPECT_TRUE(same(o.kd, ref.kd)) << name << " bits " << bits;
+      EXPECT_TRUE(same(o.vd, ref.vd)) << name << " bits " << bits;
+    }
+  }
+}
 
 TEST(KiviQuantize, PackedLayoutRoundTripsKnownCodes) {
   // A group whose codes are known in advance: x_j = j mod (levels + 1) exactly representable.
