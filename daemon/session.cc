@@ -90,12 +90,14 @@ void Session::Start() {
 }
 
 void Session::Stop() {
-  bool was_stopped = stop_.exchange(true, std::memory_order_acq_rel);
+  stop_.store(true, std::memory_order_release);
   if (sq_event_.valid()) Signal(sq_event_.get());
   if (thread_.joinable()) thread_.join();
-  // Also after Cut (which sets stop_ first): the region is unmapped once Stop has returned.
+  // Also after Cut (which sets stop_ first, from the ring thread): a cut client's pins and
+  // gauges come back like a disconnected one's. Once only: Stop runs again from the destructor.
+  if (released_.exchange(true, std::memory_order_acq_rel)) return;
+  // The region is unmapped once Stop has returned.
   if (sequence_source_) services_.sequence_metrics->Retire(sequence_source_.get());
-  if (was_stopped) return;
   if (!lease_.empty()) {
     spdlog::debug("session {}: releasing {} pins", id_, lease_.size());
     services_.block_plane->ReleaseLease(&lease_);

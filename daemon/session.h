@@ -135,7 +135,8 @@ class Session {
   tiering::PinLease lease_;
   double reported_occupancy_ = 0;
 
-  std::atomic<bool> stop_{false};
+  std::atomic<bool> stop_{false};       // set by Stop, or by Cut from the ring thread
+  std::atomic<bool> released_{false};   // pins and gauges given back (once, by Stop)
   std::thread thread_;
   prometheus::Gauge* clients_gauge_ = nullptr;
   // The client's sequence-plane block, read at scrape time; retired by Stop before the region goes.

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <thread>
@@ -374,6 +375,42 @@ TEST_F(RingInputTest, BadSequenceStatsBlocks) {
   EXPECT_EQ(oc.value, protocol::kDaemonStatsV10Bytes);
   stats.data_bytes = protocol::kDaemonStatsV10Bytes - 8;
   ExpectRefused(stats, StatusCode::kInvalidArgument, "too small");
+}
+
+// A client cut for a corrupt ring gets its pins released like a client that disconnects.
+TEST_F(RingInputTest, ACutClientsPinsComeBack) {
+  // Two chunks of the raw namespace (2 layers, K|V, 16 tokens, 2 heads, head_dim 16, f16: 4 KiB).
+  auto* tokens = reinterpret_cast<int32_t*>(raw_.heap() + 4096);
+  for (int i = 0; i < 32; ++i) tokens[i] = 1000 + i;
+  std::memset(raw_.heap() + 8192, 0x5a, 8192);
+  SubmissionEntry store = Lookup();
+  store.opcode = static_cast<uint16_t>(Opcode::kStore);
+  store.data_offset = 8192;
+  store.data_bytes = 8192;
+  auto [sc, sm] = raw_.Call(store);
+  ASSERT_EQ(sc.status, 0u) << sm;
+  SubmissionEntry pin = Lookup();
+  pin.opcode = static_cast<uint16_t>(Opcode::kPin);
+  auto [pc, pm] = raw_.Call(pin);
+  ASSERT_EQ(pc.status, 0u) << pm;
+  ASSERT_EQ(pc.value, 32u);
+  kvt_daemon_stats_t s;
+  ASSERT_TRUE(bystander_.Stats(&s));
+  ASSERT_EQ(s.pinned_chunks, 2u);
+
+  auto* header = reinterpret_cast<protocol::RingHeader*>(raw_.region.data() + raw_.reply.sq_offset);
+  header->tail.value.store(header->head.value.load() + 100000);
+  uint64_t one = 1;
+  EXPECT_EQ(::write(raw_.sq_event.get(), &one, sizeof one), 8);
+  char b;
+  ASSERT_EQ(::recv(raw_.socket.get(), &b, 1, 0), 0) << "the corrupt client is disconnected";
+  // The session is torn down asynchronously after the cut: wait for it, bounded.
+  for (int i = 0; i < 500; ++i) {
+    ASSERT_TRUE(bystander_.Stats(&s));
+    if (s.pinned_chunks == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(s.pinned_chunks, 0u) << "a cut client's pins must be released";
 }
 
 TEST_F(RingInputTest, CorruptRingCountersCutOnlyThatClient) {
