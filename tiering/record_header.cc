@@ -1,6 +1,14 @@
 #include "tiering/record_header.h"
 
 #include <xxhash.h>
+#if defined(__x86_64__) && __has_include(<xxh_x86dispatch.h>)
+// libxxhash's plain XXH3_64bits is its SSE2 build; the _dispatch entry point picks AVX2 or
+// AVX-512 at run time: the same hash, 4x faster on this project's EPYC VM (16 vs 67 GB/s for
+// 2 MiB), and every remote put and get, NVMe demotion and promotion hashes its whole payload.
+#define XXH_DISPATCH_DISABLE_REPLACE 1
+#include <xxh_x86dispatch.h>
+#define KVT_HAVE_XXH3_DISPATCH 1
+#endif
 
 #include <bit>
 #include <cstring>
@@ -10,14 +18,22 @@ namespace {
 
 static_assert(std::endian::native == std::endian::little, "record headers are little-endian");
 
+uint64_t Xxh3(const void* data, size_t bytes) {
+#ifdef KVT_HAVE_XXH3_DISPATCH
+  return XXH3_64bits_dispatch(data, bytes);
+#else
+  return XXH3_64bits(data, bytes);
+#endif
+}
+
 uint64_t HeaderChecksum(RecordHeader copy) {
   copy.header_xxh3 = 0;
-  return XXH3_64bits(&copy, sizeof copy);
+  return Xxh3(&copy, sizeof copy);
 }
 
 }  // namespace
 
-uint64_t RecordPayloadChecksum(const void* payload, uint64_t bytes) { return XXH3_64bits(payload, bytes); }
+uint64_t RecordPayloadChecksum(const void* payload, uint64_t bytes) { return Xxh3(payload, bytes); }
 
 void EncodeRecordHeader(const RecordMeta& m, void* out) {
   RecordHeader h{};
