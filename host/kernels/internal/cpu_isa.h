@@ -1,7 +1,8 @@
 // CpuIsa — which vector instruction set a host kernel runs with, picked once at run time from
-// CPUID, so one binary runs on any x86-64: the portable path needs nothing beyond SSE2, the AVX2
-// path AVX2 + FMA + F16C, the AVX-512 path also AVX-512 F/BW/VL. Every path computes bit-for-bit
-// the same function (the tests compare them); only speed differs.
+// CPUID: the portable path needs nothing beyond SSE2, the AVX2 path AVX2 + FMA + F16C, the AVX-512
+// path also AVX-512 F/BW/VL. Every path computes bit-for-bit the same function (the tests compare
+// them); only speed differs. Used by the KIVI quantization kernels; the other host kernels are
+// still compiled for AVX2 only (host/kernels/CMakeLists.txt).
 #pragma once
 
 namespace kvt::kernels::internal {
