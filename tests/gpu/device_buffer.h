@@ -30,7 +30,9 @@ class DeviceBuffer {
   std::vector<T> Download(size_t n) const {
     std::vector<T> out(n);
     EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    if (n) EXPECT_EQ(cudaMemcpy(out.data(), p_, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
+    if (n) {
+      EXPECT_EQ(cudaMemcpy(out.data(), p_, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
+    }
     return out;
   }
 

@@ -56,7 +56,9 @@ class SharedClusterTest : public ::testing::Test {
   }
   void TearDown() override {
     for (auto* d : {&a_, &b_}) {
-      if (*d && (*d)->Alive()) EXPECT_EQ((*d)->Stop(), 0) << (*d)->Log();
+      if (*d && (*d)->Alive()) {
+        EXPECT_EQ((*d)->Stop(), 0) << (*d)->Log();
+      }
     }
   }
 
@@ -158,7 +160,8 @@ TEST_F(SharedClusterTest, CorruptForeignAndTruncatedValuesAreMissesNeverWrongDat
 }
 
 TEST_F(SharedClusterTest, TtlExpiryTurnsIntoAMiss) {
-  StartPair("ttl:", "  ttl_ms: 1000\n", "  ttl_ms: 1000\n");
+  // 3 s: long enough that a loaded machine still sees the chunks before they expire.
+  StartPair("ttl:", "  ttl_ms: 3000\n", "  ttl_ms: 3000\n");
   Session sa, sb;
   ASSERT_TRUE(sa.Open(*a_));
   ASSERT_TRUE(sb.Open(*b_));
@@ -169,7 +172,7 @@ TEST_F(SharedClusterTest, TtlExpiryTurnsIntoAMiss) {
   ASSERT_FALSE(keys.empty());
   std::string pttl = RedisCli(cluster_->PortOf(keys[0]), {"PTTL", keys[0]});
   EXPECT_GT(std::stol(pttl), 0) << pttl;
-  EXPECT_TRUE(WaitFor([&] { return sb.Lookup(42, 4) == 0; }, milliseconds(4000))) << "expired chunks must miss";
+  EXPECT_TRUE(WaitFor([&] { return sb.Lookup(42, 4) == 0; }, milliseconds(8000))) << "expired chunks must miss";
   bool exact = true;
   EXPECT_EQ(sb.Retrieve(42, 4, &exact), 0u);
 }
@@ -236,7 +239,9 @@ class OwnClusterTest : public ::testing::Test {
   }
   void TearDown() override {
     for (auto* d : {&a_, &b_}) {
-      if (*d && (*d)->Alive()) EXPECT_EQ((*d)->Stop(), 0) << (*d)->Log();
+      if (*d && (*d)->Alive()) {
+        EXPECT_EQ((*d)->Stop(), 0) << (*d)->Log();
+      }
     }
     cluster_.Stop();
   }
