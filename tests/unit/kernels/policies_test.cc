@@ -102,38 +102,29 @@ TEST(Methods, BadCallsAreStatuses) {
   }
 }
 
-TEST(Methods, FullIsExact) {
+// "full" keeps float32 and "full:dtype=f16" fp16: each is exact attention over what it stores
+// (for fp16, the K/V rounded to fp16), at 4 or 2 bytes per element.
+TEST(Methods, FullIsExactOverWhatItStores) {
   const LayerShape s = Llama();
-  std::mt19937 rng(2);
-  auto p = MakePrompt(s, 333, rng);
-  auto c = Make("full", s);
-  ASSERT_TRUE(AppendAll(*c, p, 0, 300).ok());
-  ASSERT_TRUE(AppendAll(*c, p, 300, 33).ok());
-  auto q = RandomFloats(s.num_q_heads * s.head_dim, rng, 2.0f);
-  const auto out = Attend(*c, q, s.num_q_heads, s.head_dim);
-  std::vector<double> k(p.k.begin(), p.k.end()), v(p.v.begin(), p.v.end());
-  const kernels::AttentionShape as{s.num_q_heads, s.num_kv_heads, s.head_dim};
-  EXPECT_LT(kernels::testing::MaxRelError(out, kernels::testing::RefAttention(as, q.data(), k, v, 333)), 1e-5);
-  EXPECT_EQ(c->stored_bytes(), 2u * 333 * 4 * 64 * 4);
-}
-
-// full:dtype=f16 keeps fp16: exact attention over the fp16-rounded K/V, half the bytes.
-TEST(Methods, FullF16IsExactOverHalves) {
-  const LayerShape s = Llama();
-  std::mt19937 rng(3);
-  auto p = MakePrompt(s, 333, rng);
-  for (auto* x : {&p.k, &p.v}) {
-    for (float& f : *x) f = kernels::RoundToHalf(f);
+  for (const bool half : {false, true}) {
+    std::mt19937 rng(half ? 3 : 2);
+    auto p = MakePrompt(s, 333, rng);
+    if (half) {
+      for (auto* x : {&p.k, &p.v}) {
+        for (float& f : *x) f = kernels::RoundToHalf(f);
+      }
+    }
+    auto c = Make(half ? "full:dtype=f16" : "full", s);
+    ASSERT_TRUE(AppendAll(*c, p, 0, 300).ok());
+    ASSERT_TRUE(AppendAll(*c, p, 300, 33).ok());
+    auto q = RandomFloats(s.num_q_heads * s.head_dim, rng, 2.0f);
+    const auto out = Attend(*c, q, s.num_q_heads, s.head_dim);
+    std::vector<double> k(p.k.begin(), p.k.end()), v(p.v.begin(), p.v.end());
+    const kernels::AttentionShape as{s.num_q_heads, s.num_kv_heads, s.head_dim};
+    EXPECT_LT(kernels::testing::MaxRelError(out, kernels::testing::RefAttention(as, q.data(), k, v, 333)), 1e-5)
+        << c->name() << (half ? " f16" : " f32");
+    EXPECT_EQ(c->stored_bytes(), 2u * 333 * 4 * 64 * (half ? 2 : 4));
   }
-  auto c = Make("full:dtype=f16", s);
-  ASSERT_TRUE(AppendAll(*c, p, 0, 300).ok());
-  ASSERT_TRUE(AppendAll(*c, p, 300, 33).ok());
-  auto q = RandomFloats(s.num_q_heads * s.head_dim, rng, 2.0f);
-  const auto out = Attend(*c, q, s.num_q_heads, s.head_dim);
-  std::vector<double> k(p.k.begin(), p.k.end()), v(p.v.begin(), p.v.end());
-  const kernels::AttentionShape as{s.num_q_heads, s.num_kv_heads, s.head_dim};
-  EXPECT_LT(kernels::testing::MaxRelError(out, kernels::testing::RefAttention(as, q.data(), k, v, 333)), 1e-5);
-  EXPECT_EQ(c->stored_bytes(), 2u * 333 * 4 * 64 * 2);
   EXPECT_EQ(MakeLayerCache("full:dtype=f8", s).status().code(), StatusCode::kInvalidArgument);
 }
 
