@@ -3,6 +3,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <functional>
 #include <random>
 
@@ -42,7 +43,10 @@ Status TimeMs(const std::function<Status()>& fn, double* ms_out) {
   KVT_CUDA_RETURN_IF_ERROR(cudaEventCreate(&b));
   KVT_RETURN_IF_ERROR(fn());
   std::vector<float> ms;
-  for (int i = 0; i < 20; ++i) {
+  // KVT_BENCH_REPS (default 20): fewer timed repetitions, e.g. 1 under a profiler.
+  const char* reps_env = std::getenv("KVT_BENCH_REPS");
+  const int reps = reps_env && std::atoi(reps_env) > 0 ? std::atoi(reps_env) : 20;
+  for (int i = 0; i < reps; ++i) {
     KVT_CUDA_RETURN_IF_ERROR(cudaEventRecord(a));
     KVT_RETURN_IF_ERROR(fn());
     KVT_CUDA_RETURN_IF_ERROR(cudaEventRecord(b));

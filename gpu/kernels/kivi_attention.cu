@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "gpu/kernels/cuda_status.h"
-#include "gpu/kernels/internal/attention_kernels.cuh"
+#include "gpu/kernels/internal/split_attention.cuh"
 
 namespace kvt::gpu {
 namespace {
@@ -12,112 +12,129 @@ using internal::Ld;
 using kernels::KiviCacheView;
 using kernels::KiviLayout;
 
-// One block per (key group, KV head); one thread per token of the group.
-// Dynamic smem: qs [g][d] (query times channel scale) and qz [g].
-__global__ void QuantizedKeyLogitsKernel(KiviLayout l, const uint8_t* codes, const Half* scale,
-                                         const Half* zero, const float* query, float sm_scale,
-                                         int64_t row_len, float* logits) {
-  extern __shared__ float smem[];
-  const int g = l.shape.group(), d = l.shape.head_dim, kvh = l.shape.kv_heads, kg = l.key_group;
-  const int64_t grp = blockIdx.x;
-  const int h = blockIdx.y;
-  const int64_t i = grp * kvh + h;
-  float* qs = smem;
-  float* qz = smem + g * d;
-  const float* q = query + static_cast<int64_t>(h) * g * d;
-  for (int e = threadIdx.x; e < g * d; e += blockDim.x) qs[e] = q[e] * Ld(scale + i * d + e % d);
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    for (int j = 0; j < g; ++j) {
-      float z = 0.0f;
-      for (int c = threadIdx.x; c < d; c += 32) z = fmaf(q[j * d + c], Ld(zero + i * d + c), z);
-      z = internal::WarpSum(z);
-      if (threadIdx.x == 0) qz[j] = z;
-    }
-  }
-  __syncthreads();
-  const int t = threadIdx.x;
-  if (t >= kg) return;
-  const uint8_t* base = codes + i * l.KeyGroupCodeBytes();
-  const int64_t channel_bytes = static_cast<int64_t>(kg) * l.bits / 8;
-  float acc[internal::kMaxGroup];
-#pragma unroll
-  for (int j = 0; j < internal::kMaxGroup; ++j) acc[j] = 0.0f;
-  for (int c = 0; c < d; ++c) {
-    const float code = static_cast<float>(internal::Code(base + c * channel_bytes, t, l.bits));
-#pragma unroll
-    for (int j = 0; j < internal::kMaxGroup; ++j) {
-      if (j < g) acc[j] = fmaf(qs[j * d + c], code, acc[j]);
-    }
-  }
-#pragma unroll
-  for (int j = 0; j < internal::kMaxGroup; ++j) {
-    if (j < g) logits[(static_cast<int64_t>(h) * g + j) * row_len + grp * kg + t] = (acc[j] + qz[j]) * sm_scale;
-  }
-}
-
-struct KiviValue {
+// A KIVI cache for the split-K kernel: quantized keys take the thread-per-token path and are
+// dequantized in registers (code * scale + zero); values are unpacked in registers; the residual
+// windows are plain fp16 rows. Nothing dequantized is ever written to memory.
+template <int kBits>
+struct KiviKv {
   KiviLayout l;
   KiviCacheView v;
-  __device__ float operator()(int64_t t, int h, int c) const {
-    const int kvh = l.shape.kv_heads;
+  int64_t quantized_keys;  // key_groups * key_group
+
+  // K and K8 serve the residual keys (t >= quantized_keys); quantized ones go through QuantizedLogits.
+  __device__ float K(int64_t t, int h, int c) const { return Ld(KeyResidualRow(t, h) + c); }
+  // acc[j] += q_j . K(t) for quantized token t, the query transposed in qt_s [d][G]: the token's
+  // group, code offset and parameter rows are worked out once, then each channel is a byte load,
+  // the dequantizing FMA and G FMAs fed by one (G = 4) shared-memory vector load per 4 heads.
+  template <int G>
+  __device__ void QuantizedLogits(int64_t t, int h, const float* qt_s, float* acc) const {
+    const int d = l.shape.head_dim;
+    const int64_t grp = t / l.key_group;
+    const int pos = static_cast<int>(t - grp * l.key_group);
+    const int64_t i = grp * l.shape.kv_heads + h;
+    const int channel_bytes = l.key_group * kBits / 8;
+    const uint8_t* code = v.key_codes + i * l.KeyGroupCodeBytes() + (pos * kBits) / 8;
+    const int shift = (pos * kBits) % 8;
+    const Half* scale = v.key_scale + i * d;
+    const Half* zero = v.key_zero + i * d;
+#pragma unroll 4
+    for (int c = 0; c < d; ++c) {
+      const int q = (code[c * channel_bytes] >> shift) & ((1 << kBits) - 1);
+      const float k = fmaf(static_cast<float>(q), Ld(scale + c), Ld(zero + c));
+      const float4* qc = reinterpret_cast<const float4*>(qt_s + c * G);
+#pragma unroll
+      for (int j4 = 0; j4 < G / 4; ++j4) {
+        const float4 qv = qc[j4];
+        acc[4 * j4] = fmaf(qv.x, k, acc[4 * j4]);
+        acc[4 * j4 + 1] = fmaf(qv.y, k, acc[4 * j4 + 1]);
+        acc[4 * j4 + 2] = fmaf(qv.z, k, acc[4 * j4 + 2]);
+        acc[4 * j4 + 3] = fmaf(qv.w, k, acc[4 * j4 + 3]);
+      }
+    }
+  }
+  __device__ void K8(int64_t t, int h, int c0, float k[8]) const { internal::Load8(KeyResidualRow(t, h) + c0, k); }
+  __device__ const Half* KeyResidualRow(int64_t t, int h) const {
+    return v.key_residual + ((t - quantized_keys) * l.shape.kv_heads + h) * l.shape.head_dim;
+  }
+
+  __device__ float V(int64_t t, int h, int c) const {
     if (t < v.value_tokens) {
-      const int64_t row = t * kvh + h;
+      const int64_t row = t * l.shape.kv_heads + h;
       const int64_t p = row * l.ValueGroups() + c / l.value_group;
-      return fmaf(static_cast<float>(internal::Code(v.value_codes + row * l.ValueTokenCodeBytes(), c, l.bits)),
+      return fmaf(static_cast<float>(internal::Code(v.value_codes + row * l.ValueTokenCodeBytes(), c, kBits)),
                   Ld(v.value_scale + p), Ld(v.value_zero + p));
     }
+    return Ld(ValueRingRow(t, h) + c);
+  }
+  // Channels c0..c0+7 of a quantized row are kBits contiguous bytes, aligned to kBits.
+  __device__ void V8(int64_t t, int h, int c0, float out[8]) const {
+    if (t >= v.value_tokens) {
+      internal::Load8(ValueRingRow(t, h) + c0, out);
+      return;
+    }
+    const int64_t row = t * l.shape.kv_heads + h;
+    const uint8_t* p = v.value_codes + row * l.ValueTokenCodeBytes() + c0 * kBits / 8;
+    uint64_t word;
+    if constexpr (kBits == 1) word = *p;
+    if constexpr (kBits == 2) word = *reinterpret_cast<const uint16_t*>(p);
+    if constexpr (kBits == 4) word = *reinterpret_cast<const uint32_t*>(p);
+    if constexpr (kBits == 8) word = *reinterpret_cast<const uint64_t*>(p);
+    const int64_t gi = row * l.ValueGroups() + c0 / l.value_group;
+    const float scale = Ld(v.value_scale + gi), zero = Ld(v.value_zero + gi);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      out[e] = fmaf(static_cast<float>((word >> (e * kBits)) & ((1u << kBits) - 1)), scale, zero);
+    }
+  }
+  __device__ const Half* ValueRingRow(int64_t t, int h) const {
     const int64_t slot = (v.value_ring_start + (t - v.value_tokens)) % v.value_ring_capacity;
-    return Ld(v.value_residual + (slot * kvh + h) * l.shape.head_dim + c);
+    return v.value_residual + (slot * l.shape.kv_heads + h) * l.shape.head_dim;
   }
 };
+
+bool AlignedTo(const void* p, uintptr_t a) { return reinterpret_cast<uintptr_t>(p) % a == 0; }
+
+template <int kBits>
+Status LaunchKivi(const KiviLayout& l, const KiviCacheView& v, const float* query,
+                  const internal::SplitWorkspace& w, cudaStream_t stream) {
+  const KiviKv<kBits> kv{l, v, v.key_groups * l.key_group};
+  const int g = l.shape.group(), d = l.shape.head_dim;
+  const float sm_scale = 1.0f / std::sqrt(static_cast<float>(d));
+  const int64_t total = v.value_total();
+  const bool vec = internal::SplitVecShape(d) && AlignedTo(v.key_residual, 16) &&
+                   AlignedTo(v.value_residual, 16) && AlignedTo(v.value_codes, 8);
+  return vec ? internal::LaunchSplitAttention<KiviKv<kBits>, true>(kv, total, query, g, d, l.shape.q_heads,
+                                                                   l.shape.kv_heads, sm_scale, w, stream)
+             : internal::LaunchSplitAttention<KiviKv<kBits>, false>(kv, total, query, g, d, l.shape.q_heads,
+                                                                    l.shape.kv_heads, sm_scale, w, stream);
+}
 
 }  // namespace
 
 size_t KiviAttentionWorkspaceBytesCuda(const KiviLayout& layout, int64_t tokens) {
-  return internal::AttentionWorkspaceBytes(layout.shape.q_heads, layout.shape.head_dim, tokens);
+  return internal::SplitWorkspaceBytes(layout.shape.q_heads, layout.shape.kv_heads, layout.shape.head_dim, tokens);
 }
 
 Status KiviDecodeAttentionCuda(const KiviLayout& l, const KiviCacheView& v, const float* query,
                                float* out, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
   KVT_RETURN_IF_ERROR(kernels::ValidateKiviCacheView(l, v));
-  const int g = l.shape.group(), d = l.shape.head_dim, kvh = l.shape.kv_heads;
-  if (g > internal::kMaxGroup) return Unsupported("kivi attention cuda: group above 16");
-  if ((g * d + g) * sizeof(float) > 48 * 1024) return Unsupported("kivi attention cuda: group too large");
-  if (l.key_group > 1024) return Unsupported("kivi attention cuda: key_group above 1024");
+  const int g = l.shape.group(), d = l.shape.head_dim;
+  if (g > internal::kSplitMaxGroup) return Unsupported("kivi attention cuda: group above 16");
   if (!query || !out || !workspace) return InvalidArgument("kivi attention cuda: null buffer");
   const int64_t total = v.value_total();
   if (workspace_bytes < KiviAttentionWorkspaceBytesCuda(l, total)) {
     return InvalidArgument("kivi attention cuda: workspace too small");
   }
-  const auto w = internal::CarveAttention(workspace, l.shape.q_heads, total);
-  const float sm_scale = 1.0f / std::sqrt(static_cast<float>(d));
-  if (v.key_groups > 0) {
-    const int threads = ((l.key_group + 31) / 32) * 32;
-    QuantizedKeyLogitsKernel<<<dim3(static_cast<unsigned>(v.key_groups), kvh), threads,
-                               (g * d + g) * sizeof(float), stream>>>(
-        l, v.key_codes, v.key_scale, v.key_zero, query, sm_scale, total, w.logits);
-    KVT_RETURN_IF_ERROR(LaunchStatus("QuantizedKeyLogitsKernel"));
+  const auto w = internal::CarveSplit(workspace, l.shape.q_heads, l.shape.kv_heads, d, total);
+  if (internal::SplitSmemBytes(g, d) > internal::kSplitMaxSmem) {
+    return Unsupported("kivi attention cuda: query group x head_dim too large for shared memory");
   }
-  if (v.key_residual_tokens > 0) {
-    internal::DenseSegs segs{};
-    segs.n = 1;
-    segs.s[0] = {v.key_residual, nullptr, v.key_residual_tokens, static_cast<int64_t>(kvh) * d, d};
-    const dim3 grid(static_cast<unsigned>(internal::CeilDiv(v.key_residual_tokens, 8)), kvh);
-    internal::LogitsKernel<<<grid, 256, g * d * sizeof(float), stream>>>(
-        internal::SegKeyRow{segs}, v.key_residual_tokens, v.key_groups * l.key_group, total, query,
-        g, d, sm_scale, w.logits);
-    KVT_RETURN_IF_ERROR(LaunchStatus("LogitsKernel"));
-  }
-  internal::SoftmaxKernel<<<l.shape.q_heads, 1024, 0, stream>>>(w.logits, total, w.inv_sum);
-  KVT_RETURN_IF_ERROR(LaunchStatus("SoftmaxKernel"));
-  internal::ValuesKernel<<<dim3(w.splits, kvh), d < 1024 ? d : 1024, 0, stream>>>(
-      KiviValue{l, v}, w.logits, total, g, d, l.shape.q_heads, w.partial);
-  KVT_RETURN_IF_ERROR(LaunchStatus("ValuesKernel"));
-  const int64_t n = static_cast<int64_t>(l.shape.q_heads) * d;
-  internal::CombineKernel<<<static_cast<unsigned>(internal::CeilDiv(n, 256)), 256, 0, stream>>>(
-      w.partial, w.splits, l.shape.q_heads, d, w.inv_sum, out);
-  return LaunchStatus("CombineKernel");
+  const Status launched = l.bits == 1   ? LaunchKivi<1>(l, v, query, w, stream)
+                          : l.bits == 2 ? LaunchKivi<2>(l, v, query, w, stream)
+                          : l.bits == 4 ? LaunchKivi<4>(l, v, query, w, stream)
+                                        : LaunchKivi<8>(l, v, query, w, stream);
+  KVT_RETURN_IF_ERROR(launched);
+  return internal::LaunchSplitCombine(w, l.shape.q_heads, d, out, stream);
 }
 
 }  // namespace kvt::gpu

@@ -1,7 +1,7 @@
 // Decode attention over a KIVI-quantized cache plus residual windows on the GPU: CUDA twin of
-// host/kernels/kivi_attention.h (same view, same function). Key scores are taken on packed codes
-// with the scale folded into the query, values are unpacked in registers; no dequantized K or V is
-// ever written. Query groups of up to 16 heads per KV head.
+// host/kernels/kivi_attention.h (same view, same function), split-K over chunks of tokens
+// (internal/split_attention.cuh). Packed key and value codes are unpacked and dequantized in
+// registers; no dequantized K or V is ever written. Query groups of up to 16 heads per KV head.
 //
 // View pointers are device memory; work is enqueued on `stream`; nothing is allocated:
 // `workspace` must hold KiviAttentionWorkspaceBytesCuda(layout, tokens) bytes of device memory.

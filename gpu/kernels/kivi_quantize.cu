@@ -29,8 +29,10 @@ __device__ int QuantizeOne(float x, const Params& p, int levels) {
 }
 
 // One block per (group, head); one thread per channel.
+// `words`: each channel's code stream (key_group * bits / 8 bytes) is a multiple of 4 bytes and
+// `codes` is 4-byte aligned, so codes are stored a 32-bit word at a time.
 __global__ void QuantizeKeysKernel(KiviLayout l, const Half* keys, int64_t token_stride, uint8_t* codes,
-                                   Half* scale, Half* zero) {
+                                   Half* scale, Half* zero, bool words) {
   const int64_t i = blockIdx.x;
   const int kvh = l.shape.kv_heads, d = l.shape.head_dim, g = l.key_group, bits = l.bits;
   const int64_t grp = i / kvh, head = i % kvh;
@@ -46,6 +48,20 @@ __global__ void QuantizeKeysKernel(KiviLayout l, const Half* keys, int64_t token
     scale[i * d + c] = p.scale_h;
     zero[i * d + c] = p.zero_h;
     uint8_t* stream = codes + i * l.KeyGroupCodeBytes() + static_cast<int64_t>(c) * g * bits / 8;
+    if (words) {  // the channel's stream is a whole number of aligned 32-bit words
+      uint32_t word = 0;
+      int filled = 0;
+      for (int t = 0; t < g; ++t) {
+        word |= static_cast<uint32_t>(QuantizeOne(Ld(base + t * token_stride + c), p, l.levels())) << filled;
+        filled += bits;
+        if (filled == 32) {
+          reinterpret_cast<uint32_t*>(stream)[(t * bits) / 32] = word;
+          word = 0;
+          filled = 0;
+        }
+      }
+      continue;
+    }
     const int per_byte = 8 / bits;
     for (int b = 0; b < g * bits / 8; ++b) {
       int byte = 0;
@@ -55,6 +71,52 @@ __global__ void QuantizeKeysKernel(KiviLayout l, const Half* keys, int64_t token
       stream[b] = static_cast<uint8_t>(byte);
     }
   }
+}
+
+// One thread per 8 channels of a (token, head) row, value_group / 8 neighbouring lanes per group:
+// coalesced 16-byte loads, the group's min and max by shuffles, and the 8 codes stored as one
+// kBits-byte word. Needs 16-byte-aligned rows, value_group / 8 dividing 32 and `codes` 8-aligned.
+template <int kBits>
+__global__ void QuantizeValuesVecKernel(KiviLayout l, const Half* values, int64_t token_stride, int64_t n,
+                                        uint8_t* codes, Half* scale, Half* zero) {
+  const int d = l.shape.head_dim, kvh = l.shape.kv_heads, lanes_per_row = d / 8, lanes_per_group = l.value_group / 8;
+  const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  const bool live = idx < n * kvh * lanes_per_row;  // whole groups are live or not: no lane leaves early
+  const int64_t row = live ? internal::DivNonNeg(idx, lanes_per_row) : 0;
+  const int c0 = static_cast<int>(idx - row * lanes_per_row) * 8;
+  const int64_t t = internal::DivNonNeg(row, kvh), head = row - t * kvh;
+  float x[8];
+  if (live) {
+    internal::Load8(values + t * token_stride + head * d + c0, x);
+  } else {
+#pragma unroll
+    for (int e = 0; e < 8; ++e) x[e] = 0.0f;
+  }
+  float mn = x[0], mx = x[0];
+#pragma unroll
+  for (int e = 1; e < 8; ++e) {
+    mn = fminf(mn, x[e]);
+    mx = fmaxf(mx, x[e]);
+  }
+  for (int o = 1; o < lanes_per_group; o <<= 1) {
+    mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, o));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+  }
+  if (!live) return;
+  const Params p = MakeParams(mn, mx, l.levels());
+  if ((c0 / 8) % lanes_per_group == 0) {
+    const int64_t gi = row * l.ValueGroups() + c0 / l.value_group;
+    scale[gi] = p.scale_h;
+    zero[gi] = p.zero_h;
+  }
+  uint64_t word = 0;
+#pragma unroll
+  for (int e = 0; e < 8; ++e) word |= static_cast<uint64_t>(QuantizeOne(x[e], p, l.levels())) << (e * kBits);
+  uint8_t* out = codes + row * l.ValueTokenCodeBytes() + c0 * kBits / 8;
+  if constexpr (kBits == 1) *out = static_cast<uint8_t>(word);
+  if constexpr (kBits == 2) *reinterpret_cast<uint16_t*>(out) = static_cast<uint16_t>(word);
+  if constexpr (kBits == 4) *reinterpret_cast<uint32_t*>(out) = static_cast<uint32_t>(word);
+  if constexpr (kBits == 8) *reinterpret_cast<uint64_t*>(out) = word;
 }
 
 // One thread per (token, head, value group).
@@ -118,6 +180,8 @@ Status Check(const KiviLayout& l, int64_t n, const void* a, const void* b, const
   return Status::Ok();
 }
 
+bool AlignedTo(const void* p, uintptr_t a) { return reinterpret_cast<uintptr_t>(p) % a == 0; }
+
 int Threads(int d) { return d < 1024 ? ((d + 31) / 32) * 32 : 1024; }
 
 }  // namespace
@@ -129,8 +193,9 @@ Status KiviQuantizeKeysCuda(const KiviLayout& l, const Half* keys, int64_t token
     return InvalidArgument("kivi cuda: token_stride smaller than a row");
   }
   if (groups == 0) return Status::Ok();
+  const bool words = (l.key_group * l.bits / 8) % 4 == 0 && AlignedTo(codes, 4);
   QuantizeKeysKernel<<<static_cast<unsigned>(groups * l.shape.kv_heads), Threads(l.shape.head_dim), 0, stream>>>(
-      l, keys, token_stride, codes, scale, zero);
+      l, keys, token_stride, codes, scale, zero, words);
   return LaunchStatus("QuantizeKeysKernel");
 }
 
@@ -142,6 +207,19 @@ Status KiviQuantizeValuesCuda(const KiviLayout& l, const Half* values, int64_t t
   }
   const int64_t n = tokens * l.shape.kv_heads * l.ValueGroups();
   if (n == 0) return Status::Ok();
+  const int lanes_per_group = l.value_group / 8;
+  if (32 % lanes_per_group == 0 && l.shape.head_dim % 8 == 0 && token_stride % 8 == 0 &&
+      AlignedTo(values, 16) && AlignedTo(codes, 8)) {
+    const int64_t threads = tokens * l.shape.kv_heads * (l.shape.head_dim / 8);
+    const unsigned blocks = static_cast<unsigned>(internal::CeilDiv(threads, 256));
+    switch (l.bits) {
+      case 1: QuantizeValuesVecKernel<1><<<blocks, 256, 0, stream>>>(l, values, token_stride, tokens, codes, scale, zero); break;
+      case 2: QuantizeValuesVecKernel<2><<<blocks, 256, 0, stream>>>(l, values, token_stride, tokens, codes, scale, zero); break;
+      case 4: QuantizeValuesVecKernel<4><<<blocks, 256, 0, stream>>>(l, values, token_stride, tokens, codes, scale, zero); break;
+      default: QuantizeValuesVecKernel<8><<<blocks, 256, 0, stream>>>(l, values, token_stride, tokens, codes, scale, zero); break;
+    }
+    return LaunchStatus("QuantizeValuesVecKernel");
+  }
   QuantizeValuesKernel<<<static_cast<unsigned>(internal::CeilDiv(n, 256)), 256, 0, stream>>>(
       l, values, token_stride, tokens, codes, scale, zero);
   return LaunchStatus("QuantizeValuesKernel");

@@ -52,7 +52,7 @@ TEST(KiviQuantizeCuda, MatchesCpu) {
   std::mt19937 rng(1);
   for (auto [bits, kvh, d, g, groups, tokens] :
        {std::tuple{2, 8, 128, 64, 5, 301}, std::tuple{1, 2, 128, 64, 3, 7}, std::tuple{4, 3, 96, 32, 4, 65},
-        std::tuple{8, 1, 40, 8, 9, 17}}) {
+        std::tuple{8, 1, 40, 8, 9, 17}, std::tuple{1, 2, 64, 8, 5, 9}}) {
     KiviLayout l{{kvh, kvh, d}, bits, g, std::min(g, d) % 8 == 0 && d % std::min(g, d) == 0 ? std::min(g, d) : 8};
     const int64_t row = kvh * d;
     auto keys = RandomHalves(groups * g * row, rng, 3.0f);
@@ -103,10 +103,11 @@ TEST(KiviAttentionCuda, MatchesCpu) {
   KVT_REQUIRE_GPU();
   std::mt19937 rng(2);
   // bits, q, kv, d, group, key_groups, key_res, value_tokens, ring cap, ring start
-  for (auto c : {std::array<int64_t, 10>{2, 32, 8, 128, 32, 40, 77, 1205, 128, 5},
+  for (auto c : {std::array<int64_t, 10>{2, 32, 8, 128, 32, 40, 77, 1245, 128, 5},
                  std::array<int64_t, 10>{1, 32, 8, 128, 64, 20, 0, 1152, 128, 0},
                  std::array<int64_t, 10>{4, 12, 2, 96, 32, 5, 31, 63, 128, 100},
-                 std::array<int64_t, 10>{8, 6, 3, 40, 8, 9, 5, 70, 8, 7}}) {
+                 std::array<int64_t, 10>{8, 6, 3, 40, 8, 9, 5, 70, 8, 7},
+                 std::array<int64_t, 10>{2, 32, 8, 128, 32, 1300, 100, 41572, 128, 17}}) {
     const int bits = c[0], qh = c[1], kvh = c[2], d = c[3], g = c[4];
     KiviLayout l{{qh, kvh, d}, bits, g, std::min(g, d)};
     const int64_t row = kvh * d, total = c[5] * g + c[6], vres = total - c[7];
@@ -120,15 +121,63 @@ TEST(KiviAttentionCuda, MatchesCpu) {
     kernels::KiviCacheView v{kc.data(), ks.data(), kz.data(), c[5], kr.data(), c[6],
                              vc.data(), vs.data(), vz.data(), c[7], ring.data(), vres, c[9], c[8]};
     std::vector<float> ws(kernels::KiviAttentionWorkspaceFloats(l, total)), cpu(qh * d);
-    ASSERT_TRUE(kernels::KiviDecodeAttention(l, v, q.data(), cpu.data(), ws).ok());
+    const Status cpu_status = kernels::KiviDecodeAttention(l, v, q.data(), cpu.data(), ws);
+    ASSERT_TRUE(cpu_status.ok()) << cpu_status.ToString();
     DeviceBuffer<uint8_t> dkc(kc), dvc(vc);
     DeviceBuffer<Half> dks(ks), dkz(kz), dkr(kr), dvs(vs), dvz(vz), dring(ring);
     DeviceBuffer<float> dq(q), dout(qh * d);
     DeviceBuffer<uint8_t> dws(KiviAttentionWorkspaceBytesCuda(l, total));
     kernels::KiviCacheView dv{dkc.get(), dks.get(), dkz.get(), c[5], dkr.get(), c[6],
                               dvc.get(), dvs.get(), dvz.get(), c[7], dring.get(), vres, c[9], c[8]};
-    ASSERT_TRUE(KiviDecodeAttentionCuda(l, dv, dq.get(), dout.get(), dws.get(), dws.bytes(), nullptr).ok());
-    EXPECT_LT(MaxRelError(dout.Download(cpu.size()), cpu), 1e-4) << "bits " << bits;
+    const Status gpu_status = KiviDecodeAttentionCuda(l, dv, dq.get(), dout.get(), dws.get(), dws.bytes(), nullptr);
+    ASSERT_TRUE(gpu_status.ok()) << gpu_status.ToString();
+    // The float64 reference over the dequantized cache. An attention output is a convex
+    // combination of value rows, so errors are measured against the largest |value|. Over tens of
+    // thousands of tokens the CPU oracle's sequential fp32 sums drift by ~sqrt(T) ulps, so the
+    // CUDA kernel must (a) agree with the CPU to 1e-4 of that scale and (b) be at least as close
+    // to the float64 reference as the CPU is (or within 1e-6 of it).
+    std::vector<float> kdq(c[5] * g * row), vdq(c[7] * row);
+    ASSERT_TRUE(kernels::KiviDequantizeKeys(l, kc.data(), ks.data(), kz.data(), c[5], kdq.data()).ok());
+    ASSERT_TRUE(kernels::KiviDequantizeValues(l, vc.data(), vs.data(), vz.data(), c[7], vdq.data()).ok());
+    auto key = [&](int64_t t, int h, int ch) -> double {
+      if (t < c[5] * g) return kdq[(t * kvh + h) * d + ch];
+      return kernels::HalfToFloat(kr[((t - c[5] * g) * kvh + h) * d + ch]);
+    };
+    auto value = [&](int64_t t, int h, int ch) -> double {
+      if (t < c[7]) return vdq[(t * kvh + h) * d + ch];
+      return kernels::HalfToFloat(ring[(((c[9] + t - c[7]) % c[8]) * kvh + h) * d + ch]);
+    };
+    double vmax = 0;
+    for (int64_t t = 0; t < total; ++t) {
+      for (int h = 0; h < kvh; ++h) {
+        for (int ch = 0; ch < d; ++ch) vmax = std::max(vmax, std::fabs(value(t, h, ch)));
+      }
+    }
+    std::vector<double> ref(qh * d, 0.0), logit(total);
+    for (int j = 0; j < qh; ++j) {
+      const int h = j / (qh / kvh);
+      double m = -1e300, sum = 0;
+      for (int64_t t = 0; t < total; ++t) {
+        double s = 0;
+        for (int ch = 0; ch < d; ++ch) s += double{q[j * d + ch]} * key(t, h, ch);
+        logit[t] = s / std::sqrt(double(d));
+        m = std::max(m, logit[t]);
+      }
+      for (int64_t t = 0; t < total; ++t) sum += (logit[t] = std::exp(logit[t] - m));
+      for (int64_t t = 0; t < total; ++t) {
+        for (int ch = 0; ch < d; ++ch) ref[j * d + ch] += logit[t] / sum * value(t, h, ch);
+      }
+    }
+    const auto gpu = dout.Download(cpu.size());
+    double gpu_cpu = 0, gpu_ref = 0, cpu_ref = 0;
+    for (size_t i = 0; i < cpu.size(); ++i) {
+      gpu_cpu = std::max(gpu_cpu, std::fabs(double{gpu[i]} - cpu[i]));
+      gpu_ref = std::max(gpu_ref, std::fabs(gpu[i] - ref[i]));
+      cpu_ref = std::max(cpu_ref, std::fabs(cpu[i] - ref[i]));
+    }
+    EXPECT_LT(gpu_cpu / vmax, 1e-4) << "bits " << bits << " tokens " << total;
+    EXPECT_LE(gpu_ref / vmax, std::max(cpu_ref / vmax, 1e-6)) << "bits " << bits << " tokens " << total
+                                                               << " cpu error " << cpu_ref / vmax;
   }
 }
 
@@ -136,7 +185,8 @@ TEST(DecodeAttentionCuda, MatchesCpu) {
   KVT_REQUIRE_GPU();
   std::mt19937 rng(3);
   for (auto [qh, kvh, d, a, b] : {std::tuple{32, 8, 128, 4099, 131}, std::tuple{4, 4, 64, 1, 0},
-                                  std::tuple{6, 1, 40, 33, 7}, std::tuple{16, 1, 256, 700, 3}}) {
+                                  std::tuple{6, 1, 40, 33, 7}, std::tuple{16, 1, 256, 700, 3},
+                                  std::tuple{32, 8, 128, 40000, 77}}) {
     AttentionShape s{qh, kvh, d};
     const int row = kvh * d;
     auto ka = RandomHalves(a * row, rng, 2.0f), va = RandomHalves(a * row, rng);

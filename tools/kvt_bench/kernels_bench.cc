@@ -271,16 +271,18 @@ void PrintJson(double memcpy_gbps, const std::vector<int64_t>& contexts) {
 
 int RunKernelsBench(int argc, char** argv) {
   bool quick = false, cpu = true, gpu = true;
+  std::vector<int64_t> only_contexts;  // --context N (repeatable): the GPU contexts, for profiling
   int threads = 0;  // 0: oneTBB's default (every core)
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--json") g_json = true;
     else if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (a == "--quick") quick = true;
+    else if (a == "--context" && i + 1 < argc) only_contexts.push_back(std::atoll(argv[++i]));
     else if (a == "--cpu-only") gpu = false;
     else if (a == "--gpu-only") cpu = false;
     else {
-      std::fprintf(stderr, "usage: kvt-bench kernels [--json] [--quick] [--cpu-only|--gpu-only] [--threads N]\n");
+      std::fprintf(stderr, "usage: kvt-bench kernels [--json] [--quick] [--cpu-only|--gpu-only] [--threads N] [--context N]...\n");
       return a == "--help" || a == "-h" ? 0 : 2;
     }
   }
@@ -307,8 +309,9 @@ int RunKernelsBench(int argc, char** argv) {
   }
 #if KVT_BENCH_HAVE_GPU_KERNELS
   if (gpu) {
-    const std::vector<int64_t> gpu_contexts = quick ? std::vector<int64_t>{4096, 32768}
-                                                    : std::vector<int64_t>{4096, 32768, 131072};
+    std::vector<int64_t> gpu_contexts = quick ? std::vector<int64_t>{4096, 32768}
+                                              : std::vector<int64_t>{4096, 32768, 131072};
+    if (!only_contexts.empty()) gpu_contexts = only_contexts;
     std::vector<gpu::GpuRecord> recs;
     const Status s = gpu::RunKernelsBenchGpu(gpu_contexts, &recs);
     if (!s.ok()) {
