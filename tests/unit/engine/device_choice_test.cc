@@ -87,7 +87,7 @@ TEST_F(DeviceChoiceModel, CudaNeedsADevice) {
 }
 
 // Runs the binary; returns stdout + stderr ("2>&1") and the exit status.
-std::string Run(const std::string& args, int* status) {
+std::string RunKvtLlama(const std::string& args, int* status) {
   const std::string cmd = testing::KvtLlama() + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
@@ -106,24 +106,24 @@ TEST(DeviceChoiceBinary, CpuIsGoldenAndCudaWithoutADeviceIsAClearError) {
   const std::string common = "generate --model " + testing::ModelBin() + " --tokenizer " + testing::TokenizerBin() +
                              " --prompt Zoo --steps 60 --temperature 0";
   int status = 0;
-  std::string out = Run(common + " --device cpu", &status);
+  std::string out = RunKvtLlama(common + " --device cpu", &status);
   EXPECT_EQ(status, 0) << out;
   EXPECT_NE(out.find(testing::kGoldenZoo60), std::string::npos) << out;
   EXPECT_NE(out.find("[kvt-llama] device: cpu"), std::string::npos) << out;
 
-  out = Run(common + " --device cuda --policy kivi2", &status);
+  out = RunKvtLlama(common + " --device cuda --policy kivi2", &status);
   EXPECT_NE(status, 0) << out;
   EXPECT_NE(out.find("--device cuda"), std::string::npos) << out;
 
   if (CudaDeviceCount() == 0) {
-    out = Run(common + " --device cuda", &status);
+    out = RunKvtLlama(common + " --device cuda", &status);
     EXPECT_NE(status, 0) << out;
     EXPECT_NE(out.find(CudaPathBuilt() ? "no CUDA device" : "KVT_ENABLE_CUDA=OFF"), std::string::npos) << out;
-    out = Run(common, &status);  // auto
+    out = RunKvtLlama(common, &status);  // auto
     EXPECT_EQ(status, 0) << out;
     EXPECT_NE(out.find("[kvt-llama] device: cpu (auto: "), std::string::npos) << out;
   }
-  out = Run(common + " --device tpu", &status);
+  out = RunKvtLlama(common + " --device tpu", &status);
   EXPECT_NE(status, 0) << out;
 }
 
