@@ -47,8 +47,8 @@ class DeviceBackend {
   // and itself. Writes the logits of every token [tokens][vocab] when `all_logits`, else of the
   // last one [vocab], to host memory. Blocks until the logits are in `logits`. On error the state's
   // token count is unchanged (the rows written past it are overwritten by the next call).
-  virtual Status Forward(DeviceSequenceState& state, std::span<const int32_t> tokens, bool all_logits,
-                         float* logits) const = 0;
+  virtual Status Forward(DeviceSequenceState& state, std::span<const int32_t> tokens,
+                         bool all_logits, float* logits) const = 0;
 };
 
 }  // namespace kvt::llama

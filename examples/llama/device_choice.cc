@@ -22,7 +22,8 @@ std::string CudaObstacle(const DeviceRequest& r) {
   if (!CudaPathBuilt()) return "this engine was built without CUDA (KVT_ENABLE_CUDA=OFF)";
   for (const std::string& p : r.policies) {
     if (!CudaRunsPolicy(p)) {
-      return "policy '" + p + "' runs on the cpu only (the cuda forward keeps the uncompressed "
+      return "policy '" + p +
+             "' runs on the cpu only (the cuda forward keeps the uncompressed "
              "float32 cache on the device: exact, full)";
     }
   }
@@ -48,7 +49,8 @@ StatusOr<DeviceChoice> ChooseDevice(const DeviceRequest& request, const ModelWei
   auto backend = MakeCudaBackend(weights);
   if (!backend.ok()) {
     if (request.kind == DeviceKind::kCuda) return backend.status().WithContext("--device cuda");
-    choice.description = "cpu (auto: the cuda forward failed to start: " + backend.status().ToString() + ")";
+    choice.description =
+        "cpu (auto: the cuda forward failed to start: " + backend.status().ToString() + ")";
     return choice;
   }
   choice.backend = std::move(backend).value();

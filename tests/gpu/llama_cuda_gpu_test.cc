@@ -26,9 +26,9 @@ namespace {
 
 constexpr float kLogitTolerance = 1e-3f;  // max |cuda - cpu| over every logit
 
-#define KVT_REQUIRE_CUDA_DEVICE()                                         \
-  do {                                                                    \
-    if (CudaDeviceCount() == 0) GTEST_SKIP() << "no CUDA device";         \
+#define KVT_REQUIRE_CUDA_DEVICE()                                 \
+  do {                                                            \
+    if (CudaDeviceCount() == 0) GTEST_SKIP() << "no CUDA device"; \
   } while (0)
 
 class LlamaCudaTest : public ::testing::Test {
@@ -36,7 +36,8 @@ class LlamaCudaTest : public ::testing::Test {
   void SetUp() override {
     KVT_REQUIRE_CUDA_DEVICE();
     auto model = LoadModelWithTokenizer(testing::ModelBin(), testing::TokenizerBin());
-    ASSERT_TRUE(model.ok()) << model.status().ToString() << " (KVT_SHARED_DATA=" << kvt::testing::SharedDataDir() << ")";
+    ASSERT_TRUE(model.ok()) << model.status().ToString()
+                            << " (KVT_SHARED_DATA=" << kvt::testing::SharedDataDir() << ")";
     model_ = std::move(model).value();
     auto backend = MakeCudaBackend(model_.weights);
     ASSERT_TRUE(backend.ok()) << backend.status().ToString();
@@ -57,7 +58,8 @@ class LlamaCudaTest : public ::testing::Test {
 
 // Runs `tokens` as: prefill [0, 128) with every logit, decode [128, 192) one by one, prefill
 // [192, n) after the decodes with every logit. Returns [n][vocab] logits.
-std::vector<float> RunSchedule(const Transformer& t, const std::vector<int32_t>& tokens, int max_tokens) {
+std::vector<float> RunSchedule(const Transformer& t, const std::vector<int32_t>& tokens,
+                               int max_tokens) {
   const int V = t.config().vocab_size, n = static_cast<int>(tokens.size());
   std::vector<float> logits(static_cast<size_t>(n) * V);
   auto seq = t.NewSequence(ExactCacheFactory(), max_tokens);
@@ -111,8 +113,10 @@ TEST_F(LlamaCudaTest, LogitsMatchTheCpuForwardOver320Positions) {
   EXPECT_GT(*hi - *lo, 5.0f);
   EXPECT_LE(max_diff, kLogitTolerance) << "worst position " << worst;
   EXPECT_GE(argmax_agree, 318) << "greedy choices differ at " << 320 - argmax_agree << " positions";
-  std::printf("[llama_cuda] 320 positions: max |cuda - cpu| logit = %.3g (tolerance %.0e), argmax agrees at %d\n",
-              max_diff, kLogitTolerance, argmax_agree);
+  std::printf(
+      "[llama_cuda] 320 positions: max |cuda - cpu| logit = %.3g (tolerance %.0e), argmax agrees "
+      "at %d\n",
+      max_diff, kLogitTolerance, argmax_agree);
 }
 
 TEST_F(LlamaCudaTest, ParallelSequencesOnOneBackendAgree) {
@@ -133,8 +137,8 @@ TEST_F(LlamaCudaTest, ParallelSequencesOnOneBackendAgree) {
   EXPECT_EQ(s1->kept_tokens(), 40 * gpu.config().n_layers);
 }
 
-std::string GenerateOn(const Transformer& t, const Tokenizer& tok, const std::string& prompt, int steps,
-                       const std::string& policy) {
+std::string GenerateOn(const Transformer& t, const Tokenizer& tok, const std::string& prompt,
+                       int steps, const std::string& policy) {
   auto caches = CacheFactoryForSpec(policy, t.ShapeForLayer(0, steps));
   EXPECT_TRUE(caches.ok()) << caches.status().ToString();
   if (!caches.ok()) return "";

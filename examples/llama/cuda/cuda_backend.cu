@@ -20,7 +20,8 @@ class DeviceArray {
  public:
   DeviceArray() = default;
   ~DeviceArray() { Release(); }
-  DeviceArray(DeviceArray&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
+  DeviceArray(DeviceArray&& o) noexcept
+      : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
   DeviceArray& operator=(DeviceArray&& o) noexcept {
     if (this != &o) {
       Release();
@@ -44,7 +45,8 @@ class DeviceArray {
   Status Upload(const std::vector<T>& host) {
     KVT_RETURN_IF_ERROR(Allocate(host.size()));
     if (!host.empty()) {
-      KVT_CUDA_RETURN_IF_ERROR(cudaMemcpy(p_, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
+      KVT_CUDA_RETURN_IF_ERROR(
+          cudaMemcpy(p_, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
     }
     return Status::Ok();
   }
@@ -92,10 +94,18 @@ class CudaBackend final : public DeviceBackend {
   explicit CudaBackend(const ModelConfig& c, std::string name) : c_(c), name_(std::move(name)) {}
 
   Status Upload(const ModelWeights& w) {
-    const std::pair<Floats*, const std::vector<float>*> tensors[] = {
-        {&tok_emb_, &w.tok_emb}, {&rms_att_, &w.rms_att}, {&wq_, &w.wq},   {&wk_, &w.wk},
-        {&wv_, &w.wv},           {&wo_, &w.wo},           {&rms_ffn_, &w.rms_ffn}, {&w1_, &w.w1},
-        {&w2_, &w.w2},           {&w3_, &w.w3},           {&rms_final_, &w.rms_final}, {&wcls_, &w.wcls}};
+    const std::pair<Floats*, const std::vector<float>*> tensors[] = {{&tok_emb_, &w.tok_emb},
+                                                                     {&rms_att_, &w.rms_att},
+                                                                     {&wq_, &w.wq},
+                                                                     {&wk_, &w.wk},
+                                                                     {&wv_, &w.wv},
+                                                                     {&wo_, &w.wo},
+                                                                     {&rms_ffn_, &w.rms_ffn},
+                                                                     {&w1_, &w.w1},
+                                                                     {&w2_, &w.w2},
+                                                                     {&w3_, &w.w3},
+                                                                     {&rms_final_, &w.rms_final},
+                                                                     {&wcls_, &w.wcls}};
     for (auto [dev, host] : tensors) KVT_RETURN_IF_ERROR(dev->Upload(*host));
     classifier_ = w.wcls.empty() ? tok_emb_.get() : wcls_.get();
     return Status::Ok();
@@ -136,16 +146,19 @@ Status CudaBackend::Reserve(CudaSequenceState& s, int64_t tokens) const {
       Floats grown;
       KVT_RETURN_IF_ERROR(grown.Allocate(static_cast<size_t>(capacity) * kv));
       if (s.tokens_ > 0) {
-        KVT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(grown.get(), (*side)[l].get(), static_cast<size_t>(s.tokens_) * kv * sizeof(float),
-                                                 cudaMemcpyDeviceToDevice, s.stream_));
-        KVT_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(s.stream_));  // before the old rows are freed
+        KVT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(
+            grown.get(), (*side)[l].get(), static_cast<size_t>(s.tokens_) * kv * sizeof(float),
+            cudaMemcpyDeviceToDevice, s.stream_));
+        KVT_CUDA_RETURN_IF_ERROR(
+            cudaStreamSynchronize(s.stream_));  // before the old rows are freed
       }
       (*side)[l] = std::move(grown);
     }
   }
   s.capacity_ = capacity;
   if (s.scratch_rows_ > 0) {  // the score rows are capacity long
-    KVT_RETURN_IF_ERROR(s.scores_.Allocate(static_cast<size_t>(s.scratch_rows_) * c_.n_heads * capacity));
+    KVT_RETURN_IF_ERROR(
+        s.scores_.Allocate(static_cast<size_t>(s.scratch_rows_) * c_.n_heads * capacity));
   }
   return Status::Ok();
 }
@@ -166,29 +179,34 @@ Status CudaBackend::EnsureScratch(CudaSequenceState& s, int rows) const {
   return Status::Ok();
 }
 
-Status CudaBackend::Forward(DeviceSequenceState& state, std::span<const int32_t> tokens, bool all_logits,
-                            float* logits) const {
+Status CudaBackend::Forward(DeviceSequenceState& state, std::span<const int32_t> tokens,
+                            bool all_logits, float* logits) const {
   auto& s = static_cast<CudaSequenceState&>(state);
-  if (tokens.empty() || logits == nullptr) return InvalidArgument("Forward: no tokens or no logits buffer");
-  if (tokens.size() > (1u << 20)) return InvalidArgument("Forward: more than 1M tokens in one batch");
+  if (tokens.empty() || logits == nullptr)
+    return InvalidArgument("Forward: no tokens or no logits buffer");
+  if (tokens.size() > (1u << 20))
+    return InvalidArgument("Forward: more than 1M tokens in one batch");
   const int T = static_cast<int>(tokens.size());
-  const int d = c_.dim, kv = c_.kv_dim(), hd = c_.head_dim(), hid = c_.hidden_dim, V = c_.vocab_size;
+  const int d = c_.dim, kv = c_.kv_dim(), hd = c_.head_dim(), hid = c_.hidden_dim,
+            V = c_.vocab_size;
   const int64_t pos0 = s.tokens_;
   KVT_RETURN_IF_ERROR(Reserve(s, pos0 + T));
   KVT_RETURN_IF_ERROR(EnsureScratch(s, T));
   cudaStream_t st = s.stream_;
   const size_t td = static_cast<size_t>(T) * d, th = static_cast<size_t>(T) * hid;
 
-  KVT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(s.ids_.get(), tokens.data(), tokens.size() * sizeof(int32_t),
-                                           cudaMemcpyHostToDevice, st));
+  KVT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(
+      s.ids_.get(), tokens.data(), tokens.size() * sizeof(int32_t), cudaMemcpyHostToDevice, st));
   KVT_RETURN_IF_ERROR(cuda::EmbedRows(s.ids_.get(), tok_emb_.get(), s.x_.get(), T, d, st));
   for (int l = 0; l < c_.n_layers; ++l) {
     const size_t ld = static_cast<size_t>(l);
     // This batch's K/V rows go straight into the cache at pos0.
     float* k = s.k_[l].get() + static_cast<size_t>(pos0) * kv;
     float* v = s.v_[l].get() + static_cast<size_t>(pos0) * kv;
-    KVT_RETURN_IF_ERROR(cuda::RmsNormRows(s.x_.get(), rms_att_.get() + ld * d, s.xb_.get(), T, d, c_.rms_eps, st));
-    KVT_RETURN_IF_ERROR(cuda::MatMulRows(s.xb_.get(), wq_.get() + ld * d * d, s.q_.get(), T, d, d, st));
+    KVT_RETURN_IF_ERROR(
+        cuda::RmsNormRows(s.x_.get(), rms_att_.get() + ld * d, s.xb_.get(), T, d, c_.rms_eps, st));
+    KVT_RETURN_IF_ERROR(
+        cuda::MatMulRows(s.xb_.get(), wq_.get() + ld * d * d, s.q_.get(), T, d, d, st));
     KVT_RETURN_IF_ERROR(cuda::MatMulRows(s.xb_.get(), wk_.get() + ld * kv * d, k, T, kv, d, st));
     KVT_RETURN_IF_ERROR(cuda::MatMulRows(s.xb_.get(), wv_.get() + ld * kv * d, v, T, kv, d, st));
     KVT_RETURN_IF_ERROR(cuda::RopeRows(s.q_.get(), T, c_.n_heads, hd, pos0, c_.rope_theta, st));
@@ -206,21 +224,29 @@ Status CudaBackend::Forward(DeviceSequenceState& state, std::span<const int32_t>
     a.head_dim = hd;
     a.score_stride = s.capacity_;
     KVT_RETURN_IF_ERROR(cuda::CausalAttention(a, st));
-    KVT_RETURN_IF_ERROR(cuda::MatMulRows(s.att_.get(), wo_.get() + ld * d * d, s.xb_.get(), T, d, d, st));
+    KVT_RETURN_IF_ERROR(
+        cuda::MatMulRows(s.att_.get(), wo_.get() + ld * d * d, s.xb_.get(), T, d, d, st));
     KVT_RETURN_IF_ERROR(cuda::AddInPlace(s.x_.get(), s.xb_.get(), td, st));
-    KVT_RETURN_IF_ERROR(cuda::RmsNormRows(s.x_.get(), rms_ffn_.get() + ld * d, s.xb_.get(), T, d, c_.rms_eps, st));
-    KVT_RETURN_IF_ERROR(cuda::MatMulRows(s.xb_.get(), w1_.get() + ld * hid * d, s.h1_.get(), T, hid, d, st));
-    KVT_RETURN_IF_ERROR(cuda::MatMulRows(s.xb_.get(), w3_.get() + ld * hid * d, s.h3_.get(), T, hid, d, st));
+    KVT_RETURN_IF_ERROR(
+        cuda::RmsNormRows(s.x_.get(), rms_ffn_.get() + ld * d, s.xb_.get(), T, d, c_.rms_eps, st));
+    KVT_RETURN_IF_ERROR(
+        cuda::MatMulRows(s.xb_.get(), w1_.get() + ld * hid * d, s.h1_.get(), T, hid, d, st));
+    KVT_RETURN_IF_ERROR(
+        cuda::MatMulRows(s.xb_.get(), w3_.get() + ld * hid * d, s.h3_.get(), T, hid, d, st));
     KVT_RETURN_IF_ERROR(cuda::SwiGluInPlace(s.h1_.get(), s.h3_.get(), th, st));
-    KVT_RETURN_IF_ERROR(cuda::MatMulRows(s.h1_.get(), w2_.get() + ld * d * hid, s.xb_.get(), T, d, hid, st));
+    KVT_RETURN_IF_ERROR(
+        cuda::MatMulRows(s.h1_.get(), w2_.get() + ld * d * hid, s.xb_.get(), T, d, hid, st));
     KVT_RETURN_IF_ERROR(cuda::AddInPlace(s.x_.get(), s.xb_.get(), td, st));
   }
   // The classifier over every row, or the last row only.
   const int out_rows = all_logits ? T : 1;
   const float* first = s.x_.get() + static_cast<size_t>(T - out_rows) * d;
-  KVT_RETURN_IF_ERROR(cuda::RmsNormRows(first, rms_final_.get(), s.xb_.get(), out_rows, d, c_.rms_eps, st));
-  KVT_RETURN_IF_ERROR(cuda::MatMulRows(s.xb_.get(), classifier_, s.logits_.get(), out_rows, V, d, st));
-  KVT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(logits, s.logits_.get(), static_cast<size_t>(out_rows) * V * sizeof(float),
+  KVT_RETURN_IF_ERROR(
+      cuda::RmsNormRows(first, rms_final_.get(), s.xb_.get(), out_rows, d, c_.rms_eps, st));
+  KVT_RETURN_IF_ERROR(
+      cuda::MatMulRows(s.xb_.get(), classifier_, s.logits_.get(), out_rows, V, d, st));
+  KVT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(logits, s.logits_.get(),
+                                           static_cast<size_t>(out_rows) * V * sizeof(float),
                                            cudaMemcpyDeviceToHost, st));
   KVT_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(st));
   s.tokens_ += T;
@@ -239,7 +265,8 @@ StatusOr<std::unique_ptr<DeviceBackend>> MakeCudaBackend(const ModelWeights& wei
   KVT_CUDA_RETURN_IF_ERROR(cudaSetDevice(0));
   cudaDeviceProp prop{};
   KVT_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&prop, 0));
-  auto backend = std::make_unique<CudaBackend>(weights.config, std::string("cuda:0 (") + prop.name + ")");
+  auto backend =
+      std::make_unique<CudaBackend>(weights.config, std::string("cuda:0 (") + prop.name + ")");
   if (Status s = backend->Upload(weights); !s.ok()) return s.WithContext("uploading the weights");
   return std::unique_ptr<DeviceBackend>(std::move(backend));
 }

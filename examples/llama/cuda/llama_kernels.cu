@@ -136,7 +136,8 @@ __global__ void CausalAttentionKernel(CausalAttentionArgs a) {
 
 }  // namespace
 
-Status EmbedRows(const int32_t* tokens, const float* table, float* x, int rows, int dim, cudaStream_t stream) {
+Status EmbedRows(const int32_t* tokens, const float* table, float* x, int rows, int dim,
+                 cudaStream_t stream) {
   if (rows <= 0) return Status::Ok();
   EmbedKernel<<<rows, kBlock, 0, stream>>>(tokens, table, x, dim);
   return gpu::LaunchStatus("EmbedKernel");
@@ -149,7 +150,8 @@ Status RmsNormRows(const float* x, const float* weight, float* out, int rows, in
   return gpu::LaunchStatus("RmsNormKernel");
 }
 
-Status MatMulRows(const float* x, const float* w, float* y, int rows, int out, int in, cudaStream_t stream) {
+Status MatMulRows(const float* x, const float* w, float* y, int rows, int out, int in,
+                  cudaStream_t stream) {
   if (rows <= 0 || out <= 0) return Status::Ok();
   if (Blocks(rows, kTile) > 65535) return InvalidArgument("MatMulRows: more than 1M rows");
   const dim3 grid(Blocks(out, kTile), Blocks(rows, kTile));
@@ -157,7 +159,8 @@ Status MatMulRows(const float* x, const float* w, float* y, int rows, int out, i
   return gpu::LaunchStatus("MatMulKernel");
 }
 
-Status RopeRows(float* v, int rows, int heads, int head_dim, int64_t pos0, float theta, cudaStream_t stream) {
+Status RopeRows(float* v, int rows, int heads, int head_dim, int64_t pos0, float theta,
+                cudaStream_t stream) {
   const int64_t n = static_cast<int64_t>(rows) * heads * (head_dim / 2);
   if (n <= 0) return Status::Ok();
   RopeKernel<<<Blocks(n, 256), 256, 0, stream>>>(v, rows, heads, head_dim, pos0, theta);
@@ -181,7 +184,8 @@ Status CausalAttention(const CausalAttentionArgs& a, cudaStream_t stream) {
   if (a.kv_heads <= 0 || a.q_heads % a.kv_heads != 0 || a.head_dim <= 0) {
     return InvalidArgument("CausalAttention: q_heads must be a positive multiple of kv_heads");
   }
-  if (a.score_stride < a.pos0 + a.rows) return InvalidArgument("CausalAttention: score scratch too short");
+  if (a.score_stride < a.pos0 + a.rows)
+    return InvalidArgument("CausalAttention: score scratch too short");
   const int64_t blocks = static_cast<int64_t>(a.rows) * a.q_heads;
   if (blocks > 0x7fffffff) return InvalidArgument("CausalAttention: too many rows");
   CausalAttentionKernel<<<static_cast<unsigned>(blocks), kBlock, 0, stream>>>(a);

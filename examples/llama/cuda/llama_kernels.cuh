@@ -14,7 +14,8 @@
 namespace kvt::llama::cuda {
 
 // x[t] = table[tokens[t]]: table [vocab][dim], x [rows][dim]. Ids are checked by the caller.
-Status EmbedRows(const int32_t* tokens, const float* table, float* x, int rows, int dim, cudaStream_t stream);
+Status EmbedRows(const int32_t* tokens, const float* table, float* x, int rows, int dim,
+                 cudaStream_t stream);
 
 // out[t] = weight ⊙ x[t] / sqrt(mean(x[t]²) + eps): x, out [rows][n], weight [n].
 Status RmsNormRows(const float* x, const float* weight, float* out, int rows, int n, float eps,
@@ -22,10 +23,12 @@ Status RmsNormRows(const float* x, const float* weight, float* out, int rows, in
 
 // y[t][o] = Σ_i x[t][i]·w[o][i]: x [rows][in], w [out][in] (row-major), y [rows][out]; y must not
 // overlap x or w. Shared-memory tiles of 16×16.
-Status MatMulRows(const float* x, const float* w, float* y, int rows, int out, int in, cudaStream_t stream);
+Status MatMulRows(const float* x, const float* w, float* y, int rows, int out, int in,
+                  cudaStream_t stream);
 
 // Interleaved-pair RoPE in place: v [rows][heads][head_dim], row t at position pos0 + t.
-Status RopeRows(float* v, int rows, int heads, int head_dim, int64_t pos0, float theta, cudaStream_t stream);
+Status RopeRows(float* v, int rows, int heads, int head_dim, int64_t pos0, float theta,
+                cudaStream_t stream);
 
 // h1 = silu(h1) ⊙ h3, n elements.
 Status SwiGluInPlace(float* h1, const float* h3, int64_t n, cudaStream_t stream);
@@ -37,10 +40,10 @@ struct CausalAttentionArgs {
   const float* q = nullptr;       // [rows][q_heads][head_dim], post-RoPE
   const float* keys = nullptr;    // [pos0 + rows][kv_heads][head_dim], post-RoPE
   const float* values = nullptr;  // [pos0 + rows][kv_heads][head_dim]
-  float* scores = nullptr;        // scratch [rows][q_heads][score_stride], score_stride >= pos0 + rows
-  float* out = nullptr;           // [rows][q_heads][head_dim]
+  float* scores = nullptr;  // scratch [rows][q_heads][score_stride], score_stride >= pos0 + rows
+  float* out = nullptr;     // [rows][q_heads][head_dim]
   int rows = 0;
-  int64_t pos0 = 0;               // tokens before this batch
+  int64_t pos0 = 0;  // tokens before this batch
   int q_heads = 0, kv_heads = 0, head_dim = 0;
   int64_t score_stride = 0;
 };

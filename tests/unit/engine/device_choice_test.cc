@@ -52,12 +52,14 @@ TEST_F(DeviceChoiceModel, CudaRefusesOtherPoliciesAndPrefixReuseWithTheReason) {
   const std::string kivi[] = {"full", "kivi2"};
   auto c = ChooseDevice({DeviceKind::kCuda, kivi, false}, model_.weights);
   ASSERT_EQ(c.status().code(), StatusCode::kUnsupported);
-  EXPECT_NE(c.status().ToString().find(CudaPathBuilt() ? "kivi2" : "KVT_ENABLE_CUDA=OFF"), std::string::npos)
+  EXPECT_NE(c.status().ToString().find(CudaPathBuilt() ? "kivi2" : "KVT_ENABLE_CUDA=OFF"),
+            std::string::npos)
       << c.status().ToString();
   const std::string exact[] = {"exact"};
   auto r = ChooseDevice({DeviceKind::kCuda, exact, true}, model_.weights);
   ASSERT_EQ(r.status().code(), StatusCode::kUnsupported);
-  EXPECT_NE(r.status().ToString().find(CudaPathBuilt() ? "kvtier" : "KVT_ENABLE_CUDA=OFF"), std::string::npos)
+  EXPECT_NE(r.status().ToString().find(CudaPathBuilt() ? "kvtier" : "KVT_ENABLE_CUDA=OFF"),
+            std::string::npos)
       << r.status().ToString();
 }
 
@@ -77,7 +79,8 @@ TEST_F(DeviceChoiceModel, CudaNeedsADevice) {
   if (CudaDeviceCount() == 0) {
     EXPECT_EQ(cuda.status().code(), StatusCode::kUnsupported);
     EXPECT_EQ(aut->backend, nullptr);
-    EXPECT_NE(aut->description.find(CudaPathBuilt() ? "no CUDA device" : "KVT_ENABLE_CUDA=OFF"), std::string::npos)
+    EXPECT_NE(aut->description.find(CudaPathBuilt() ? "no CUDA device" : "KVT_ENABLE_CUDA=OFF"),
+              std::string::npos)
         << aut->description;
   } else {
     ASSERT_TRUE(cuda.ok()) << cuda.status().ToString();
@@ -103,8 +106,8 @@ std::string RunKvtLlama(const std::string& args, int* status) {
 }
 
 TEST(DeviceChoiceBinary, CpuIsGoldenAndCudaWithoutADeviceIsAClearError) {
-  const std::string common = "generate --model " + testing::ModelBin() + " --tokenizer " + testing::TokenizerBin() +
-                             " --prompt Zoo --steps 60 --temperature 0";
+  const std::string common = "generate --model " + testing::ModelBin() + " --tokenizer " +
+                             testing::TokenizerBin() + " --prompt Zoo --steps 60 --temperature 0";
   int status = 0;
   std::string out = RunKvtLlama(common + " --device cpu", &status);
   EXPECT_EQ(status, 0) << out;
@@ -118,7 +121,9 @@ TEST(DeviceChoiceBinary, CpuIsGoldenAndCudaWithoutADeviceIsAClearError) {
   if (CudaDeviceCount() == 0) {
     out = RunKvtLlama(common + " --device cuda", &status);
     EXPECT_NE(status, 0) << out;
-    EXPECT_NE(out.find(CudaPathBuilt() ? "no CUDA device" : "KVT_ENABLE_CUDA=OFF"), std::string::npos) << out;
+    EXPECT_NE(out.find(CudaPathBuilt() ? "no CUDA device" : "KVT_ENABLE_CUDA=OFF"),
+              std::string::npos)
+        << out;
     out = RunKvtLlama(common, &status);  // auto
     EXPECT_EQ(status, 0) << out;
     EXPECT_NE(out.find("[kvt-llama] device: cpu (auto: "), std::string::npos) << out;
