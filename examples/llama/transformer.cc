@@ -67,6 +67,7 @@ Status Transformer::CheckToken(int32_t token) const {
 
 Status Transformer::DeviceForward(Sequence& seq, std::span<const int32_t> tokens, bool all_logits,
                                   float* logits) const {
+  if (device_ == nullptr) return InvalidArgument("a sequence made on a device, run by a cpu Transformer");
   if (seq.observer_ != nullptr) return Unsupported("activation capture runs on the cpu device only");
   if (seq.device_->tokens() != seq.position_) return Internal("device cache out of step with the sequence");
   if (Status s = device_->Forward(*seq.device_, tokens, all_logits, logits); !s.ok()) {
@@ -278,7 +279,7 @@ Status Transformer::Decode(Sequence& seq, int32_t token, float* logits) const {
 }
 
 Status Transformer::AppendKv(Sequence& seq, int tokens, const float* keys, const float* values) const {
-  if (seq.on_device()) return Unsupported("AppendKv: a sequence on " + device_->name() + " takes no K/V from the host");
+  if (seq.on_device()) return Unsupported("AppendKv: a sequence on a device takes no K/V from the host");
   if (!seq.dense_valid_) return InvalidArgument("AppendKv: only before the first decode step");
   if (tokens <= 0 || keys == nullptr || values == nullptr) return InvalidArgument("AppendKv: empty input");
   const int kv = c_.kv_dim(), hd = c_.head_dim();
