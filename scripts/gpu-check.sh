@@ -6,7 +6,8 @@
 #   scripts/gpu-check.sh --bundle DIR   runs from a bundle made by scripts/gpu-bundle.sh on a machine
 #                                       with the packages: for a GPU machine that has only the driver.
 #
-# Each GPU test compares a CUDA kernel with its CPU twin; a test that skips (exit 77) on a machine
+# Each GPU test compares a CUDA kernel (or kvt-llama's CUDA forward, on $KVT_SHARED_DATA) with its CPU
+# twin; a test that skips (exit 77) on a machine
 # with a device counts as a failure. Results go to bench/results/<name>-<device>-<stamp>.{log,json},
 # and also to $OUT when that is set (the device tool brings $OUT back).
 # Exits non-zero if there is no device, a test fails or skips, or a benchmark fails.

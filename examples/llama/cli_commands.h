@@ -20,6 +20,7 @@ struct GenerateArgs {
   std::string socket;           // empty: $KVT_SOCKET, else the daemon's default
   std::string kvtier_model_id;  // empty: ModelKvIdentity(weights)
   int kvtier_chunk = 16;        // tokens per chunk
+  std::string device = "auto";  // cpu | cuda | auto (device_choice.h)
 };
 CLI::App* AddGenerateCommand(CLI::App& app, GenerateArgs& args);
 int RunGenerate(const GenerateArgs& args);
@@ -33,9 +34,14 @@ struct PplArgs {
   int64_t max_tokens = 0;
   bool json = false;
   bool serial = false;
+  std::string device = "auto";  // cpu | cuda | auto (device_choice.h)
 };
 CLI::App* AddPplCommand(CLI::App& app, PplArgs& args);
 int RunPpl(const PplArgs& args);
+
+// Adds `--device cpu|cuda|auto` (device_choice.h) to a subcommand; its Run* prints the choice to
+// stderr as "[kvt-llama] device: ...".
+void AddDeviceOption(CLI::App& command, std::string& device);
 
 // TailorKV plan from a calibration text. head_dim-8 defaults (stories260K): TailorKV's 8 critical
 // channels of 128 become 2 of 8; budget 96 = 4 sinks + 32 recent + 60 gathered per KV head;

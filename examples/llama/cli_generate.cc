@@ -2,6 +2,7 @@
 
 #include "examples/llama/cache_factory.h"
 #include "examples/llama/cli_commands.h"
+#include "examples/llama/device_choice.h"
 #include "examples/llama/generate.h"
 #include "examples/llama/kvtier_prefix_store.h"
 #include "examples/llama/model_identity.h"
@@ -35,6 +36,7 @@ CLI::App* AddGenerateCommand(CLI::App& app, GenerateArgs& a) {
       ->check(CLI::Range(1, 1 << 16));
   c->add_option("--kvtier-model-id", a.kvtier_model_id,
                 "namespace model id (default: a hash of the config and weights, see model_identity.h)");
+  AddDeviceOption(*c, a.device);
   return c;
 }
 
@@ -44,7 +46,19 @@ int RunGenerate(const GenerateArgs& a) {
     std::fprintf(stderr, "kvt-llama: %s\n", model.status().ToString().c_str());
     return 1;
   }
-  Transformer transformer(model->weights);
+  auto kind = ParseDeviceKind(a.device);
+  if (!kind.ok()) {
+    std::fprintf(stderr, "kvt-llama: %s\n", kind.status().ToString().c_str());
+    return 1;
+  }
+  const std::string policies[] = {a.policy};
+  auto device = ChooseDevice({*kind, policies, a.kvtier}, model->weights);
+  if (!device.ok()) {
+    std::fprintf(stderr, "kvt-llama: %s\n", device.status().ToString().c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "[kvt-llama] device: %s\n", device->description.c_str());
+  Transformer transformer(model->weights, device->backend.get());
   auto caches = CacheFactoryForSpec(a.policy, transformer.ShapeForLayer(0, a.steps));
   if (!caches.ok()) {
     std::fprintf(stderr, "kvt-llama: %s\n", caches.status().ToString().c_str());

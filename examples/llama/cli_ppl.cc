@@ -4,6 +4,7 @@
 #include "examples/llama/cache_factory.h"
 #include "examples/llama/cli_commands.h"
 #include "examples/llama/corpus.h"
+#include "examples/llama/device_choice.h"
 #include "examples/llama/model_loader.h"
 #include "examples/llama/perplexity.h"
 
@@ -52,6 +53,7 @@ CLI::App* AddPplCommand(CLI::App& app, PplArgs& a) {
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   c->add_flag("--json", a.json, "print one JSON object instead of a table");
   c->add_flag("--serial", a.serial, "run windows one after another (default: in parallel)");
+  AddDeviceOption(*c, a.device);
   return c;
 }
 
@@ -66,14 +68,25 @@ int RunPpl(const PplArgs& a) {
     std::fprintf(stderr, "kvt-llama: %s\n", text.status().ToString().c_str());
     return 1;
   }
-  Transformer transformer(model->weights);
+  std::vector<std::string> policies = a.policies;
+  if (policies.empty()) policies.push_back("full");
+  auto kind = ParseDeviceKind(a.device);
+  if (!kind.ok()) {
+    std::fprintf(stderr, "kvt-llama: %s\n", kind.status().ToString().c_str());
+    return 1;
+  }
+  auto device = ChooseDevice({*kind, policies, false}, model->weights);
+  if (!device.ok()) {
+    std::fprintf(stderr, "kvt-llama: %s\n", device.status().ToString().c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "[kvt-llama] device: %s\n", device->description.c_str());
+  Transformer transformer(model->weights, device->backend.get());
   if (a.window > transformer.config().seq_len) {
     std::fprintf(stderr, "kvt-llama: note: window %d exceeds the model's context %d\n", a.window,
                  transformer.config().seq_len);
   }
   const std::vector<int32_t> tokens = TokenizeDocuments(*model->tokenizer, *text, a.max_tokens);
-  std::vector<std::string> policies = a.policies;
-  if (policies.empty()) policies.push_back("full");
   PerplexityOptions o;
   o.window = a.window;
   o.prefill = a.prefill;

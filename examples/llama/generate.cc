@@ -85,7 +85,7 @@ StatusOr<GenerateResult> Generate(const Transformer& model, const Tokenizer& tok
   PrefillOptions prefill;
   prefill.observation_window = options.observation_window;
   KVT_RETURN_IF_ERROR(model.Prefill(seq, head.subspan(reused), prefill, logits.data()));
-  if (prefix_store != nullptr) {
+  if (prefix_store != nullptr && !seq.on_device()) {  // a device sequence keeps no host K/V to offer
     prefix_store->Store(head, DensePrefix(model, seq, m)).IgnoreError();  // a failed offer costs nothing
   }
   result.prefill_seconds = Since(t0);

@@ -4,7 +4,7 @@
 #include "examples/llama/cli_commands.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"kvt-llama: reference Llama engine (CPU) with kv-tierd's KV methods in the loop"};
+  CLI::App app{"kvt-llama: reference Llama engine (CPU, optional CUDA forward) with kv-tierd's KV methods in the loop"};
   app.require_subcommand(1);
   kvt::llama::cli::GenerateArgs gen;
   kvt::llama::cli::PplArgs ppl;

@@ -2,6 +2,8 @@
 // and (while only prefills have run) a dense copy of the prompt's K/V for exact prefill attention.
 // Created by Transformer::NewSequence; move-only; used by one thread at a time. Sequences are
 // independent, so several can run on different threads over one shared Transformer.
+// A sequence of a Transformer with a DeviceBackend keeps its K/V on the device instead
+// (on_device()): its layer caches stay empty and its dense K/V are not kept on the host.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +11,7 @@
 #include <vector>
 
 #include "examples/llama/activation_observer.h"
+#include "examples/llama/device_backend.h"
 #include "policies/layer_cache.h"
 
 namespace kvt::llama {
@@ -23,6 +26,9 @@ class Sequence {
   int num_layers() const { return static_cast<int>(caches_.size()); }
   policies::LayerCache& cache(int layer) { return *caches_[layer]; }
   const policies::LayerCache& cache(int layer) const { return *caches_[layer]; }
+
+  // True when the forward pass and the K/V cache run on a DeviceBackend.
+  bool on_device() const { return device_ != nullptr; }
 
   // True while every token was prefilled (no Decode yet): dense_keys/values hold them all.
   bool dense_valid() const { return dense_valid_; }
@@ -44,18 +50,19 @@ class Sequence {
   bool dense_valid_ = true;
   std::vector<std::vector<float>> dense_k_, dense_v_;  // [layer][tokens][kv_dim]
   ActivationObserver* observer_ = nullptr;
+  std::unique_ptr<DeviceSequenceState> device_;  // set: the device runs this sequence
   // Decode scratch, sized once.
   std::vector<float> x_, xb_, q_, k_, k_pre_, v_, att_, hb_, hb2_;
 };
 
 inline uint64_t Sequence::stored_bytes() const {
-  uint64_t b = 0;
+  uint64_t b = device_ ? device_->stored_bytes() : 0;
   for (const auto& c : caches_) b += c->stored_bytes();
   return b;
 }
 
 inline int64_t Sequence::kept_tokens() const {
-  int64_t t = 0;
+  int64_t t = device_ ? device_->tokens() * static_cast<int64_t>(caches_.size()) : 0;
   for (const auto& c : caches_) t += c->kept_tokens();
   return t;
 }

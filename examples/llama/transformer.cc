@@ -31,7 +31,16 @@ StatusOr<Sequence> Transformer::NewSequence(const CacheFactory& factory, int max
     auto cache = factory(ShapeForLayer(l, max_tokens));
     if (!cache.ok()) return cache.status().WithContext("creating the cache of layer " + std::to_string(l));
     if (*cache == nullptr) return Internal("cache factory returned null for layer " + std::to_string(l));
+    if (device_ != nullptr && (*cache)->name() != "exact" && (*cache)->name() != "full") {
+      return Unsupported("the " + device_->name() + " forward keeps an uncompressed float32 K/V cache on the device; KV method '" +
+                         (*cache)->name() + "' runs on the cpu device only");
+    }
     seq.caches_.push_back(std::move(cache).value());
+  }
+  if (device_ != nullptr) {
+    auto state = device_->NewSequenceState(max_tokens);
+    if (!state.ok()) return state.status().WithContext("sequence on " + device_->name());
+    seq.device_ = std::move(state).value();
   }
   seq.dense_k_.resize(c_.n_layers);
   seq.dense_v_.resize(c_.n_layers);
@@ -53,6 +62,18 @@ Status Transformer::CheckToken(int32_t token) const {
     return InvalidArgument("token id " + std::to_string(token) + " outside the vocabulary [0, " +
                            std::to_string(c_.vocab_size) + ")");
   }
+  return Status::Ok();
+}
+
+Status Transformer::DeviceForward(Sequence& seq, std::span<const int32_t> tokens, bool all_logits,
+                                  float* logits) const {
+  if (device_ == nullptr) return InvalidArgument("a sequence made on a device, run by a cpu Transformer");
+  if (seq.observer_ != nullptr) return Unsupported("activation capture runs on the cpu device only");
+  if (seq.device_->tokens() != seq.position_) return Internal("device cache out of step with the sequence");
+  if (Status s = device_->Forward(*seq.device_, tokens, all_logits, logits); !s.ok()) {
+    return s.WithContext("forward on " + device_->name());
+  }
+  seq.position_ += static_cast<int64_t>(tokens.size());
   return Status::Ok();
 }
 
@@ -95,6 +116,7 @@ Status Transformer::Prefill(Sequence& seq, std::span<const int32_t> tokens,
   if (tokens.empty()) return InvalidArgument("Prefill: no tokens");
   if (static_cast<int>(seq.caches_.size()) != c_.n_layers) return InvalidArgument("Prefill: sequence not from this model");
   for (int32_t t : tokens) KVT_RETURN_IF_ERROR(CheckToken(t));
+  if (seq.on_device()) return DeviceForward(seq, tokens, options.all_logits, logits);
   const int V = c_.vocab_size;
   if (!seq.dense_valid_) {
     // After a decode the history lives only in the caches: go through them token by token.
@@ -191,6 +213,10 @@ Status Transformer::Prefill(Sequence& seq, std::span<const int32_t> tokens,
 Status Transformer::Decode(Sequence& seq, int32_t token, float* logits) const {
   KVT_RETURN_IF_ERROR(CheckToken(token));
   if (static_cast<int>(seq.caches_.size()) != c_.n_layers) return InvalidArgument("Decode: sequence not from this model");
+  if (seq.on_device()) {
+    seq.dense_valid_ = false;
+    return DeviceForward(seq, std::span<const int32_t>(&token, 1), false, logits);
+  }
   if (seq.dense_valid_) {
     seq.dense_valid_ = false;
     for (auto& k : seq.dense_k_) std::vector<float>().swap(k);
@@ -253,6 +279,7 @@ Status Transformer::Decode(Sequence& seq, int32_t token, float* logits) const {
 }
 
 Status Transformer::AppendKv(Sequence& seq, int tokens, const float* keys, const float* values) const {
+  if (seq.on_device()) return Unsupported("AppendKv: a sequence on a device takes no K/V from the host");
   if (!seq.dense_valid_) return InvalidArgument("AppendKv: only before the first decode step");
   if (tokens <= 0 || keys == nullptr || values == nullptr) return InvalidArgument("AppendKv: empty input");
   const int kv = c_.kv_dim(), hd = c_.head_dim();

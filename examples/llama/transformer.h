@@ -11,6 +11,12 @@
 //    LayerCache::Attend, i.e. whatever the KV method keeps (compressed, selected, offloaded).
 //  Once a Decode has run, a later Prefill goes token by token through the cache.
 //
+// Device: constructed with a DeviceBackend (device_backend.h), every sequence it makes runs its
+// forward passes on that device with the K/V cache there; Prefill and Decode then compute the
+// same function as the CPU's exact cache (float32, summation order aside). Such a sequence takes
+// only caches named "exact" or "full" from the factory (else UNSUPPORTED), and no observer or
+// AppendKv (UNSUPPORTED).
+//
 // Thread safety: const methods only; a Transformer may be shared by threads that each run their
 // own Sequence. The weights must outlive the Transformer.
 #pragma once
@@ -20,6 +26,7 @@
 
 #include "common/status_or.h"
 #include "examples/llama/cache_factory.h"
+#include "examples/llama/device_backend.h"
 #include "examples/llama/model_weights.h"
 #include "examples/llama/sequence.h"
 
@@ -32,9 +39,12 @@ struct PrefillOptions {
 
 class Transformer {
  public:
-  explicit Transformer(const ModelWeights& weights) : w_(weights), c_(weights.config) {}
+  // `device` (may be null: the CPU) must outlive the Transformer and its sequences.
+  explicit Transformer(const ModelWeights& weights, const DeviceBackend* device = nullptr)
+      : w_(weights), c_(weights.config), device_(device) {}
 
   const ModelConfig& config() const { return c_; }
+  const DeviceBackend* device() const { return device_; }
 
   // The LayerShape a cache of layer `layer` is built for.
   policies::LayerShape ShapeForLayer(int layer, int max_tokens) const;
@@ -56,10 +66,12 @@ class Transformer {
 
  private:
   Status CheckToken(int32_t token) const;
+  Status DeviceForward(Sequence& seq, std::span<const int32_t> tokens, bool all_logits, float* logits) const;
   void CausalAttention(const Sequence& seq, int layer, const float* q, int tokens, float* out) const;
 
   const ModelWeights& w_;
   ModelConfig c_;
+  const DeviceBackend* device_ = nullptr;
 };
 
 }  // namespace kvt::llama
