@@ -7,6 +7,7 @@
 // call), speedup, avg_rank (mean rank over compressed tokens), bits_per_element (everything TALE
 // stores: records, fp32 window, bases, over tokens x kv_heads x head_dim x {K,V}),
 // compressed_bits_per_element (records only), and bandwidths next to memcpy measured in the same run.
+// The GPU dense baseline is the product's fp16 decode kernel (DecodeAttentionCuda, split-K).
 //
 //   kvt-bench lowrank [--json] [--quick] [--contexts 4096,32768] [--iters N]
 #include <algorithm>

@@ -6,6 +6,7 @@
 #include <functional>
 #include <vector>
 
+#include "gpu/kernels/decode_attention.cuh"
 #include "gpu/kernels/lowrank/dense_attention.cuh"
 #include "gpu/kernels/lowrank/internal/cuda_check.h"
 #include "gpu/kernels/lowrank/tale_attention.cuh"
@@ -109,11 +110,17 @@ StatusOr<GpuTiming> TimeTaleVsDenseCuda(const klr::TaleAttentionArgs& h, const k
   const size_t dn = static_cast<size_t>(ds.num_kv_heads) * ds.capacity * ds.head_dim;
   KVT_ASSIGN_OR_RETURN(const uint16_t* gk, arena.Upload(dk, dn));
   KVT_ASSIGN_OR_RETURN(const uint16_t* gv, arena.Upload(dv, dn));
-  const size_t dws = DenseAttentionF16WorkspaceBytesCuda(ds, tokens);
+  // The dense baseline is the product's fp16 decode kernel (gpu/kernels/decode_attention.cuh),
+  // over the same [kv_heads][capacity][head_dim] cache.
+  const kernels::AttentionShape shape{ds.num_q_heads, ds.num_kv_heads, ds.head_dim};
+  const kernels::KvSegment<kernels::Half> seg{reinterpret_cast<const kernels::Half*>(gk),
+                                              reinterpret_cast<const kernels::Half*>(gv), tokens, ds.head_dim,
+                                              static_cast<int64_t>(ds.capacity) * ds.head_dim};
+  const size_t dws = DecodeAttentionWorkspaceBytesCuda(shape, tokens);
   KVT_ASSIGN_OR_RETURN(void* dw, arena.Alloc(dws));
   KVT_ASSIGN_OR_RETURN(void* o2, arena.Alloc(sizeof(float) * ds.num_q_heads * ds.head_dim));
   KVT_ASSIGN_OR_RETURN(out.dense_ms, MedianMs([&] {
-    return DenseAttentionF16Cuda(ds, gk, gv, tokens, g.query, static_cast<float*>(o2), dw, dws, nullptr);
+    return DecodeAttentionCuda(shape, std::span(&seg, 1), g.query, static_cast<float*>(o2), dw, dws, nullptr);
   }, warmup, iters));
   return out;
 }

@@ -12,9 +12,18 @@ namespace klr = kernels::lowrank;
 
 namespace {
 
-constexpr int kThreads = 128;
+constexpr int kThreads = 256;
 constexpr int kChunk = 256;  // tokens per block
 constexpr int kMaxGroup = 8;
+
+__device__ __forceinline__ float WarpSum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float WarpMax(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
 
 __device__ __forceinline__ float HalfBits(const uint8_t* p) {
   __half_raw r;
@@ -59,27 +68,50 @@ __device__ __forceinline__ Locator Locate(const klr::TaleAttentionArgs& a, int h
   return loc;
 }
 
+// qp[qh][j] = scale * (Bk^T q)_j, once per step for every query head (not once per chunk).
+// Grid q_heads, threads over j.
+__global__ void TaleProjectQueryKernel(klr::TaleAttentionArgs a, float scale, float* qp) {
+  const int qh = blockIdx.x, d = a.head_dim, group = a.num_q_heads / a.num_kv_heads, h = qh / group;
+  const float* bk = a.key_basis + static_cast<size_t>(h) * d * d;
+  const float* q = a.query + static_cast<size_t>(qh) * d;
+  for (int j = threadIdx.x; j < d; j += blockDim.x) {
+    float s = 0.0f;
+    for (int i = 0; i < d; ++i) s = fmaf(bk[i * d + j], q[i], s);
+    qp[static_cast<size_t>(qh) * d + j] = s * scale;
+  }
+}
+
+// Where compressed token v of head h lives: its level and its slot in that level's records.
+__device__ __forceinline__ int LevelOf(const Locator& loc, int64_t& v) {
+  int l = 0;
+  while (l + 1 < klr::kTaleLevels && v >= loc.count[l]) v -= loc.count[l++];
+  return l;
+}
+
 // Partial results per (head, chunk): m[group], l[group], coef[group][d], exact[group][d].
+// One warp per token, lanes over coefficients (or channels, for the exact window): scores by
+// truncated dot products reduced with shuffles; after the chunk's softmax, each warp accumulates
+// p-weighted value coefficients in registers and the warps fold them in shared memory.
+// Dynamic smem: qp [group][d], qs [group][d], sc [group][kChunk], coef [group][d], exact [group][d].
 __global__ void __launch_bounds__(kThreads) TalePartialKernel(klr::TaleAttentionArgs a, float scale,
-                                                              int chunks, float* partial,
+                                                              int chunks, const float* qproj, float* partial,
                                                               float* window_scores) {
   const int h = blockIdx.y, chunk = blockIdx.x;
   const int d = a.head_dim, group = a.num_q_heads / a.num_kv_heads;
   extern __shared__ float smem[];
-  float* qp = smem;                       // [group][d] projected, scaled
-  float* qs = qp + group * d;             // [group][d] raw, scaled (window)
-  float* sc = qs + group * d;             // [group][kChunk]
+  float* qp = smem;                  // [group][d] projected, scaled
+  float* qs = qp + group * d;        // [group][d] raw, scaled (window)
+  float* sc = qs + group * d;        // [group][kChunk]
+  float* coef_s = sc + group * kChunk;  // [group][d]
+  float* exact_s = coef_s + group * d;  // [group][d]
   __shared__ float red_m[kMaxGroup], red_l[kMaxGroup];
-  __shared__ float warp_buf[kThreads / 32][kMaxGroup];
 
-  const float* bk = a.key_basis + static_cast<size_t>(h) * d * d;
   const float* q0 = a.query + static_cast<size_t>(h) * group * d;
   for (int p = threadIdx.x; p < group * d; p += blockDim.x) {
-    const int g = p / d, j = p % d;
-    float s = 0.0f;
-    for (int i = 0; i < d; ++i) s += bk[i * d + j] * q0[g * d + i];
-    qp[p] = s * scale;
+    qp[p] = qproj[static_cast<size_t>(h) * group * d + p];
     qs[p] = q0[p] * scale;
+    coef_s[p] = 0.0f;
+    exact_s[p] = 0.0f;
   }
   __syncthreads();
 
@@ -87,110 +119,134 @@ __global__ void __launch_bounds__(kThreads) TalePartialKernel(klr::TaleAttention
   const int64_t total = loc.compressed + a.window_tokens;
   const int64_t begin = static_cast<int64_t>(chunk) * kChunk;
   const int n = static_cast<int>(begin >= total ? 0 : (total - begin < kChunk ? total - begin : kChunk));
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 
-  // Scores: one thread per token.
-  float local_max[kMaxGroup];
-  for (int g = 0; g < kMaxGroup; ++g) local_max[g] = -INFINITY;
-  for (int t = threadIdx.x; t < n; t += blockDim.x) {
+  // Scores: one warp per token.
+  for (int t = warp; t < n; t += kThreads / 32) {
     int64_t v = begin + t;
+    const bool in_window = v >= loc.compressed;
     float acc[kMaxGroup];
+#pragma unroll
     for (int g = 0; g < kMaxGroup; ++g) acc[g] = 0.0f;
-    if (v < loc.compressed) {
-      int l = 0;
-      while (v >= loc.count[l]) v -= loc.count[l++];
+    if (!in_window) {
+      const int l = LevelOf(loc, v);
       const klr::TaleLevelLayout& lv = a.key_layout.levels[l];
       const uint8_t* rec = a.levels[l].key_records + (static_cast<size_t>(h) * a.levels[l].capacity + v) * lv.record_bytes;
-      for (int i = 0; i < lv.rank; ++i) {
+      for (int i = lane; i < lv.rank; i += 32) {
         const float x = DecodeOne(lv, rec, i);
-        for (int g = 0; g < group; ++g) acc[g] += qp[g * d + i] * x;
+#pragma unroll
+        for (int g = 0; g < kMaxGroup; ++g) {
+          if (g < group) acc[g] = fmaf(qp[g * d + i], x, acc[g]);
+        }
       }
     } else {
-      const int w = static_cast<int>(v - loc.compressed);
-      const float* k = a.window_keys + (static_cast<size_t>(w) * a.num_kv_heads + h) * d;
-      for (int i = 0; i < d; ++i) {
+      const float* k = a.window_keys + (static_cast<size_t>(v - loc.compressed) * a.num_kv_heads + h) * d;
+      for (int i = lane; i < d; i += 32) {
         const float x = k[i];
-        for (int g = 0; g < group; ++g) acc[g] += qs[g * d + i] * x;
-      }
-      if (window_scores != nullptr) {
-        for (int g = 0; g < group; ++g) window_scores[(static_cast<size_t>(h) * group + g) * a.window_tokens + w] = acc[g];
+#pragma unroll
+        for (int g = 0; g < kMaxGroup; ++g) {
+          if (g < group) acc[g] = fmaf(qs[g * d + i], x, acc[g]);
+        }
       }
     }
-    for (int g = 0; g < group; ++g) {
-      sc[g * kChunk + t] = acc[g];
-      local_max[g] = fmaxf(local_max[g], acc[g]);
+#pragma unroll
+    for (int g = 0; g < kMaxGroup; ++g) {
+      if (g < group) {
+        const float s = WarpSum(acc[g]);
+        if (lane == 0) {
+          sc[g * kChunk + t] = s;
+          if (window_scores != nullptr && in_window) {
+            const int64_t w = begin + t - loc.compressed;
+            window_scores[(static_cast<size_t>(h) * group + g) * a.window_tokens + w] = s;
+          }
+        }
+      }
     }
-  }
-  // Block max per query.
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  for (int g = 0; g < group; ++g) {
-    float m = local_max[g];
-    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-    if (lane == 0) warp_buf[warp][g] = m;
   }
   __syncthreads();
-  if (threadIdx.x < group) {
+  // Softmax of the chunk, per query: warp g takes query g.
+  for (int g = warp; g < group; g += kThreads / 32) {
     float m = -INFINITY;
-    for (int w = 0; w < kThreads / 32; ++w) m = fmaxf(m, warp_buf[w][threadIdx.x]);
-    red_m[threadIdx.x] = m;
-  }
-  __syncthreads();
-  float local_sum[kMaxGroup];
-  for (int g = 0; g < kMaxGroup; ++g) local_sum[g] = 0.0f;
-  for (int t = threadIdx.x; t < n; t += blockDim.x) {
-    for (int g = 0; g < group; ++g) {
-      const float p = __expf(sc[g * kChunk + t] - red_m[g]);
+    for (int t = lane; t < n; t += 32) m = fmaxf(m, sc[g * kChunk + t]);
+    m = WarpMax(m);
+    float sum = 0.0f;
+    for (int t = lane; t < n; t += 32) {
+      const float p = __expf(sc[g * kChunk + t] - m);
       sc[g * kChunk + t] = p;
-      local_sum[g] += p;
+      sum += p;
     }
-  }
-  for (int g = 0; g < group; ++g) {
-    float s = local_sum[g];
-    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-    __syncthreads();
-    if (lane == 0) warp_buf[warp][g] = s;
-  }
-  __syncthreads();
-  if (threadIdx.x < group) {
-    float s = 0.0f;
-    for (int w = 0; w < kThreads / 32; ++w) s += warp_buf[w][threadIdx.x];
-    red_l[threadIdx.x] = s;
+    sum = WarpSum(sum);
+    if (lane == 0) {
+      red_m[g] = m;
+      red_l[g] = sum;
+    }
   }
   __syncthreads();
 
-  // Values: one thread per (query, coefficient), walking the chunk's tokens.
+  // Values: one warp per token, lanes over coefficients, in passes of 128 coefficients.
+  for (int i0 = 0; i0 < d; i0 += 128) {
+    float cf[kMaxGroup][4], ex[kMaxGroup][4];
+#pragma unroll
+    for (int g = 0; g < kMaxGroup; ++g) {
+#pragma unroll
+      for (int k = 0; k < 4; ++k) cf[g][k] = ex[g][k] = 0.0f;
+    }
+    for (int t = warp; t < n; t += kThreads / 32) {
+      int64_t v = begin + t;
+      if (v < loc.compressed) {
+        const int l = LevelOf(loc, v);
+        const klr::TaleLevelLayout& lv = a.value_layout.levels[l];
+        const uint8_t* rec = a.levels[l].value_records + (static_cast<size_t>(h) * a.levels[l].capacity + v) * lv.record_bytes;
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          const int i = i0 + lane + 32 * k;
+          if (i < lv.rank) {
+            const float x = DecodeOne(lv, rec, i);
+#pragma unroll
+            for (int g = 0; g < kMaxGroup; ++g) {
+              if (g < group) cf[g][k] = fmaf(sc[g * kChunk + t], x, cf[g][k]);
+            }
+          }
+        }
+      } else {
+        const float* val = a.window_values + (static_cast<size_t>(v - loc.compressed) * a.num_kv_heads + h) * d;
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          const int i = i0 + lane + 32 * k;
+          if (i < d) {
+            const float x = val[i];
+#pragma unroll
+            for (int g = 0; g < kMaxGroup; ++g) {
+              if (g < group) ex[g][k] = fmaf(sc[g * kChunk + t], x, ex[g][k]);
+            }
+          }
+        }
+      }
+    }
+#pragma unroll
+    for (int g = 0; g < kMaxGroup; ++g) {
+      if (g < group) {
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          const int i = i0 + lane + 32 * k;
+          if (i < d) {
+            atomicAdd(&coef_s[g * d + i], cf[g][k]);
+            atomicAdd(&exact_s[g * d + i], ex[g][k]);
+          }
+        }
+      }
+    }
+  }
+  __syncthreads();
+
   float* out = partial + (static_cast<size_t>(h) * chunks + chunk) * (2 * group + 2 * group * d);
   if (threadIdx.x < group) {
     out[threadIdx.x] = n > 0 ? red_m[threadIdx.x] : -INFINITY;
     out[group + threadIdx.x] = n > 0 ? red_l[threadIdx.x] : 0.0f;
   }
   for (int p = threadIdx.x; p < group * d; p += blockDim.x) {
-    const int g = p / d, i = p % d;
-    float coef = 0.0f, exact = 0.0f;
-    int64_t v = begin;
-    int l = 0;
-    int64_t slot = v;
-    while (l < klr::kTaleLevels && slot >= loc.count[l]) slot -= loc.count[l++];
-    for (int t = 0; t < n; ++t) {
-      const float w = sc[g * kChunk + t];
-      if (l < klr::kTaleLevels) {
-        const klr::TaleLevelLayout& lv = a.value_layout.levels[l];
-        if (i < lv.rank) {
-          const uint8_t* rec = a.levels[l].value_records +
-                               (static_cast<size_t>(h) * a.levels[l].capacity + slot) * lv.record_bytes;
-          coef += w * DecodeOne(lv, rec, i);
-        }
-        if (++slot >= loc.count[l]) {
-          slot = 0;
-          ++l;
-          while (l < klr::kTaleLevels && loc.count[l] == 0) ++l;
-        }
-      } else {
-        const int64_t wi = begin + t - loc.compressed;
-        exact += w * a.window_values[(static_cast<size_t>(wi) * a.num_kv_heads + h) * d + i];
-      }
-    }
-    out[2 * group + p] = coef;
-    out[2 * group + group * d + p] = exact;
+    out[2 * group + p] = coef_s[p];
+    out[2 * group + group * d + p] = exact_s[p];
   }
 }
 
@@ -258,10 +314,12 @@ size_t PartialFloats(const klr::TaleAttentionArgs& a) {
 
 }  // namespace
 
+// Workspace, in floats: partial | window scores [q_heads][window] | projected queries [q_heads][d].
 size_t TaleAttentionWorkspaceBytesCuda(const klr::TaleAttentionArgs& a) {
   if (a.num_kv_heads < 1) return 0;
   const size_t window = static_cast<size_t>(a.num_q_heads) * (a.window_tokens > 0 ? a.window_tokens : 0);
-  return (PartialFloats(a) + window) * sizeof(float) + 256;
+  const size_t projected = static_cast<size_t>(a.num_q_heads > 0 ? a.num_q_heads : 0) * (a.head_dim > 0 ? a.head_dim : 0);
+  return (PartialFloats(a) + window + projected) * sizeof(float) + 256;
 }
 
 Status TaleAttentionCuda(const klr::TaleAttentionArgs& a, void* workspace, size_t workspace_bytes,
@@ -291,12 +349,16 @@ Status TaleAttentionCuda(const klr::TaleAttentionArgs& a, void* workspace, size_
     KVT_LOWRANK_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(
         a.window_attention, 0, sizeof(float) * a.num_kv_heads * a.window_tokens, stream));
   }
-  const size_t smem1 = sizeof(float) * (2 * group * a.head_dim + group * kChunk);
+  float* qproj = partial + PartialFloats(a) + static_cast<size_t>(a.num_q_heads) * (a.window_tokens > 0 ? a.window_tokens : 0);
+  TaleProjectQueryKernel<<<a.num_q_heads, a.head_dim < 32 ? 32 : (a.head_dim > 256 ? 256 : a.head_dim), 0, stream>>>(
+      a, scale, qproj);
+  KVT_LOWRANK_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  const size_t smem1 = sizeof(float) * (4 * group * a.head_dim + group * kChunk);
   if (smem1 > 48 * 1024) {
     KVT_LOWRANK_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
         TalePartialKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem1)));
   }
-  TalePartialKernel<<<dim3(chunks, a.num_kv_heads), kThreads, smem1, stream>>>(a, scale, chunks, partial,
+  TalePartialKernel<<<dim3(chunks, a.num_kv_heads), kThreads, smem1, stream>>>(a, scale, chunks, qproj, partial,
                                                                              window_scores);
   KVT_LOWRANK_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   const int threads = a.head_dim < 32 ? 32 : (a.head_dim > 256 ? 256 : a.head_dim);

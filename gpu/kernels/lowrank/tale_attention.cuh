@@ -1,10 +1,10 @@
 // TaleAttentionCuda — CUDA twin of host/kernels/lowrank/tale_attention.h (same arguments, same
 // function): TALE's reconstruction-free decode attention.
 //
-// Split-K ("flash-decoding"): kernel 1 runs one block per (chunk of kChunk tokens, KV head); it
-// projects the group's queries into the key basis in shared memory, scores its tokens with
-// truncated dot products (one thread per token), and accumulates softmax-weighted value
-// coefficients (one thread per (query, coefficient)); kernel 2 merges the chunks of each query and
+// Split-K ("flash-decoding"): kernel 1 projects every query into its head's key basis once;
+// kernel 2 runs one block per (chunk of kChunk tokens, KV head): one warp per token, lanes over
+// the record's coefficients, it scores the tokens with truncated dot products and accumulates
+// softmax-weighted value coefficients in registers; kernel 3 merges the chunks of each query and
 // projects the coefficients back through the value basis once.
 //
 // Every pointer in args (bases, records, per-level token counts, window, query, out,
