@@ -1,5 +1,7 @@
 #include "gpu/kernels/kivi_quantize.cuh"
 
+#include <type_traits>
+
 #include "gpu/kernels/cuda_status.h"
 #include "gpu/kernels/internal/device_common.cuh"
 
@@ -23,9 +25,11 @@ __device__ Params MakeParams(float mn, float mx, int levels) {
   return p;
 }
 
-__device__ int QuantizeOne(float x, const Params& p, int levels) {
-  const float c = rintf(__fmul_rn(__fsub_rn(x, p.zero), p.inv));
-  return static_cast<int>(fminf(fmaxf(c, 0.0f), static_cast<float>(levels)));
+// rint then clamp, as the CPU does: F2I.RN rounds half to even like rintf (NaN -> 0, +-inf saturate),
+// and clamping the integer equals clamping the rounded float.
+__device__ __forceinline__ int QuantizeOne(float x, const Params& p, int levels) {
+  const int c = __float2int_rn(__fmul_rn(__fsub_rn(x, p.zero), p.inv));
+  return min(max(c, 0), levels);
 }
 
 // One block per (group, head); one thread per channel.
@@ -76,47 +80,52 @@ __global__ void QuantizeKeysKernel(KiviLayout l, const Half* keys, int64_t token
 // One thread per 8 channels of a (token, head) row, value_group / 8 neighbouring lanes per group:
 // coalesced 16-byte loads, the group's min and max by shuffles, and the 8 codes stored as one
 // kBits-byte word. Needs 16-byte-aligned rows, value_group / 8 dividing 32 and `codes` 8-aligned.
+// Grid (ceil(lanes / blockDim), min(tokens, 65535)), lanes = kv_heads * head_dim / 8; blocks walk
+// tokens by gridDim.y.
 template <int kBits>
 __global__ void QuantizeValuesVecKernel(KiviLayout l, const Half* values, int64_t token_stride, int64_t n,
                                         uint8_t* codes, Half* scale, Half* zero) {
-  const int d = l.shape.head_dim, kvh = l.shape.kv_heads, lanes_per_row = d / 8, lanes_per_group = l.value_group / 8;
-  const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  const bool live = idx < n * kvh * lanes_per_row;  // whole groups are live or not: no lane leaves early
-  const int64_t row = live ? internal::DivNonNeg(idx, lanes_per_row) : 0;
-  const int c0 = static_cast<int>(idx - row * lanes_per_row) * 8;
-  const int64_t t = internal::DivNonNeg(row, kvh), head = row - t * kvh;
-  float x[8];
-  if (live) {
-    internal::Load8(values + t * token_stride + head * d + c0, x);
-  } else {
+  using Word = std::conditional_t<kBits == 8, uint64_t, uint32_t>;
+  const int d = l.shape.head_dim, lanes_per_row = d / 8, lanes_per_group = l.value_group / 8;
+  const int idx = blockIdx.x * blockDim.x + threadIdx.x;  // within a token: head * lanes_per_row + part
+  const bool live = idx < l.shape.kv_heads * lanes_per_row;  // whole groups are live or not
+  const int head = live ? idx / lanes_per_row : 0;
+  const int c0 = (idx - head * lanes_per_row) * 8;
+  for (int64_t t = blockIdx.y; t < n; t += gridDim.y) {
+    const int64_t row = t * l.shape.kv_heads + head;
+    float x[8];
+    if (live) {
+      internal::Load8(values + t * token_stride + head * d + c0, x);
+    } else {
 #pragma unroll
-    for (int e = 0; e < 8; ++e) x[e] = 0.0f;
-  }
-  float mn = x[0], mx = x[0];
+      for (int e = 0; e < 8; ++e) x[e] = 0.0f;
+    }
+    float mn = x[0], mx = x[0];
 #pragma unroll
-  for (int e = 1; e < 8; ++e) {
-    mn = fminf(mn, x[e]);
-    mx = fmaxf(mx, x[e]);
-  }
-  for (int o = 1; o < lanes_per_group; o <<= 1) {
-    mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, o));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-  }
-  if (!live) return;
-  const Params p = MakeParams(mn, mx, l.levels());
-  if ((c0 / 8) % lanes_per_group == 0) {
-    const int64_t gi = row * l.ValueGroups() + c0 / l.value_group;
-    scale[gi] = p.scale_h;
-    zero[gi] = p.zero_h;
-  }
-  uint64_t word = 0;
+    for (int e = 1; e < 8; ++e) {
+      mn = fminf(mn, x[e]);
+      mx = fmaxf(mx, x[e]);
+    }
+    for (int o = 1; o < lanes_per_group; o <<= 1) {
+      mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, o));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    }
+    if (!live) continue;
+    const Params p = MakeParams(mn, mx, l.levels());
+    if ((c0 / 8) % lanes_per_group == 0) {
+      const int64_t gi = row * l.ValueGroups() + c0 / l.value_group;
+      scale[gi] = p.scale_h;
+      zero[gi] = p.zero_h;
+    }
+    Word word = 0;
 #pragma unroll
-  for (int e = 0; e < 8; ++e) word |= static_cast<uint64_t>(QuantizeOne(x[e], p, l.levels())) << (e * kBits);
-  uint8_t* out = codes + row * l.ValueTokenCodeBytes() + c0 * kBits / 8;
-  if constexpr (kBits == 1) *out = static_cast<uint8_t>(word);
-  if constexpr (kBits == 2) *reinterpret_cast<uint16_t*>(out) = static_cast<uint16_t>(word);
-  if constexpr (kBits == 4) *reinterpret_cast<uint32_t*>(out) = static_cast<uint32_t>(word);
-  if constexpr (kBits == 8) *reinterpret_cast<uint64_t*>(out) = word;
+    for (int e = 0; e < 8; ++e) word |= static_cast<Word>(QuantizeOne(x[e], p, l.levels())) << (e * kBits);
+    uint8_t* out = codes + row * l.ValueTokenCodeBytes() + c0 * kBits / 8;
+    if constexpr (kBits == 1) *out = static_cast<uint8_t>(word);
+    if constexpr (kBits == 2) *reinterpret_cast<uint16_t*>(out) = static_cast<uint16_t>(word);
+    if constexpr (kBits == 4) *reinterpret_cast<uint32_t*>(out) = static_cast<uint32_t>(word);
+    if constexpr (kBits == 8) *reinterpret_cast<uint64_t*>(out) = word;
+  }
 }
 
 // One thread per (token, head, value group).
@@ -210,13 +219,16 @@ Status KiviQuantizeValuesCuda(const KiviLayout& l, const Half* values, int64_t t
   const int lanes_per_group = l.value_group / 8;
   if (32 % lanes_per_group == 0 && l.shape.head_dim % 8 == 0 && token_stride % 8 == 0 &&
       AlignedTo(values, 16) && AlignedTo(codes, 8)) {
-    const int64_t threads = tokens * l.shape.kv_heads * (l.shape.head_dim / 8);
-    const unsigned blocks = static_cast<unsigned>(internal::CeilDiv(threads, 256));
+    // A block covers one token's row (rounded up to whole warps, at most 256 lanes): no idle half blocks.
+    const int lanes = l.shape.kv_heads * (l.shape.head_dim / 8);
+    const int threads = lanes >= 256 ? 256 : static_cast<int>(internal::CeilDiv(lanes, 32) * 32);
+    const dim3 blocks(static_cast<unsigned>(internal::CeilDiv(lanes, threads)),
+                      static_cast<unsigned>(tokens < 65535 ? tokens : 65535));
     switch (l.bits) {
-      case 1: QuantizeValuesVecKernel<1><<<blocks, 256, 0, stream>>>(l, values, token_stride, tokens, codes, scale, zero); break;
-      case 2: QuantizeValuesVecKernel<2><<<blocks, 256, 0, stream>>>(l, values, token_stride, tokens, codes, scale, zero); break;
-      case 4: QuantizeValuesVecKernel<4><<<blocks, 256, 0, stream>>>(l, values, token_stride, tokens, codes, scale, zero); break;
-      default: QuantizeValuesVecKernel<8><<<blocks, 256, 0, stream>>>(l, values, token_stride, tokens, codes, scale, zero); break;
+      case 1: QuantizeValuesVecKernel<1><<<blocks, threads, 0, stream>>>(l, values, token_stride, tokens, codes, scale, zero); break;
+      case 2: QuantizeValuesVecKernel<2><<<blocks, threads, 0, stream>>>(l, values, token_stride, tokens, codes, scale, zero); break;
+      case 4: QuantizeValuesVecKernel<4><<<blocks, threads, 0, stream>>>(l, values, token_stride, tokens, codes, scale, zero); break;
+      default: QuantizeValuesVecKernel<8><<<blocks, threads, 0, stream>>>(l, values, token_stride, tokens, codes, scale, zero); break;
     }
     return LaunchStatus("QuantizeValuesVecKernel");
   }
