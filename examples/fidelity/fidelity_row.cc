@@ -62,9 +62,11 @@ std::string RenderMarkdown(const std::string& header, const std::vector<Fidelity
        "recon. err and read every token, its sparse layers (fp16 K/V of every token, attention over "
        "sinks + top-k gathered + recent) give the recall / mass; each figure is the mean over the layers "
        "that gave it (n/L = such layers per window, mean over windows; the layer kinds are decided per "
-       "window from the prompt). TALE: K and V rebuilt from each token's truncated, quantized basis "
-       "coefficients (records mapped back to tokens by a 2-bit level tag per token and head, counted in "
-       "its bytes) plus the exact recent window.\n";
+       "window from the prompt).\n"
+       "TALE's recon. err: K and V rebuilt from each token's truncated, quantized basis coefficients "
+       "(records mapped back to tokens by a 2-bit level tag per token and head, counted in its bytes) "
+       "plus the exact recent window; it weighs every token alike, while TALE gives rank to the tokens "
+       "attention uses, hence a large recon. err beside a small attention error.\n";
   if (!missing.empty()) {
     s += "\nMissing methods (not in the policies registry, not measured):\n";
     for (const std::string& m : missing) s += "- " + m + "\n";

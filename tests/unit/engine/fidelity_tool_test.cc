@@ -198,7 +198,9 @@ TEST_F(FidelityToolTest, ValuesAreSane) {
     SCOPED_TRACE(label);
     const double dense = Num(rows_[label], "recon_layers"), sparse = Num(rows_[label], "selection_layers");
     EXPECT_EQ(dense + sparse, 5.0);
-    if (dense > 0) EXPECT_GT(Num(rows_[label], "key_recon_error"), 0.0);
+    if (dense > 0) {
+      EXPECT_GT(Num(rows_[label], "key_recon_error"), 0.0);
+    }
     if (sparse > 0) {
       EXPECT_GT(Num(rows_[label], "topk_recall"), 0.3);
       EXPECT_LE(Num(rows_[label], "attention_mass"), 1.0 + 1e-6);
