@@ -85,6 +85,7 @@ StatusOr<ReplayResult> ReplayAttention(const llama::Transformer& model,
     obs.queries = lc.q.data() + static_cast<size_t>(prefill - obs.window) * qd;
     if (obs.window > 0) KVT_RETURN_IF_ERROR(caches[l]->Compress(obs));
     double err_sum = 0.0;
+    bool selected = false;
     for (int t = prefill; t < n; ++t) {
       KVT_RETURN_IF_ERROR(append(*caches[l], t, 1));
       KVT_RETURN_IF_ERROR(append(exact, t, 1));
@@ -120,6 +121,7 @@ StatusOr<ReplayResult> ReplayAttention(const llama::Transformer& model,
         recall_sum += std::min(1.0, static_cast<double>(hits) / kk);
         mass_sum += mass;
         ++sel_count;
+        selected = true;
       }
     }
     if (const auto* inspect = dynamic_cast<const policies::InspectableCache*>(caches[l].get())) {
@@ -130,10 +132,13 @@ StatusOr<ReplayResult> ReplayAttention(const llama::Transformer& model,
         ++recon_layers;
       }
     }
+    result.selection_layers += selected;
     result.layer_rel_error[l] = err_sum / (n - prefill);
     result.stored_bytes_per_token += static_cast<double>(caches[l]->stored_bytes()) / n / c.n_layers;
     result.kept_fraction += static_cast<double>(caches[l]->kept_tokens()) / n / c.n_layers;
   }
+  result.recon_layers = recon_layers;
+  result.selection_samples = sel_count;
   if (sel_count > 0) {
     result.topk_recall = recall_sum / sel_count;
     result.attention_mass = mass_sum / sel_count;

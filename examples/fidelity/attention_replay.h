@@ -10,6 +10,8 @@
 // end, and per decode step and KV head the top-k recall and captured mass of the tokens it read,
 // against exact attention (importance of a token = its probability averaged over the head's
 // query group; k = the number of tokens read).
+// A cache may answer per layer (TailorKV: its dense layers reconstruct, its sparse layers select):
+// each figure is the mean over the layers that answered it, and the result says how many did.
 // Caches of all layers are created first, in layer order (methods that plan across layers, like
 // KVCompose, rely on it).
 #pragma once
@@ -33,6 +35,9 @@ struct ReplayResult {
   double value_recon_error = -1.0;  // same for V
   double topk_recall = -1.0;        // |selected ∩ exact top-|selected|| / |selected|, mean over steps, heads, layers
   double attention_mass = -1.0;     // exact attention probability on the selected tokens, same mean
+  int recon_layers = 0;             // layers whose cache reconstructed K/V
+  int selection_layers = 0;         // layers whose cache reported selected tokens
+  int64_t selection_samples = 0;    // (decode step, KV head) pairs behind topk_recall / attention_mass
 };
 
 StatusOr<ReplayResult> ReplayAttention(const llama::Transformer& model,

@@ -18,6 +18,9 @@ struct FidelityRow {
   // From policies::InspectableCache; negative: the method does not expose it (n/a).
   double key_recon_error = -1.0, value_recon_error = -1.0;
   double topk_recall = -1.0, attention_mass = -1.0;
+  // Layers (mean per window) behind those figures; fewer than all layers for a per-layer-mixed
+  // cache (TailorKV: recon. over its dense layers, recall / mass over its sparse layers).
+  double recon_layers = 0.0, selection_layers = 0.0;
 };
 
 // `header` is prose placed above the table (provenance, command, scaling, missing methods).

@@ -114,18 +114,39 @@ int main(int argc, char** argv) {
                                                                   : "lorc:factors=<uniform, 0.5>";
     }
     row.layer_attention_error.assign(c.n_layers, 0.0);
+    // Inspection figures: weighted by the layers (recon.) and the samples (recall / mass) behind
+    // each window's figure, so a window where fewer layers answered counts for less.
+    double k_sum = 0.0, v_sum = 0.0, recall_sum = 0.0, mass_sum = 0.0, samples = 0.0;
+    int recon_layers = 0, selection_layers = 0;
     for (const llama::ActivationCapture& cap : captures) {
       auto r = fidelity::ReplayAttention(t, cap, *factory, prefill, observation);
       if (!r.ok()) return Fail(r.status().WithContext(m.label));
       for (int l = 0; l < c.n_layers; ++l) row.layer_attention_error[l] += r->layer_rel_error[l] / windows;
       row.bytes_per_token += r->stored_bytes_per_token / windows;
       row.kept_fraction += r->kept_fraction / windows;
-      auto add = [&](double& into, double v) { into = v < 0 ? -1.0 : (into < 0 ? 0.0 : into) + v / windows; };
-      add(row.key_recon_error, r->key_recon_error);
-      add(row.value_recon_error, r->value_recon_error);
-      add(row.topk_recall, r->topk_recall);
-      add(row.attention_mass, r->attention_mass);
+      if (r->recon_layers > 0) {
+        k_sum += r->key_recon_error * r->recon_layers;
+        v_sum += r->value_recon_error * r->recon_layers;
+        recon_layers += r->recon_layers;
+      }
+      if (r->selection_samples > 0) {
+        const double n = static_cast<double>(r->selection_samples);
+        recall_sum += r->topk_recall * n;
+        mass_sum += r->attention_mass * n;
+        samples += n;
+      }
+      selection_layers += r->selection_layers;
     }
+    if (recon_layers > 0) {
+      row.key_recon_error = k_sum / recon_layers;
+      row.value_recon_error = v_sum / recon_layers;
+    }
+    if (samples > 0) {
+      row.topk_recall = recall_sum / samples;
+      row.attention_mass = mass_sum / samples;
+    }
+    row.recon_layers = static_cast<double>(recon_layers) / windows;
+    row.selection_layers = static_cast<double>(selection_layers) / windows;
     for (double e : row.layer_attention_error) row.attention_error += e / c.n_layers;
     row.ratio_vs_fp16 = row.bytes_per_token > 0 ? fp16_bytes / row.bytes_per_token : 0.0;
     if (ppl_tokens > 0) {

@@ -63,11 +63,11 @@ StatusOr<std::unique_ptr<LorcCache>> LorcCache::Calibrated(const LayerShape& sha
 void LorcCache::Reserve(int64_t need) {
   if (need <= capacity_) return;
   const int64_t cap = std::max<int64_t>({64, capacity_ * 2, need});
-  auto relayout = [&](std::vector<float>& buf, int r) {
-    std::vector<float> nb(static_cast<size_t>(kv_) * cap * r);
+  auto relayout = [&](std::vector<kernels::Half>& buf, int r) {
+    std::vector<kernels::Half> nb(static_cast<size_t>(kv_) * cap * r);
     for (int h = 0; h < kv_; ++h) {
       std::memcpy(nb.data() + static_cast<size_t>(h) * cap * r, buf.data() + static_cast<size_t>(h) * capacity_ * r,
-                  static_cast<size_t>(tokens_) * r * sizeof(float));
+                  static_cast<size_t>(tokens_) * r * sizeof(kernels::Half));
     }
     buf.swap(nb);
   };
@@ -86,19 +86,19 @@ Status LorcCache::Append(const AppendBatch& b) {
     for (int h = 0; h < kv_; ++h) {
       const float* kp = b.keys_pre_rope + (static_cast<size_t>(t) * kv_ + h) * d_;
       const float* v = b.values + (static_cast<size_t>(t) * kv_ + h) * d_;
-      float* ck = key_lat_.data() + (static_cast<size_t>(h) * capacity_ + slot) * key_rank_;
-      float* cv = value_lat_.data() + (static_cast<size_t>(h) * capacity_ + slot) * value_rank_;
+      kernels::Half* ck = key_lat_.data() + (static_cast<size_t>(h) * capacity_ + slot) * key_rank_;
+      kernels::Half* cv = value_lat_.data() + (static_cast<size_t>(h) * capacity_ + slot) * value_rank_;
       const float* uk = key_up_.data() + static_cast<size_t>(h) * d_ * key_rank_;
       const float* uv = value_up_.data() + static_cast<size_t>(h) * d_ * value_rank_;
       for (int j = 0; j < key_rank_; ++j) {
         float s = 0.0f;
         for (int i = 0; i < d_; ++i) s += uk[i * key_rank_ + j] * kp[i];
-        ck[j] = s;
+        ck[j] = kernels::FloatToHalf(s);
       }
       for (int j = 0; j < value_rank_; ++j) {
         float s = 0.0f;
         for (int i = 0; i < d_; ++i) s += uv[i * value_rank_ + j] * v[i];
-        cv[j] = s;
+        cv[j] = kernels::FloatToHalf(s);
       }
     }
     klr::LorcRopeTable(b.positions[t], d_, shape_.rope.theta, rope_.data() + slot * d_);
@@ -119,27 +119,30 @@ Status LorcCache::Calibrate() {
   // re-project every stored token to the target ranks.
   std::vector<float> nku(static_cast<size_t>(kv_) * d_ * target_key_rank_);
   std::vector<float> nvu(static_cast<size_t>(kv_) * d_ * target_value_rank_);
-  std::vector<float> nkl(static_cast<size_t>(kv_) * capacity_ * target_key_rank_);
-  std::vector<float> nvl(static_cast<size_t>(kv_) * capacity_ * target_value_rank_);
+  std::vector<kernels::Half> nkl(static_cast<size_t>(kv_) * capacity_ * target_key_rank_);
+  std::vector<kernels::Half> nvl(static_cast<size_t>(kv_) * capacity_ * target_value_rank_);
   std::vector<float> basis(static_cast<size_t>(d_) * d_);
+  std::vector<float> rows_f(static_cast<size_t>(tokens_) * d_);
   for (int m = 0; m < 2; ++m) {
     const int r = m == 0 ? target_key_rank_ : target_value_rank_;
-    const std::vector<float>& lat = m == 0 ? key_lat_ : value_lat_;
+    const std::vector<kernels::Half>& lat = m == 0 ? key_lat_ : value_lat_;
     std::vector<float>& up = m == 0 ? nku : nvu;
-    std::vector<float>& nl = m == 0 ? nkl : nvl;
+    std::vector<kernels::Half>& nl = m == 0 ? nkl : nvl;
     for (int h = 0; h < kv_; ++h) {
-      const float* rows = lat.data() + static_cast<size_t>(h) * capacity_ * d_;
+      const kernels::Half* held = lat.data() + static_cast<size_t>(h) * capacity_ * d_;
+      for (size_t i = 0; i < rows_f.size(); ++i) rows_f[i] = kernels::HalfToFloat(held[i]);
+      const float* rows = rows_f.data();
       KVT_RETURN_IF_ERROR(PcaBasis(rows, tokens_, d_, d_, basis.data()));
       for (int i = 0; i < d_; ++i) {
         for (int j = 0; j < r; ++j) up[(static_cast<size_t>(h) * d_ + i) * r + j] = basis[i * d_ + j];
       }
       for (int64_t t = 0; t < tokens_; ++t) {
         const float* x = rows + t * d_;
-        float* c = nl.data() + (static_cast<size_t>(h) * capacity_ + t) * r;
+        kernels::Half* c = nl.data() + (static_cast<size_t>(h) * capacity_ + t) * r;
         for (int j = 0; j < r; ++j) {
           float s = 0.0f;
           for (int i = 0; i < d_; ++i) s += basis[i * d_ + j] * x[i];
-          c[j] = s;
+          c[j] = kernels::FloatToHalf(s);
         }
       }
     }
@@ -181,16 +184,16 @@ bool LorcCache::ReconstructKv(float* keys, float* values) const {
   for (int64_t t = 0; t < tokens_; ++t) {
     const float* cs = rope_.data() + t * d_;
     for (int h = 0; h < kv_; ++h) {
-      const float* ck = key_lat_.data() + (static_cast<size_t>(h) * capacity_ + t) * key_rank_;
-      const float* cv = value_lat_.data() + (static_cast<size_t>(h) * capacity_ + t) * value_rank_;
+      const kernels::Half* ck = key_lat_.data() + (static_cast<size_t>(h) * capacity_ + t) * key_rank_;
+      const kernels::Half* cv = value_lat_.data() + (static_cast<size_t>(h) * capacity_ + t) * value_rank_;
       const float* uk = key_up_.data() + static_cast<size_t>(h) * d_ * key_rank_;
       const float* uv = value_up_.data() + static_cast<size_t>(h) * d_ * value_rank_;
       float* k = keys + (static_cast<size_t>(t) * kv_ + h) * d_;
       float* v = values + (static_cast<size_t>(t) * kv_ + h) * d_;
       for (int i = 0; i < d_; ++i) {
         float sk = 0.0f, sv = 0.0f;
-        for (int j = 0; j < key_rank_; ++j) sk += uk[i * key_rank_ + j] * ck[j];
-        for (int j = 0; j < value_rank_; ++j) sv += uv[i * value_rank_ + j] * cv[j];
+        for (int j = 0; j < key_rank_; ++j) sk += uk[i * key_rank_ + j] * kernels::HalfToFloat(ck[j]);
+        for (int j = 0; j < value_rank_; ++j) sv += uv[i * value_rank_ + j] * kernels::HalfToFloat(cv[j]);
         k[i] = sk;
         v[i] = sv;
       }
@@ -205,7 +208,8 @@ bool LorcCache::ReconstructKv(float* keys, float* values) const {
 }
 
 uint64_t LorcCache::stored_bytes() const {
-  return static_cast<uint64_t>(tokens_) * (static_cast<uint64_t>(kv_) * (key_rank_ + value_rank_) * 4 + 4) +
+  return static_cast<uint64_t>(tokens_) *
+             (static_cast<uint64_t>(kv_) * (key_rank_ + value_rank_) * sizeof(kernels::Half) + 4) +
          (key_up_.size() + value_up_.size()) * 4;
 }
 

@@ -4,9 +4,13 @@
 //   value latent cv = Uv^T v       [value_rank]
 // Attention rebuilds each key before RoPE and rotates it at the token's true position
 // (RoPE(Uk ck), LayerShape::rope); values stay latent and Uv is applied once per query
-// (host/kernels/lowrank/lorc_attention.h). Latents are float32; stored_bytes counts latents and
-// positions (the cos/sin table is a cache of the positions, like the engine's own RoPE table, and is
-// not counted), plus the per-layer factors Uk, Uv.
+// (host/kernels/lowrank/lorc_attention.h). Latents are stored as fp16 (projections and attention
+// run in float32; each latent is rounded to nearest once when stored, relative error <= 2^-11 per
+// element, so ||c' - c||_2 <= 2^-11 ||c||_2 and, Uk/Uv having orthonormal columns, the rebuilt
+// vector moves by at most 2^-11 of the token's norm). Tokens appended before calibration are
+// rounded twice (raw, then projected): <= 2^-10. stored_bytes counts latents (2 bytes each) and
+// positions (the cos/sin table is a cache of the positions, like the engine's own RoPE table, and
+// is not counted), plus the per-layer factors Uk, Uv (float32).
 //
 // Two sources of Uk/Uv:
 //   FromFactors: the offline SVD of W_k / W_v written by kvt-lorc (policies/lowrank/lorc_factors.h),
@@ -22,6 +26,7 @@
 #include <memory>
 #include <vector>
 
+#include "host/kernels/half.h"
 #include "policies/inspectable_cache.h"
 #include "policies/layer_cache.h"
 #include "policies/lowrank/lorc_factors.h"
@@ -58,7 +63,7 @@ class LorcCache final : public LayerCache, public InspectableCache {
   bool calibrated_ = true;
   int target_key_rank_ = 0, target_value_rank_ = 0, calib_tokens_ = 0;
   std::vector<float> key_up_, value_up_;            // [kv][d][rank]
-  std::vector<float> key_lat_, value_lat_;          // [kv][capacity][rank]
+  std::vector<kernels::Half> key_lat_, value_lat_;  // [kv][capacity][rank], fp16
   std::vector<float> rope_;                         // [capacity][d]: (cos, sin) per pair
   std::vector<int32_t> positions_;
   int64_t capacity_ = 0;

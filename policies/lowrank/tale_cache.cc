@@ -194,9 +194,12 @@ void TaleCache::Evict(int64_t count) {
   }
   UpdateThresholds();
   std::vector<float> coeff(d_);
+  record_levels_.resize(static_cast<size_t>(((compressed_ + count) * kv_ + 3) / 4), 0);
   for (int64_t t = 0; t < count; ++t) {
     for (int h = 0; h < kv_; ++h) {
       const int l = exact_pos_[t] < opt_.sinks ? 0 : LevelFor(h, rel[t * kv_ + h]);
+      const int64_t tag = (compressed_ + t) * kv_ + h;
+      record_levels_[tag / 4] |= static_cast<uint8_t>(l << (2 * (tag % 4)));
       Level& level = levels_[l];
       if (level.tokens[h] == level.capacity) Grow(level, l);
       const auto& klv = key_layout_.levels[l];
@@ -219,6 +222,7 @@ void TaleCache::Evict(int64_t count) {
       ++level.tokens[h];
     }
   }
+  compressed_ += count;
   const size_t row = static_cast<size_t>(kv_) * d_;
   exact_k_.erase(exact_k_.begin(), exact_k_.begin() + count * row);
   exact_v_.erase(exact_v_.begin(), exact_v_.begin() + count * row);
@@ -283,8 +287,38 @@ uint64_t TaleCache::stored_bytes() const {
     for (int h = 0; h < kv_; ++h) bytes += per * static_cast<uint64_t>(levels_[l].tokens[h]);
   }
   bytes += exact_k_.size() * 4 + exact_v_.size() * 4 + exact_pos_.size() * 4;
+  bytes += record_levels_.size();
   if (calibrated_) bytes += (key_basis_.size() + value_basis_.size()) * 4;
   return bytes;
+}
+
+bool TaleCache::ReconstructKv(float* keys, float* values) const {
+  std::vector<int64_t> next(static_cast<size_t>(klr::kTaleLevels) * kv_, 0);  // [level][head]
+  std::vector<float> coeff(d_);
+  for (int64_t t = 0; t < compressed_; ++t) {
+    for (int h = 0; h < kv_; ++h) {
+      const int64_t tag = t * kv_ + h;
+      const int l = (record_levels_[tag / 4] >> (2 * (tag % 4))) & 3;
+      const Level& level = levels_[l];
+      const int64_t slot = static_cast<int64_t>(h) * level.capacity + next[l * kv_ + h]++;
+      for (int pass = 0; pass < 2; ++pass) {
+        const auto& layout = (pass == 0 ? key_layout_ : value_layout_).levels[l];
+        const uint8_t* rec = (pass == 0 ? level.keys : level.values).data() + slot * layout.record_bytes;
+        klr::TaleDecodeRecord(layout, d_, rec, coeff.data());
+        const float* b = (pass == 0 ? key_basis_ : value_basis_).data() + static_cast<size_t>(h) * d_ * d_;
+        float* x = (pass == 0 ? keys : values) + (static_cast<size_t>(t) * kv_ + h) * d_;
+        for (int i = 0; i < d_; ++i) {
+          float s = 0.0f;
+          for (int j = 0; j < layout.rank; ++j) s += b[i * d_ + j] * coeff[j];
+          x[i] = s;
+        }
+      }
+    }
+  }
+  const size_t row = static_cast<size_t>(kv_) * d_;
+  std::copy(exact_k_.begin(), exact_k_.end(), keys + compressed_ * row);
+  std::copy(exact_v_.begin(), exact_v_.end(), values + compressed_ * row);
+  return true;
 }
 
 TaleStats TaleCache::stats() const {

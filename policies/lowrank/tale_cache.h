@@ -22,6 +22,13 @@
 //   f0=0.1,f1=0.2,f2=0.3 (fractions at full, d/2, d/4; d/8 gets the rest),
 //   kbits=8-8-4-4, vbits=8-8-4-4 (bits of segments [0,d/8) [d/8,d/4) [d/4,d/2) [d/2,d): 2|4|8|16|32)
 //
+// Inspection (policies::InspectableCache::ReconstructKv): every token is kept, so K (post-RoPE)
+// and V are rebuilt as B c' from each record's decoded coefficients (truncated and quantized), and
+// the exact window as is. Records are grouped by rank level, so to put them back in token order
+// the cache keeps each record's level: 2 bits per (compressed token, KV head), in eviction order,
+// which is append order (the window is evicted oldest first). Those bits are counted in
+// stored_bytes (kv_heads/4 bytes per compressed token; attention does not read them).
+//
 // Threading: one thread at a time (LayerCache contract); Attend runs heads in parallel on oneTBB.
 #pragma once
 
@@ -30,6 +37,7 @@
 #include <vector>
 
 #include "host/kernels/lowrank/tale_format.h"
+#include "policies/inspectable_cache.h"
 #include "policies/layer_cache.h"
 #include "policies/lowrank/tale_basis.h"
 
@@ -52,7 +60,7 @@ struct TaleStats {
   double bits_per_element = 0.0;             // stored_bytes * 8 / (tokens * kv_heads * 2 * head_dim)
 };
 
-class TaleCache final : public LayerCache {
+class TaleCache final : public LayerCache, public InspectableCache {
  public:
   static StatusOr<std::unique_ptr<TaleCache>> Create(const LayerShape& shape,
                                                      const TaleOptions& options);
@@ -63,6 +71,8 @@ class TaleCache final : public LayerCache {
   int64_t tokens() const override { return tokens_; }
   uint64_t stored_bytes() const override;
   std::string name() const override { return "tale"; }
+  // K = B_k c'_k and V = B_v c'_v per compressed (token, head), then the exact window; always true.
+  bool ReconstructKv(float* keys, float* values) const override;
 
   TaleStats stats() const;
   bool calibrated() const { return calibrated_; }
@@ -95,6 +105,10 @@ class TaleCache final : public LayerCache {
   std::vector<float> exact_imp_;          // [n][kv] accumulated attention * tokens at the time
   std::vector<int32_t> exact_obs_;        // [n] queries that observed the token
   std::array<Level, kernels::lowrank::kTaleLevels> levels_;
+  // Level of each compressed (token, head) record, 2 bits each, index token * kv + head, in
+  // eviction (= append) order: the map from level-grouped records back to tokens.
+  std::vector<uint8_t> record_levels_;
+  int64_t compressed_ = 0;  // tokens evicted from the window so far
   std::vector<std::vector<float>> reservoir_;  // [kv] relative importances of compressed tokens
   std::vector<size_t> reservoir_next_;
   std::vector<std::array<float, 3>> thresholds_;  // [kv]

@@ -12,6 +12,7 @@
 #include "policies/internal/cache_common.h"
 #include "policies/internal/channel_major_keys.h"
 #include "policies/internal/half_rows.h"
+#include "policies/inspectable_cache.h"
 #include "policies/kivi/kivi_cache.h"
 
 namespace kvt::policies {
@@ -30,7 +31,7 @@ struct TailorKvConfig {
   int group = 64, residual = 128;
 };
 
-class TailorKvCache final : public LayerCache {
+class TailorKvCache final : public LayerCache, public InspectableCache {
  public:
   TailorKvCache(const LayerShape& layer, const kernels::AttentionShape& s, TailorKvConfig cfg)
       : layer_(layer), shape_(s), row_(static_cast<int64_t>(s.kv_heads) * s.head_dim),
@@ -82,9 +83,12 @@ class TailorKvCache final : public LayerCache {
     const int64_t cand_begin = cfg_.sinks;
     const int64_t cand_end = prompt_len_ - cfg_.recent;
     const int64_t k = std::min<int64_t>(cfg_.budget - cfg_.sinks - cfg_.recent, cand_end - cand_begin);
+    read_tokens_ = tokens_;
     if (prompt_len_ <= cfg_.budget || k <= 0) {
       const kernels::KvSegment<Half> seg{keys_.data(), values_.data(), tokens_, row_, d};
       kept_ = tokens_;
+      read_begin_ = read_end_ = 0;  // no gathered range: every token was read
+      gathered_ = 0;
       workspace_.resize(kernels::DecodeAttentionWorkspaceFloats(shape_, tokens_));
       return kernels::DecodeAttention(shape_, std::span(&seg, 1), query, out, workspace_);
     }
@@ -110,6 +114,9 @@ class TailorKvCache final : public LayerCache {
         {gk_.data(), gv_.data(), k, d, k * d},
         {keys_.row(cand_end), values_.row(cand_end), tokens_ - cand_end, row_, d}};
     kept_ = cand_begin + k + (tokens_ - cand_end);
+    read_begin_ = cand_begin;
+    read_end_ = cand_end;
+    gathered_ = k;
     workspace_.resize(kernels::DecodeAttentionWorkspaceFloats(shape_, kept_));
     return kernels::DecodeAttention(shape_, std::span<const kernels::KvSegment<Half>>(segs, 3), query,
                                     out, workspace_);
@@ -125,6 +132,22 @@ class TailorKvCache final : public LayerCache {
     return keys_.bytes() + values_.bytes() + key_cm_.bytes() + absmax_.size() * sizeof(float);
   }
   std::string name() const override { return "tailorkv" + std::to_string(cfg_.bits); }
+
+  bool ReconstructKv(float* keys, float* values) const override {
+    const auto* dense = dynamic_cast<const InspectableCache*>(dense_.get());
+    return dense != nullptr && dense->ReconstructKv(keys, values);
+  }
+
+  std::vector<int64_t> SelectedTokens(int kv_head) const override {
+    if (dense_ || read_tokens_ == 0 || kv_head < 0 || kv_head >= shape_.kv_heads) return {};
+    std::vector<int64_t> sel;
+    sel.reserve(static_cast<size_t>(read_tokens_ - (read_end_ - read_begin_) + gathered_));
+    for (int64_t t = 0; t < read_begin_; ++t) sel.push_back(t);  // sinks (or every token)
+    const int32_t* g = idx_.data() + static_cast<size_t>(kv_head) * gathered_;
+    sel.insert(sel.end(), g, g + gathered_);  // TopK writes ascending indices
+    for (int64_t t = read_end_ == 0 ? read_begin_ : read_end_; t < read_tokens_; ++t) sel.push_back(t);
+    return sel;
+  }
 
  private:
   Status BecomeDense() {
@@ -161,6 +184,9 @@ class TailorKvCache final : public LayerCache {
   internal::ChannelMajorKeys key_cm_;  // [kv_heads][head_dim][capacity]
   std::vector<float> absmax_;         // [kv_heads][head_dim]
   int64_t kept_ = 0;
+  // What the last sparse Attend read: [0, read_begin_) + idx_[head][0, gathered_) +
+  // [read_end_, read_tokens_); read_end_ == 0: everything in [0, read_tokens_).
+  int64_t read_tokens_ = 0, read_begin_ = 0, read_end_ = 0, gathered_ = 0;
   std::vector<float> qhat_, scores_, workspace_;
   std::vector<int32_t> channels_, idx_;
   std::vector<uint32_t> topk_ws_;

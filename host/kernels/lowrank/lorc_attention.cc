@@ -13,7 +13,7 @@ namespace {
 
 size_t HeadFloats(const LorcAttentionArgs& a) {
   const size_t group = static_cast<size_t>(a.num_q_heads / std::max(1, a.num_kv_heads));
-  return static_cast<size_t>(a.tokens) * group + group * a.value_rank + 2 * a.head_dim + 16;
+  return static_cast<size_t>(a.tokens) * group + group * a.value_rank + 3 * a.head_dim + 16;
 }
 
 }  // namespace
@@ -59,6 +59,7 @@ Status LorcAttention(const LorcAttentionArgs& a, void* workspace, size_t workspa
       float* acc = scores + a.tokens * group;                  // [group][rv]
       float* kpre = acc + static_cast<size_t>(group) * rv;     // [d]
       float* k = kpre + d;                                     // [d]
+      float* lat = k + d;                                      // [max(rk, rv)] one token's latents
       const float* uk = a.key_up + static_cast<size_t>(h) * d * rk;
       const float* uv = a.value_up + static_cast<size_t>(h) * d * rv;
       const float* q0 = a.query + static_cast<size_t>(h) * group * d;
@@ -68,10 +69,11 @@ Status LorcAttention(const LorcAttentionArgs& a, void* workspace, size_t workspa
         sums[g] = 0.0f;
       }
       for (int64_t t = 0; t < a.tokens; ++t) {
-        const float* c = a.key_latents + (static_cast<size_t>(h) * a.capacity + t) * rk;
+        const Half* ch = a.key_latents + (static_cast<size_t>(h) * a.capacity + t) * rk;
+        for (int j = 0; j < rk; ++j) lat[j] = HalfToFloat(ch[j]);
         for (int i = 0; i < d; ++i) {
           float x = 0.0f;
-          for (int j = 0; j < rk; ++j) x += uk[i * rk + j] * c[j];
+          for (int j = 0; j < rk; ++j) x += uk[i * rk + j] * lat[j];
           kpre[i] = x;
         }
         const float* cs = a.rope + static_cast<size_t>(t) * d;
@@ -89,11 +91,12 @@ Status LorcAttention(const LorcAttentionArgs& a, void* workspace, size_t workspa
       }
       std::fill(acc, acc + static_cast<size_t>(group) * rv, 0.0f);
       for (int64_t t = 0; t < a.tokens; ++t) {
-        const float* c = a.value_latents + (static_cast<size_t>(h) * a.capacity + t) * rv;
+        const Half* ch = a.value_latents + (static_cast<size_t>(h) * a.capacity + t) * rv;
+        for (int j = 0; j < rv; ++j) lat[j] = HalfToFloat(ch[j]);
         for (int g = 0; g < group; ++g) {
           const float p = internal::FastExp(scores[t * group + g] - maxs[g]);
           sums[g] += p;
-          for (int j = 0; j < rv; ++j) acc[g * rv + j] += p * c[j];
+          for (int j = 0; j < rv; ++j) acc[g * rv + j] += p * lat[j];
         }
       }
       for (int g = 0; g < group; ++g) {

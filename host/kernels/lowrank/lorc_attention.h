@@ -19,6 +19,7 @@
 #include <cstdint>
 
 #include "common/status.h"
+#include "host/kernels/half.h"
 
 namespace kvt::kernels::lowrank {
 
@@ -33,8 +34,8 @@ struct LorcAttentionArgs {
   float scale = 0.0f;  // 0 means 1/sqrt(head_dim)
   const float* key_up = nullptr;
   const float* value_up = nullptr;
-  const float* key_latents = nullptr;
-  const float* value_latents = nullptr;
+  const Half* key_latents = nullptr;
+  const Half* value_latents = nullptr;
   const float* rope = nullptr;
   const float* query = nullptr;
   float* out = nullptr;

@@ -181,6 +181,31 @@ TEST_F(FidelityToolTest, ValuesAreSane) {
     EXPECT_LE(Num(rows_[label], "attention_mass"), 1.0 + 1e-6);
   }
   if (rows_.count("StreamingLLM-64")) EXPECT_LT(Num(rows_["StreamingLLM-64"], "kept_fraction"), 0.5);
+  // Low-rank caches keep every token and reconstruct it, on every layer (stories260K has 5).
+  for (const char* label : {"TALE", "LoRC-progressive-0.5", "LoRC-uniform-0.5"}) {
+    if (!rows_.count(label)) continue;
+    SCOPED_TRACE(label);
+    EXPECT_EQ(Num(rows_[label], "recon_layers"), 5.0);
+    for (const char* col : {"key_recon_error", "value_recon_error"}) {
+      EXPECT_GT(Num(rows_[label], col), 0.0);
+      EXPECT_LT(Num(rows_[label], col), 1.0);
+    }
+  }
+  // TailorKV answers per layer: every layer is dense (reconstructs) or sparse (selects), once the
+  // prompt has classified it.
+  for (const char* label : {"TailorKV-2", "TailorKV-1"}) {
+    if (!rows_.count(label)) continue;
+    SCOPED_TRACE(label);
+    const double dense = Num(rows_[label], "recon_layers"), sparse = Num(rows_[label], "selection_layers");
+    EXPECT_EQ(dense + sparse, 5.0);
+    if (dense > 0) {
+      EXPECT_GT(Num(rows_[label], "key_recon_error"), 0.0);
+    }
+    if (sparse > 0) {
+      EXPECT_GT(Num(rows_[label], "topk_recall"), 0.3);
+      EXPECT_LE(Num(rows_[label], "attention_mass"), 1.0 + 1e-6);
+    }
+  }
 }
 
 TEST(FidelityTable, UnregisteredFamiliesAreListedAsMissing) {
