@@ -180,7 +180,9 @@ TEST_F(FidelityToolTest, ValuesAreSane) {
         << "a selection should capture at least its share of the attention";
     EXPECT_LE(Num(rows_[label], "attention_mass"), 1.0 + 1e-6);
   }
-  if (rows_.count("StreamingLLM-64")) EXPECT_LT(Num(rows_["StreamingLLM-64"], "kept_fraction"), 0.5);
+  if (rows_.count("StreamingLLM-64")) {
+    EXPECT_LT(Num(rows_["StreamingLLM-64"], "kept_fraction"), 0.5);
+  }
   // Low-rank caches keep every token and reconstruct it, on every layer (stories260K has 5).
   for (const char* label : {"TALE", "LoRC-progressive-0.5", "LoRC-uniform-0.5"}) {
     if (!rows_.count(label)) continue;

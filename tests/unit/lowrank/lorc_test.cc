@@ -78,10 +78,14 @@ TEST(LorcFactors, SchedulesHitTheBudget) {
         sum += (*r)[l];
         EXPECT_GE((*r)[l], 1);
         EXPECT_LE((*r)[l], 128);
-        if (l > 0) EXPECT_LE((*r)[l], (*r)[l - 1]) << "ranks must not grow with depth";
+        if (l > 0) {
+          EXPECT_LE((*r)[l], (*r)[l - 1]) << "ranks must not grow with depth";
+        }
       }
       EXPECT_EQ(sum, std::llround(budget * 6 * 128));
-      if (sched == LorcSchedule::kProgressive) EXPECT_GT((*r)[0], (*r)[5]);
+      if (sched == LorcSchedule::kProgressive) {
+        EXPECT_GT((*r)[0], (*r)[5]);
+      }
     }
   }
   EXPECT_FALSE(LorcRanks(logc, 8, 0.0, LorcSchedule::kUniform).ok());
