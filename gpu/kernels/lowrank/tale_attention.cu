@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "gpu/kernels/internal/device_common.cuh"
 #include "gpu/kernels/lowrank/internal/cuda_check.h"
 
 namespace kvt::gpu::lowrank {
@@ -16,14 +17,8 @@ constexpr int kThreads = 256;
 constexpr int kChunk = 256;  // tokens per block
 constexpr int kMaxGroup = 8;
 
-__device__ __forceinline__ float WarpSum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-__device__ __forceinline__ float WarpMax(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
+using kvt::gpu::internal::WarpMax;
+using kvt::gpu::internal::WarpSum;
 
 __device__ __forceinline__ float HalfBits(const uint8_t* p) {
   __half_raw r;

@@ -13,6 +13,16 @@
 
 namespace kvt::lowrank_test {
 
+// One attention layer of kv KV heads, q query heads, head_dim d.
+inline policies::LayerShape Shape(int kv, int q, int d) {
+  policies::LayerShape s;
+  s.num_kv_heads = kv;
+  s.num_q_heads = q;
+  s.head_dim = d;
+  s.num_layers = 1;
+  return s;
+}
+
 struct Sequence {
   int kv = 0, q = 0, d = 0;
   int64_t n = 0;

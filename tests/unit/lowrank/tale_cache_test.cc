@@ -6,20 +6,15 @@
 
 #include "policies/registry.h"
 #include "tests/unit/lowrank/sequence_fixture.h"
+#include "tests/unit/lowrank/tale_options_fixture.h"
 
 namespace kvt::policies::lowrank {
 namespace {
 
 using lowrank_test::Sequence;
 
-LayerShape Shape(int kv, int q, int d) {
-  LayerShape s;
-  s.num_kv_heads = kv;
-  s.num_q_heads = q;
-  s.head_dim = d;
-  s.num_layers = 1;
-  return s;
-}
+using lowrank_test::FullRankTaleOptions;
+using lowrank_test::Shape;
 
 // Every token at full rank with float32 coefficients: the basis is orthonormal, so TALE is exact
 // attention up to float32 rounding (tolerance 1e-4), through prefill, Compress and decode.
@@ -28,12 +23,7 @@ TEST(TaleCache, FullRankEqualsExactAttention) {
   for (auto basis : {TaleBasisKind::kPostRope, TaleBasisKind::kRopePairs}) {
     Sequence seq;
     seq.Build(rng, 4, 8, 8, 300);
-    TaleOptions o;
-    o.window = 16;
-    o.fractions = {1.0f, 0.0f, 0.0f, 0.0f};
-    o.key_bits = o.value_bits = {32, 32, 32, 32};
-    o.basis = basis;
-    auto cache = TaleCache::Create(Shape(4, 8, 8), o);
+    auto cache = TaleCache::Create(Shape(4, 8, 8), FullRankTaleOptions(basis));
     ASSERT_TRUE(cache.ok());
     ASSERT_TRUE((*cache)->Append(seq.Batch(0, 200)).ok());
     auto obs = lowrank_test::RandomVector(rng, 8 * 8 * 8);

@@ -7,20 +7,15 @@
 
 #include "policies/lowrank/tale_cache.h"
 #include "tests/unit/lowrank/sequence_fixture.h"
+#include "tests/unit/lowrank/tale_options_fixture.h"
 
 namespace kvt::policies::lowrank {
 namespace {
 
 using lowrank_test::Sequence;
 
-LayerShape Shape(int kv, int q, int d) {
-  LayerShape s;
-  s.num_kv_heads = kv;
-  s.num_q_heads = q;
-  s.head_dim = d;
-  s.num_layers = 1;
-  return s;
-}
+using lowrank_test::FullRankTaleOptions;
+using lowrank_test::Shape;
 
 double RelFrobenius(const std::vector<float>& got, const std::vector<float>& want) {
   double num = 0.0, den = 0.0;
@@ -53,12 +48,7 @@ TEST(TaleInspect, FullRankReconstructsExactly) {
   for (auto basis : {TaleBasisKind::kPostRope, TaleBasisKind::kRopePairs}) {
     Sequence seq;
     seq.Build(rng, 4, 8, 8, 300);
-    TaleOptions o;
-    o.window = 16;
-    o.fractions = {1.0f, 0.0f, 0.0f, 0.0f};
-    o.key_bits = o.value_bits = {32, 32, 32, 32};
-    o.basis = basis;
-    auto cache = TaleCache::Create(Shape(4, 8, 8), o);
+    auto cache = TaleCache::Create(Shape(4, 8, 8), FullRankTaleOptions(basis));
     ASSERT_TRUE(cache.ok());
     ASSERT_TRUE((*cache)->Append(seq.Batch(0, 200)).ok());
     auto obs = lowrank_test::RandomVector(rng, 8 * 8 * 8);
