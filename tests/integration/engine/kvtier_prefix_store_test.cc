@@ -206,19 +206,6 @@ TEST_F(KvtierEngineTest, DaemonGoneIsAMissAndTheEngineRecomputes) {
 
 // The command line: `kvt-llama generate --kvtier --socket S` twice; the second reports the reuse
 // on stderr and prints the same text on stdout.
-std::string RunCommand(const std::string& cmd, int* status) {
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  if (p == nullptr) {
-    *status = -1;
-    return out;
-  }
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  *status = pclose(p);
-  return out;
-}
 
 TEST_F(KvtierEngineTest, CommandLineReportsReusedPromptTokens) {
   const std::string base = testing::KvtLlama() + " generate --model " + testing::ModelBin() +
@@ -227,8 +214,8 @@ TEST_F(KvtierEngineTest, CommandLineReportsReusedPromptTokens) {
   const std::string err1 = ::testing::TempDir() + "/kvtier_cli_1.err";
   const std::string err2 = ::testing::TempDir() + "/kvtier_cli_2.err";
   int s1 = 0, s2 = 0;
-  const std::string out1 = RunCommand(base + " 2>" + err1, &s1);
-  const std::string out2 = RunCommand(base + " 2>" + err2, &s2);
+  const std::string out1 = testing::RunCommand(base + " 2>" + err1, &s1);
+  const std::string out2 = testing::RunCommand(base + " 2>" + err2, &s2);
   ASSERT_EQ(s1, 0);
   ASSERT_EQ(s2, 0);
   EXPECT_EQ(out1, out2);

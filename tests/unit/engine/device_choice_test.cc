@@ -91,18 +91,7 @@ TEST_F(DeviceChoiceModel, CudaNeedsADevice) {
 
 // Runs the binary; returns stdout + stderr ("2>&1") and the exit status.
 std::string RunKvtLlama(const std::string& args, int* status) {
-  const std::string cmd = testing::KvtLlama() + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  if (p == nullptr) {
-    *status = -1;
-    return out;
-  }
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  *status = pclose(p);
-  return out;
+  return testing::RunCommand(testing::KvtLlama() + " " + args + " 2>&1", status);
 }
 
 TEST(DeviceChoiceBinary, CpuIsGoldenAndCudaWithoutADeviceIsAClearError) {

@@ -2,6 +2,7 @@
 // shared/data/README.md, for the engine's tests.
 #pragma once
 
+#include <cstdio>
 #include <string>
 
 #include "tests/support/temp_dir.h"
@@ -13,6 +14,22 @@ inline std::string ModelGguf() { return kvt::testing::SharedDataDir() + "/models
 inline std::string TokenizerBin() { return kvt::testing::SharedDataDir() + "/models/tok512.bin"; }
 inline std::string DevText() { return kvt::testing::SharedDataDir() + "/corpora/tinystories_val_dev.txt"; }
 inline std::string KvtLlama() { return kvt::testing::BinDir() + "/kvt-llama"; }
+
+// Runs a shell command; returns what it wrote on stdout and stores its wait status in *status
+// (-1 if it could not be started). Redirections in `cmd` decide what else is captured.
+inline std::string RunCommand(const std::string& cmd, int* status) {
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  if (p == nullptr) {
+    *status = -1;
+    return out;
+  }
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  *status = pclose(p);
+  return out;
+}
 
 // Greedy, empty prompt, 200 steps.
 inline const char kGoldenEmpty200[] =

@@ -60,18 +60,7 @@ TEST(GenerateGolden, FullPolicyFromRegistryMatchesToo) {
 
 // Runs the binary; returns its stdout (stderr discarded) and exit status.
 std::string RunStdout(const std::string& args, int* status) {
-  const std::string cmd = testing::KvtLlama() + " " + args + " 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  if (p == nullptr) {
-    *status = -1;
-    return out;
-  }
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  *status = pclose(p);
-  return out;
+  return testing::RunCommand(testing::KvtLlama() + " " + args + " 2>/dev/null", status);
 }
 
 TEST(GenerateGolden, BinaryPrintsOnlyTheTextOnStdout) {
