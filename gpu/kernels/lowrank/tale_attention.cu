@@ -116,27 +116,42 @@ __global__ void __launch_bounds__(kThreads) TalePartialKernel(klr::TaleAttention
   const int n = static_cast<int>(begin >= total ? 0 : (total - begin < kChunk ? total - begin : kChunk));
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 
-  // Scores: one warp per token.
-  for (int t = warp; t < n; t += kThreads / 32) {
+  // Lanes per token: the chunk's tokens are in bucket order (levels by decreasing rank, then the
+  // exact window), so its first token has the highest rank; W = that rank / 2 rounded up to a
+  // power of two (at most 32) gives every lane <= 4 coefficients in the value pass, and lets a
+  // warp take 32 / W low-rank tokens at once.
+  int rank_max = d;
+  if (n > 0 && begin + n <= loc.compressed) {  // no window token in this chunk
+    int64_t vk = begin, vv = begin;
+    rank_max = max(a.key_layout.levels[LevelOf(loc, vk)].rank, a.value_layout.levels[LevelOf(loc, vv)].rank);
+  }
+  int W = 1;
+  while (W < 32 && 2 * W < rank_max) W *= 2;
+  const int per_warp = 32 / W, sub = lane / W, sl = lane % W;
+
+  // Scores: W lanes per token, 32 / W tokens per warp.
+  for (int t0 = warp * per_warp; t0 < n; t0 += (kThreads / 32) * per_warp) {
+    const int t = t0 + sub;
+    const bool live = t < n;
     int64_t v = begin + t;
     const bool in_window = v >= loc.compressed;
     float acc[kMaxGroup];
 #pragma unroll
     for (int g = 0; g < kMaxGroup; ++g) acc[g] = 0.0f;
-    if (!in_window) {
+    if (live && !in_window) {
       const int l = LevelOf(loc, v);
       const klr::TaleLevelLayout& lv = a.key_layout.levels[l];
       const uint8_t* rec = a.levels[l].key_records + (static_cast<size_t>(h) * a.levels[l].capacity + v) * lv.record_bytes;
-      for (int i = lane; i < lv.rank; i += 32) {
+      for (int i = sl; i < lv.rank; i += W) {
         const float x = DecodeOne(lv, rec, i);
 #pragma unroll
         for (int g = 0; g < kMaxGroup; ++g) {
           if (g < group) acc[g] = fmaf(qp[g * d + i], x, acc[g]);
         }
       }
-    } else {
+    } else if (live) {
       const float* k = a.window_keys + (static_cast<size_t>(v - loc.compressed) * a.num_kv_heads + h) * d;
-      for (int i = lane; i < d; i += 32) {
+      for (int i = sl; i < d; i += W) {
         const float x = k[i];
 #pragma unroll
         for (int g = 0; g < kMaxGroup; ++g) {
@@ -147,8 +162,9 @@ __global__ void __launch_bounds__(kThreads) TalePartialKernel(klr::TaleAttention
 #pragma unroll
     for (int g = 0; g < kMaxGroup; ++g) {
       if (g < group) {
-        const float s = WarpSum(acc[g]);
-        if (lane == 0) {
+        float s = acc[g];
+        for (int o = W / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        if (sl == 0 && live) {
           sc[g * kChunk + t] = s;
           if (window_scores != nullptr && in_window) {
             const int64_t w = begin + t - loc.compressed;
@@ -178,15 +194,19 @@ __global__ void __launch_bounds__(kThreads) TalePartialKernel(klr::TaleAttention
   }
   __syncthreads();
 
-  // Values: one warp per token, lanes over coefficients, in passes of 128 coefficients.
-  for (int i0 = 0; i0 < d; i0 += 128) {
+  // Values: W lanes per token as above; lane sl owns coefficients sl + W * k, in passes of 4 * W
+  // over [0, rank_max) (one pass unless the chunk holds full-rank tokens or the window and d > 128). Lanes
+  // owning the same coefficients in different tokens fold by shuffles, then into shared memory.
+  for (int i0 = 0; i0 < rank_max; i0 += 4 * W) {
     float cf[kMaxGroup][4], ex[kMaxGroup][4];
 #pragma unroll
     for (int g = 0; g < kMaxGroup; ++g) {
 #pragma unroll
       for (int k = 0; k < 4; ++k) cf[g][k] = ex[g][k] = 0.0f;
     }
-    for (int t = warp; t < n; t += kThreads / 32) {
+    for (int t0 = warp * per_warp; t0 < n; t0 += (kThreads / 32) * per_warp) {
+      const int t = t0 + sub;
+      if (t >= n) continue;
       int64_t v = begin + t;
       if (v < loc.compressed) {
         const int l = LevelOf(loc, v);
@@ -194,7 +214,7 @@ __global__ void __launch_bounds__(kThreads) TalePartialKernel(klr::TaleAttention
         const uint8_t* rec = a.levels[l].value_records + (static_cast<size_t>(h) * a.levels[l].capacity + v) * lv.record_bytes;
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
-          const int i = i0 + lane + 32 * k;
+          const int i = i0 + sl + W * k;
           if (i < lv.rank) {
             const float x = DecodeOne(lv, rec, i);
 #pragma unroll
@@ -207,7 +227,7 @@ __global__ void __launch_bounds__(kThreads) TalePartialKernel(klr::TaleAttention
         const float* val = a.window_values + (static_cast<size_t>(v - loc.compressed) * a.num_kv_heads + h) * d;
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
-          const int i = i0 + lane + 32 * k;
+          const int i = i0 + sl + W * k;
           if (i < d) {
             const float x = val[i];
 #pragma unroll
@@ -223,10 +243,15 @@ __global__ void __launch_bounds__(kThreads) TalePartialKernel(klr::TaleAttention
       if (g < group) {
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
-          const int i = i0 + lane + 32 * k;
-          if (i < d) {
-            atomicAdd(&coef_s[g * d + i], cf[g][k]);
-            atomicAdd(&exact_s[g * d + i], ex[g][k]);
+          float c = cf[g][k], e = ex[g][k];
+          for (int o = W; o < 32; o <<= 1) {
+            c += __shfl_xor_sync(0xffffffffu, c, o);
+            e += __shfl_xor_sync(0xffffffffu, e, o);
+          }
+          const int i = i0 + sl + W * k;
+          if (sub == 0 && i < d) {
+            atomicAdd(&coef_s[g * d + i], c);
+            atomicAdd(&exact_s[g * d + i], e);
           }
         }
       }
