@@ -89,7 +89,8 @@ Daemon::~Daemon() {
     plane_->set_prefix_tier(nullptr);
     plane_->set_gpu_tier(nullptr);
   }
-  gpu_ = GpuTierParts{};  // the tier, then the pool it copies into
+  gpu_.tier.reset();  // the tier, then the pool it copies into
+  gpu_.memory.reset();
   remote_.reset();  // drains write-behind (bounded) while the host slots it holds still exist
   if (store_) {
     store_->set_lower_tier(nullptr);

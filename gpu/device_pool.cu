@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include <cstring>
+#include <utility>
 #include <string>
 
 #include "gpu/kernels/cuda_status.h"
@@ -34,7 +35,7 @@ StatusOr<std::unique_ptr<DevicePool>> DevicePool::Create(uint64_t bytes, int dev
   std::memcpy(pool->export_.ipc_handle, &handle, sizeof handle);
   KVT_CUDA_RETURN_IF_ERROR(cudaDeviceGetPCIBusId(pool->export_.pci_bus_id, kPciBusIdBytes, device));
   pool->export_.pci_bus_id[kPciBusIdBytes - 1] = '\0';
-  return pool;
+  return std::move(pool);
 }
 
 DevicePool::~DevicePool() {
@@ -55,11 +56,15 @@ Status DevicePool::CopyToDevice(uint64_t offset, const void* src, uint64_t bytes
   KVT_CUDA_RETURN_IF_ERROR(cudaSetDevice(export_.device));
   Status s = CudaStatus(cudaMemcpy(static_cast<char*>(base_) + offset, src, bytes, cudaMemcpyHostToDevice),
                         "cudaMemcpy(host -> GPU pool)");
+  if (!s.ok()) {
+    (void)cudaGetLastError();
+    return s;
+  }
   // From pageable memory cudaMemcpy may return before the DMA has landed; a client reads the
   // bytes as soon as we answer, so wait for them.
-  if (s.ok()) s = CudaStatus(cudaStreamSynchronize(0), "cudaStreamSynchronize(after host -> GPU pool)");
-  if (!s.ok()) (void)cudaGetLastError();
-  return s;
+  Status synced = CudaStatus(cudaStreamSynchronize(0), "cudaStreamSynchronize(after host -> GPU pool)");
+  if (!synced.ok()) (void)cudaGetLastError();
+  return synced;
 }
 
 Status DevicePool::CopyToHost(void* dst, uint64_t offset, uint64_t bytes) {

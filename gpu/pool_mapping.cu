@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include <cstring>
+#include <utility>
 
 #include "gpu/kernels/cuda_status.h"
 
@@ -43,7 +44,7 @@ StatusOr<std::unique_ptr<PoolMapping>> PoolMapping::Open(const PoolExport& pool,
   }
   if (cudaSetDevice(previous) != cudaSuccess) (void)cudaGetLastError();
   if (!opened.ok()) return opened;
-  return m;
+  return std::move(m);
 }
 
 PoolMapping::~PoolMapping() {

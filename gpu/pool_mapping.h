@@ -20,7 +20,8 @@ class PoolMapping {
  public:
   // UNSUPPORTED without CUDA, a driver or the pool's device in this process; other CUDA failures
   // as INTERNAL with the call named. `heap`/`heap_bytes` (may be null/0): host memory to register
-  // with cudaHostRegister (failure to register is logged in the status of heap_registered only).
+  // with cudaHostRegister; a heap the driver refuses stays unregistered (heap_registered() says
+  // so) and works the same, without the DMA fast path.
   static StatusOr<std::unique_ptr<PoolMapping>> Open(const PoolExport& pool, void* heap, uint64_t heap_bytes);
   ~PoolMapping();
   PoolMapping(const PoolMapping&) = delete;

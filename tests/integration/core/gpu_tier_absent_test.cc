@@ -9,6 +9,8 @@
 
 #include <cstdio>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "include/kvt/kvt.h"
@@ -48,7 +50,8 @@ TEST(GpuTierFlags, PrintConfigShowsThePoolAndBadSizesAreRefused) {
 // tier) and that the stats report no GPU capacity.
 void ServeWithoutGpuTier(DaemonProcess& d) {
   kvt::Client client;
-  ASSERT_TRUE(Connect(d.socket_path(), &client).ok()) << kvt_last_error_message();
+  kvt::Result opened = Connect(d.socket_path(), &client);
+  ASSERT_TRUE(opened) << opened.message;
   kvt_layout_t l = SmallLayout("gpu-absent");
   kvt_namespace_t* ns = nullptr;
   ASSERT_EQ(kvt_namespace_open(client.get(), &l, &ns), KVT_STATUS_OK) << kvt_last_error_message();
