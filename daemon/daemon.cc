@@ -55,7 +55,7 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const DaemonConfig& config) {
   services.daemon_uid = ::geteuid();
   services.idle_spin_us = config.idle_spin_us;
   services.numa_node = d->host_->numa_node();
-  if (d->gpu_.tier) services.gpu_pool = d->gpu_.info;
+  if (d->gpu_.exported) services.gpu_pool = d->gpu_.info;
   Daemon* self = d.get();
   services.stats = [self] { return self->Stats(); };
   if (d->nvme_) {
@@ -78,7 +78,7 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const DaemonConfig& config) {
   spdlog::info("kv-tierd ready: socket {} | metrics {} | host tier {} MiB ({}) | gpu tier {} | data dir {}",
                config.socket_path, config.metrics_address.empty() ? "off" : "http://" + config.metrics_address + "/metrics",
                config.host_capacity_bytes >> 20, d->host_->memory_locked() ? "locked" : "not locked",
-               d->gpu_.tier ? std::to_string(d->gpu_.info.capacity_bytes >> 20) + " MiB" : std::string("off"),
+               d->gpu_.tier ? std::to_string(config.gpu_pool_bytes >> 20) + " MiB" : std::string("off"),
                config.data_dir);
   return d;
 }

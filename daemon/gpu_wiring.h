@@ -20,6 +20,7 @@ struct GpuTierParts {
   std::unique_ptr<tiering::DeviceMemory> memory;  // owns the device pool
   std::unique_ptr<tiering::GpuTier> tier;         // uses memory: destroy it first
   protocol::GpuPoolInfo info{};                   // what kGpuPoolInfo answers
+  bool exported = false;                          // info is valid (not a simulated pool)
 };
 
 // Null parts (tier == nullptr) when there is to be no GPU tier; never an error: a daemon on a

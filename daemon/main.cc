@@ -42,6 +42,9 @@ int main(int argc, char** argv) {
   int gpu_device = 0;
   app.add_option("--gpu-pool-bytes", gpu_pool, "GPU tier pool size, e.g. 8GiB; 0 (default): no GPU tier");
   app.add_option("--gpu-device", gpu_device, "CUDA device ordinal of the GPU pool (default 0)");
+  bool gpu_simulated = false;
+  app.add_flag("--gpu-pool-simulated", gpu_simulated,
+               "tests only: host memory stands in for the GPU pool (it cannot be mapped by clients)");
   kvt::daemon::RemoteFlags remote_flags;
   kvt::daemon::AddRemoteFlags(app, &remote_flags);
   bool print_config = false;
@@ -100,6 +103,7 @@ int main(int argc, char** argv) {
   if (app.count("--nvme-flush-interval-ms")) config.nvme.flush_interval_ms = nvme_flush_ms;
   if (app.count("--nvme-queue-depth")) config.nvme.queue_depth = nvme_depth;
   if (app.count("--gpu-device")) config.gpu_device = gpu_device;
+  if (gpu_simulated) config.gpu_pool_simulated = true;
   if (auto s = kvt::daemon::ApplyRemoteFlags(remote_flags, &config.remote); !s.ok()) {
     std::fprintf(stderr, "kv-tierd: %s\n", s.message().c_str());
     return 1;

@@ -288,7 +288,8 @@ Session::Outcome Session::Stats(const SubmissionEntry& e) {
 
 Session::Outcome Session::GpuPoolInfo(const SubmissionEntry& e) {
   if (!services_.gpu_pool) {
-    return {Unsupported("the daemon runs without a GPU tier (--gpu-pool-bytes 0, no GPU, or no CUDA)")};
+    return {Unsupported("no GPU pool to map: the daemon runs without a GPU tier (--gpu-pool-bytes 0, no GPU, or "
+                        "no CUDA) or with a simulated one")};
   }
   if (e.data_bytes != sizeof(protocol::GpuPoolInfo)) {
     services_.metrics->BadRequest("size");
