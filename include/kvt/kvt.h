@@ -371,7 +371,7 @@ KVT_API kvt_status_t kvt_gpu_pool_map(kvt_client_t* client, kvt_gpu_pool_t* out_
  * removed meanwhile. Each call pins again: balance it with kvt_block_gpu_unpin; a client that
  * disconnects gives its pins back. RESOURCE_EXHAUSTED (after pinning the leading chunks that fit)
  * when the pool is full of pinned chunks. Unpinned chunks are evicted from the GPU, least recently
- * pinned first, into the host tier. */
+ * used first, into the host tier (copied back there if the host tier no longer holds them). */
 KVT_API kvt_status_t kvt_block_gpu_pin(kvt_namespace_t* ns, const uint32_t* tokens, uint64_t num_tokens,
                                        uint64_t* out_offsets, uint64_t max_chunks, uint64_t* out_pinned_tokens);
 /* Gives back one GPU pin of each chunk of the prefix that this client holds. */
