@@ -12,6 +12,7 @@
 
 #include "client/block_ops.h"
 #include "client/connection.h"
+#include "client/internal/abi_handles.h"
 #include "client/sequence_stats_publisher.h"
 #include "protocol/default_socket.h"
 #include "protocol/version.h"
@@ -20,19 +21,6 @@ static_assert(KVT_STATUS_INTERNAL == static_cast<int>(kvt::StatusCode::kInternal
 static_assert(KVT_STATUS_BUSY == static_cast<int>(kvt::StatusCode::kBusy));
 static_assert(KVT_ABI_VERSION_MAJOR == kvt::protocol::kProtocolMajor);
 
-struct kvt_client {
-  std::unique_ptr<kvt::client::Connection> connection;
-  std::mutex sequence_stats_mu;
-  std::shared_ptr<kvt::client::SequenceStatsPublisher> sequence_stats;  // first kvt_sequence_attach
-  ~kvt_client() {
-    if (sequence_stats) sequence_stats->Detach();  // before the heap it writes to goes away
-  }
-};
-
-struct kvt_namespace {
-  kvt_client* client;
-  kvt::client::NamespaceInfo info;
-};
 
 struct kvt_op {
   kvt_client* client;
@@ -141,7 +129,8 @@ kvt_status_t kvt_client_open(const kvt_client_options_t* options, kvt_client_t**
     }
     auto c = kvt::client::Connection::Open(o);
     if (!c.ok()) return Fail(c.status());
-    *out_client = new kvt_client{std::move(*c), {}, nullptr};
+    *out_client = new kvt_client{};
+    (*out_client)->connection = std::move(*c);
     return KVT_STATUS_OK;
   });
 }

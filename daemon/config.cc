@@ -141,7 +141,7 @@ Status LoadConfigFile(const std::string& path, DaemonConfig* c) {
       "socket", "socket_mode", "metrics_address", "data_dir", "host_capacity", "lock_memory",
       "numa_node", "eviction_policy", "default_heap", "max_heap", "total_heap", "default_ring_entries",
       "max_ring_entries", "max_clients", "idle_spin_us", "handshake_timeout_ms", "allowed_uids",
-      "allowed_gids", "allowed_groups", "log_level", "nvme", "remote"};
+      "allowed_gids", "allowed_groups", "log_level", "nvme", "remote", "gpu_pool", "gpu_device"};
   try {
     for (const auto& kv : root) {
       const std::string key = kv.first.as<std::string>();
@@ -161,6 +161,8 @@ Status LoadConfigFile(const std::string& path, DaemonConfig* c) {
       else if (key == "lock_memory") c->lock_memory = v.as<bool>();
       else if (key == "numa_node") c->numa_node = v.as<int>();
       else if (key == "eviction_policy") c->eviction_policy = v.as<std::string>();
+      else if (key == "gpu_pool") KVT_RETURN_IF_ERROR(size(&c->gpu_pool_bytes));
+      else if (key == "gpu_device") c->gpu_device = v.as<int>();
       else if (key == "default_heap") KVT_RETURN_IF_ERROR(size(&c->default_heap_bytes));
       else if (key == "max_heap") KVT_RETURN_IF_ERROR(size(&c->max_heap_bytes));
       else if (key == "total_heap") KVT_RETURN_IF_ERROR(size(&c->total_heap_bytes));
@@ -247,6 +249,7 @@ Status ValidateConfig(const DaemonConfig& c) {
     return InvalidArgument("remote back-off must satisfy 0 < backoff_min_ms <= backoff_max_ms");
   }
   for (const std::string& e : r.endpoints) KVT_RETURN_IF_ERROR(CheckRemoteEndpoint(e));
+  if (c.gpu_device < 0) return InvalidArgument("gpu_device must be a CUDA device ordinal (0 or more)");
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
   if (!kLevels.count(c.log_level)) return InvalidArgument("log_level must be one of trace|debug|info|warn|error|off");
   return Status::Ok();

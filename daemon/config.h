@@ -57,6 +57,14 @@ struct DaemonConfig {
   bool lock_memory = true;
   int numa_node = -1;
   std::string eviction_policy = "lru";
+  // The GPU tier: one pool of device memory shared with clients through CUDA IPC. 0: no GPU tier.
+  // The daemon runs without it (and says so) when CUDA, a driver or the device is missing.
+  uint64_t gpu_pool_bytes = 0;      // YAML `gpu_pool`, flag --gpu-pool-bytes
+  int gpu_device = 0;               // YAML `gpu_device`, flag --gpu-device: the CUDA ordinal
+  // For tests on machines without a GPU (flag --gpu-pool-simulated): host memory stands in for
+  // the device pool, so the GPU tier's placement, pinning and eviction run through the real
+  // daemon; the pool cannot be mapped (kGpuPoolInfo answers UNSUPPORTED). Never for production.
+  bool gpu_pool_simulated = false;
 
   uint64_t default_heap_bytes = 64ull << 20;   // per-client shared heap when the client asks 0
   uint64_t max_heap_bytes = 4ull << 30;        // the most one client may ask for

@@ -38,6 +38,8 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const DaemonConfig& config) {
   d->store_ = std::make_unique<tiering::BlockStore>(d->host_.get(), std::move(policy), *d->registry_);
   if (config.nvme.enabled) d->StartNvmeTier();
   d->plane_ = std::make_unique<tiering::BlockPlane>(d->store_.get());
+  d->gpu_ = MakeGpuTier(config, d->store_.get(), *d->registry_);
+  if (d->gpu_.tier) d->plane_->set_gpu_tier(d->gpu_.tier.get());
   KVT_ASSIGN_OR_RETURN(d->remote_, MakeRemoteTier(config.remote, *d->registry_));
   if (d->remote_) d->plane_->set_prefix_tier(d->remote_.get());
   d->session_metrics_ = std::make_unique<SessionMetrics>(*d->registry_);
@@ -53,6 +55,7 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const DaemonConfig& config) {
   services.daemon_uid = ::geteuid();
   services.idle_spin_us = config.idle_spin_us;
   services.numa_node = d->host_->numa_node();
+  if (d->gpu_.exported) services.gpu_pool = d->gpu_.info;
   Daemon* self = d.get();
   services.stats = [self] { return self->Stats(); };
   if (d->nvme_) {
@@ -72,15 +75,22 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Create(const DaemonConfig& config) {
     d->exposer_->RegisterCollectable(d->process_metrics_);
     d->exposer_->RegisterCollectable(d->sequence_metrics_);
   }
-  spdlog::info("kv-tierd ready: socket {} | metrics {} | host tier {} MiB ({}) | data dir {}", config.socket_path,
-               config.metrics_address.empty() ? "off" : "http://" + config.metrics_address + "/metrics",
-               config.host_capacity_bytes >> 20, d->host_->memory_locked() ? "locked" : "not locked", config.data_dir);
+  spdlog::info("kv-tierd ready: socket {} | metrics {} | host tier {} MiB ({}) | gpu tier {} | data dir {}",
+               config.socket_path, config.metrics_address.empty() ? "off" : "http://" + config.metrics_address + "/metrics",
+               config.host_capacity_bytes >> 20, d->host_->memory_locked() ? "locked" : "not locked",
+               d->gpu_.tier ? std::to_string(config.gpu_pool_bytes >> 20) + " MiB" : std::string("off"),
+               config.data_dir);
   return d;
 }
 
 Daemon::~Daemon() {
   server_.reset();  // stops sessions before the store they use goes away
-  if (plane_) plane_->set_prefix_tier(nullptr);
+  if (plane_) {
+    plane_->set_prefix_tier(nullptr);
+    plane_->set_gpu_tier(nullptr);
+  }
+  gpu_.tier.reset();  // the tier, then the pool it copies into
+  gpu_.memory.reset();
   remote_.reset();  // drains write-behind (bounded) while the host slots it holds still exist
   if (store_) {
     store_->set_lower_tier(nullptr);
@@ -157,6 +167,13 @@ protocol::DaemonStats Daemon::Stats() const {
     s.nvme_capacity_bytes = n.enabled ? n.capacity_bytes : 0;
     s.nvme_used_bytes = n.used_bytes;
     s.nvme_chunks = n.chunks;
+  }
+  if (gpu_.tier) {
+    auto g = gpu_.tier->counters();
+    s.gpu_capacity_bytes = g.capacity_bytes;
+    s.gpu_used_bytes = g.used_bytes;
+    s.gpu_chunks = g.chunks;
+    s.gpu_pinned_chunks = g.pinned_chunks;
   }
   const SequenceFigures seq = sequence_metrics_->Totals();
   s.sequences = seq.sequences;

@@ -13,6 +13,7 @@
 
 #include "common/status_or.h"
 #include "daemon/config.h"
+#include "daemon/gpu_wiring.h"
 #include "daemon/namespace_registry.h"
 #include "daemon/sequence_metrics.h"
 #include "daemon/server.h"
@@ -51,6 +52,7 @@ class Daemon {
   std::unique_ptr<tiering::BlockStore> store_;
   std::unique_ptr<nvme::NvmeTier> nvme_;  // null without an NVMe tier; declared after store_: goes first
   std::unique_ptr<tiering::BlockPlane> plane_;
+  GpuTierParts gpu_;  // the GPU tier, or null parts; declared after store_ and plane_: goes first
   std::unique_ptr<tiering::PrefixTier> remote_;  // the remote tier, when configured and built
   std::unique_ptr<SessionMetrics> session_metrics_;
   std::unique_ptr<NamespaceRegistry> namespaces_;

@@ -1,7 +1,8 @@
 // kv-tierd — the KV-cache tiering daemon.
 //
 //   kv-tierd [--config FILE] [--socket PATH] [--metrics-address HOST:PORT] [--host-capacity SIZE]
-//            [--data-dir DIR] [--log-level LEVEL] [--nvme-* ...] [--remote-* ...]
+//            [--data-dir DIR] [--log-level LEVEL] [--gpu-pool-bytes SIZE] [--gpu-device N]
+//            [--nvme-* ...] [--remote-* ...]
 //
 // Runs in the foreground; SIGTERM or SIGINT shut it down cleanly. Exit status: 0 after a clean
 // shutdown, 1 for an unusable configuration (with the reason on stderr), 2 for bad flags.
@@ -37,6 +38,13 @@ int main(int argc, char** argv) {
   app.add_option("--nvme-io-backend", nvme_backend, "auto|io_uring|threadpool");
   app.add_option("--nvme-staging", nvme_staging, "NVMe write-back/read buffer pool (default 64MiB)");
   app.add_option("--nvme-promote", nvme_promote, "on|off: put chunks read from NVMe back into the host tier");
+  std::string gpu_pool;
+  int gpu_device = 0;
+  app.add_option("--gpu-pool-bytes", gpu_pool, "GPU tier pool size, e.g. 8GiB; 0 (default): no GPU tier");
+  app.add_option("--gpu-device", gpu_device, "CUDA device ordinal of the GPU pool (default 0)");
+  bool gpu_simulated = false;
+  app.add_flag("--gpu-pool-simulated", gpu_simulated,
+               "tests only: host memory stands in for the GPU pool (it cannot be mapped by clients)");
   kvt::daemon::RemoteFlags remote_flags;
   kvt::daemon::AddRemoteFlags(app, &remote_flags);
   bool print_config = false;
@@ -86,13 +94,16 @@ int main(int argc, char** argv) {
       !on_off(nvme_promote, "--nvme-promote", &config.nvme.promote) ||
       !bytes_flag(nvme_capacity, "--nvme-capacity", &config.nvme.capacity_bytes) ||
       !bytes_flag(nvme_segment, "--nvme-segment-size", &config.nvme.segment_bytes) ||
-      !bytes_flag(nvme_staging, "--nvme-staging", &config.nvme.staging_bytes)) {
+      !bytes_flag(nvme_staging, "--nvme-staging", &config.nvme.staging_bytes) ||
+      !bytes_flag(gpu_pool, "--gpu-pool-bytes", &config.gpu_pool_bytes)) {
     return 1;
   }
   if (!nvme_admission.empty()) config.nvme.admission = nvme_admission;
   if (!nvme_backend.empty()) config.nvme.io_backend = nvme_backend;
   if (app.count("--nvme-flush-interval-ms")) config.nvme.flush_interval_ms = nvme_flush_ms;
   if (app.count("--nvme-queue-depth")) config.nvme.queue_depth = nvme_depth;
+  if (app.count("--gpu-device")) config.gpu_device = gpu_device;
+  if (gpu_simulated) config.gpu_pool_simulated = true;
   if (auto s = kvt::daemon::ApplyRemoteFlags(remote_flags, &config.remote); !s.ok()) {
     std::fprintf(stderr, "kv-tierd: %s\n", s.message().c_str());
     return 1;
@@ -101,6 +112,8 @@ int main(int argc, char** argv) {
     std::printf("socket: %s\nmetrics_address: %s\ndata_dir: %s\nhost_capacity: %llu\n", config.socket_path.c_str(),
                 config.metrics_address.c_str(), config.data_dir.c_str(),
                 static_cast<unsigned long long>(config.host_capacity_bytes));
+    std::printf("gpu_pool_bytes: %llu%s\ngpu_device: %d\n", static_cast<unsigned long long>(config.gpu_pool_bytes),
+                config.gpu_pool_bytes == 0 ? " (no GPU tier)" : "", config.gpu_device);
     const auto& r = config.remote;
     std::string endpoints;
     for (const auto& e : r.endpoints) endpoints += (endpoints.empty() ? "" : ",") + e;

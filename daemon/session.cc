@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <vector>
 
 namespace kvt::daemon {
 namespace {
@@ -101,6 +102,10 @@ void Session::Stop() {
   if (!lease_.empty()) {
     spdlog::debug("session {}: releasing {} pins", id_, lease_.size());
     services_.block_plane->ReleaseLease(&lease_);
+  }
+  if (!gpu_lease_.empty()) {
+    spdlog::debug("session {}: releasing {} GPU pins", id_, gpu_lease_.size());
+    services_.block_plane->ReleaseGpuLease(&gpu_lease_);
   }
   services_.metrics->RingOccupancyGauge("submission").Decrement(reported_occupancy_);
   reported_occupancy_ = 0;
@@ -281,6 +286,44 @@ Session::Outcome Session::Stats(const SubmissionEntry& e) {
   return {Status::Ok(), n};
 }
 
+Session::Outcome Session::GpuPoolInfo(const SubmissionEntry& e) {
+  if (!services_.gpu_pool) {
+    return {Unsupported("no GPU pool to map: the daemon runs without a GPU tier (--gpu-pool-bytes 0, no GPU, or "
+                        "no CUDA) or with a simulated one")};
+  }
+  if (e.data_bytes != sizeof(protocol::GpuPoolInfo)) {
+    services_.metrics->BadRequest("size");
+    return {InvalidArgument("GPU pool info buffer must be " + std::to_string(sizeof(protocol::GpuPoolInfo)) + " bytes")};
+  }
+  auto out = heap_->Bytes(e.data_offset, e.data_bytes, "GPU pool info buffer");
+  if (!out.ok()) {
+    services_.metrics->BadRequest("range");
+    return {out.status()};
+  }
+  std::memcpy(*out, &*services_.gpu_pool, sizeof(protocol::GpuPoolInfo));
+  return {Status::Ok(), sizeof(protocol::GpuPoolInfo)};
+}
+
+Session::Outcome Session::GpuAcquire(const SubmissionEntry& e, const tiering::Namespace& ns,
+                                     std::span<const uint32_t> tokens) {
+  if (e.data_bytes % sizeof(uint64_t) != 0) {
+    services_.metrics->BadRequest("size");
+    return {InvalidArgument("GPU offsets buffer must hold whole uint64 entries")};
+  }
+  auto out = heap_->Bytes(e.data_offset, e.data_bytes, "GPU offsets buffer");
+  if (!out.ok()) {
+    services_.metrics->BadRequest("range");
+    return {out.status()};
+  }
+  const uint64_t max_chunks = std::min<uint64_t>(e.data_bytes / sizeof(uint64_t), tokens.size());
+  std::vector<uint64_t> offsets(max_chunks);
+  tiering::PrefixResult r =
+      services_.block_plane->GpuAcquire(ns, tokens, offsets.data(), max_chunks, &gpu_lease_);
+  const uint64_t pinned = r.value / ns.layout.tokens_per_chunk;
+  std::memcpy(*out, offsets.data(), pinned * sizeof(uint64_t));
+  return {r.status, r.value};
+}
+
 bool Session::Privileged() const { return peer_.uid == 0 || peer_.uid == services_.daemon_uid; }
 
 Session::Outcome Session::ListNamespaces(const SubmissionEntry& e) {
@@ -356,6 +399,7 @@ Session::Outcome Session::Dispatch(const SubmissionEntry& e) {
     case Opcode::kListNamespaces: return ListNamespaces(e);
     case Opcode::kPersist: return Persist(e);
     case Opcode::kRegisterSequenceStats: return RegisterSequenceStats(e);
+    case Opcode::kGpuPoolInfo: return GpuPoolInfo(e);
     default: break;
   }
 
@@ -389,6 +433,8 @@ Session::Outcome Session::Dispatch(const SubmissionEntry& e) {
     case Opcode::kRemove: r = plane.Remove(**ns, *tokens); break;
     case Opcode::kPin: r = plane.Pin(**ns, *tokens, &lease_); break;
     case Opcode::kUnpin: r = plane.Unpin(**ns, *tokens, &lease_); break;
+    case Opcode::kGpuAcquire: return GpuAcquire(e, **ns, *tokens);
+    case Opcode::kGpuRelease: r = plane.GpuRelease(**ns, *tokens, &gpu_lease_); break;
     default: return {Internal("unhandled opcode")};
   }
   return {r.status, r.value};

@@ -22,6 +22,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -63,6 +65,7 @@ struct SessionServices {
   uid_t daemon_uid = 0;
   uint32_t idle_spin_us = 50;
   int numa_node = -1;  // ring threads run on the host arena's node
+  std::optional<protocol::GpuPoolInfo> gpu_pool;  // the GPU tier's export; absent without the tier
 };
 
 class Session {
@@ -108,6 +111,10 @@ class Session {
   bool Privileged() const;
   Outcome Persist(const protocol::SubmissionEntry& entry);
   Outcome RegisterSequenceStats(const protocol::SubmissionEntry& entry);
+  Outcome GpuPoolInfo(const protocol::SubmissionEntry& entry);
+  // kGpuAcquire, once the namespace and tokens are checked.
+  Outcome GpuAcquire(const protocol::SubmissionEntry& entry, const tiering::Namespace& ns,
+                     std::span<const uint32_t> tokens);
   StatusOr<const tiering::Namespace*> FindNamespace(uint32_t handle) const;
   // Posts a completion, waiting (bounded by Stop) for CQ space if a client stopped draining.
   void Complete(uint64_t user_data, const Outcome& outcome);
@@ -133,6 +140,7 @@ class Session {
   std::unordered_map<uint32_t, tiering::Namespace> namespaces_;
   uint32_t next_namespace_ = 1;
   tiering::PinLease lease_;
+  tiering::PinLease gpu_lease_;  // chunks this client pinned on the GPU
   double reported_occupancy_ = 0;
 
   std::atomic<bool> stop_{false};       // set by Stop, or by Cut from the ring thread

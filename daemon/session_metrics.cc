@@ -19,6 +19,9 @@ std::string OpcodeName(protocol::Opcode op) {
     case Opcode::kListNamespaces: return "list_namespaces";
     case Opcode::kPersist: return "persist";
     case Opcode::kRegisterSequenceStats: return "register_sequence_stats";
+    case Opcode::kGpuPoolInfo: return "gpu_pool_info";
+    case Opcode::kGpuAcquire: return "gpu_pin";
+    case Opcode::kGpuRelease: return "gpu_unpin";
     case Opcode::kCount: break;
   }
   return "unknown";

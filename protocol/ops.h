@@ -26,6 +26,10 @@ enum class Opcode : uint16_t {
   kListNamespaces = 12, // data: NamespaceListing[n] out. value: entries written, value2: entries known
   kRegisterSequenceStats = 13,  // data: SequenceStatsBlock in the heap (protocol/sequence_stats.h), 8-aligned,
                                 // read by the daemon at scrape time until the session ends (protocol 1.1)
+  kGpuPoolInfo = 14,    // data: GpuPoolInfo out. UNSUPPORTED without a GPU tier (protocol 1.2)
+  kGpuAcquire = 15,     // namespace, tokens, data: uint64 pool offsets out, one per chunk (8-aligned).
+                        // value: tokens GPU-resident and pinned for this client (protocol 1.2)
+  kGpuRelease = 16,     // namespace, tokens. value: tokens whose GPU pin was given back (protocol 1.2)
   kCount
 };
 
@@ -110,9 +114,25 @@ struct DaemonStats {
   uint64_t fetch_bytes;
   uint64_t transfer_hidden_ns;
   uint64_t transfer_exposed_ns;
+  // Appended in protocol 1.2: the GPU tier (all 0 when absent).
+  uint64_t gpu_capacity_bytes;
+  uint64_t gpu_used_bytes;
+  uint64_t gpu_chunks;
+  uint64_t gpu_pinned_chunks;
 };
 // The 1.0 size of DaemonStats: a buffer at least this large is accepted.
 inline constexpr size_t kDaemonStatsV10Bytes = 8 + 8 * 16;
-static_assert(sizeof(DaemonStats) == kDaemonStatsV10Bytes + 8 * 13);
+static_assert(sizeof(DaemonStats) == kDaemonStatsV10Bytes + 8 * 13 + 8 * 4);
+
+// The payload of kGpuPoolInfo, written by the daemon: what a client needs to map the GPU pool
+// through CUDA IPC (gpu/pool_mapping.h). Chunk offsets from kGpuAcquire are relative to its base.
+struct GpuPoolInfo {
+  uint64_t capacity_bytes;
+  int32_t device;            // the daemon's CUDA ordinal (informational: ordinals differ by process)
+  uint32_t reserved;
+  char pci_bus_id[32];       // NUL-terminated: selects the device in the client
+  uint8_t ipc_handle[64];    // cudaIpcMemHandle_t of the pool
+};
+static_assert(sizeof(GpuPoolInfo) == 112);
 
 }  // namespace kvt::protocol

@@ -4,6 +4,8 @@
 #
 # DEST (default gpu-bundle/, ignored by git) receives:
 #   bin/kvt-bench           stripped, the CUDA runtime already linked in statically
+#   bin/kv-tierd            stripped: the daemon the GPU-tier test starts (gpu-check.sh sets
+#                           KVT_BIN_DIR=DEST/bin, where tests/support/daemon_process looks for it)
 #   tests/<name>            every ctest test labelled `gpu`, stripped
 #   tests.list              "<name>" per line, in ctest order
 #   lib/                    the shared libraries `ldd` shows they need, except the C library itself
@@ -31,7 +33,7 @@ if [[ ${#GPU_TESTS[@]} -eq 0 ]]; then
   exit 1
 fi
 
-binaries=("$BUILD/bin/kvt-bench")
+binaries=("$BUILD/bin/kvt-bench" "$BUILD/bin/kv-tierd")
 : > "$DEST/tests.list"
 for entry in "${GPU_TESTS[@]}"; do
   name="${entry%%$'\t'*}"
@@ -41,6 +43,7 @@ for entry in "${GPU_TESTS[@]}"; do
   binaries+=("$exe")
 done
 strip -o "$DEST/bin/kvt-bench" "$BUILD/bin/kvt-bench"
+strip -o "$DEST/bin/kv-tierd" "$BUILD/bin/kv-tierd"
 
 # Shared libraries, minus the C library and the dynamic loader (those must match the machine's).
 for exe in "${binaries[@]}"; do
@@ -52,4 +55,4 @@ done | sort -u | while read -r lib; do
   esac
 done
 
-echo "gpu-bundle: $DEST ($(du -sh "$DEST" | cut -f1)): ${#GPU_TESTS[@]} GPU tests, kvt-bench, $(ls "$DEST/lib" | wc -l) libraries"
+echo "gpu-bundle: $DEST ($(du -sh "$DEST" | cut -f1)): ${#GPU_TESTS[@]} GPU tests, kvt-bench, kv-tierd, $(ls "$DEST/lib" | wc -l) libraries"

@@ -96,7 +96,7 @@ PrefixResult BlockPlane::Lookup(const Namespace& ns, std::span<const uint32_t> t
   uint64_t i = 0;
   for (; i < chunks; ++i) {
     prev = ChainKey(prev, ns.fingerprint, tokens.subspan(i * per, per));
-    if (!store_->Contains(prev)) break;
+    if (!store_->Contains(prev) && !(gpu_tier_ && gpu_tier_->Contains(prev))) break;
   }
   if (prefix_tier_ && i < chunks) {
     std::vector<ChunkKey> rest = TailKeys(ns, tokens, prev, i, chunks);  // prev: chunk i's key
@@ -116,7 +116,9 @@ PrefixResult BlockPlane::Retrieve(const Namespace& ns, std::span<const uint32_t>
   for (; i < end; ++i) {
     prev = ChainKey(prev, ns.fingerprint, tokens.subspan(i * per, per));
     if (i < first_chunk) continue;
-    Status s = store_->Get(prev, ns.fingerprint, out + (i - first_chunk) * ns.chunk_bytes, ns.chunk_bytes);
+    char* dst = out + (i - first_chunk) * ns.chunk_bytes;
+    Status s = store_->Get(prev, ns.fingerprint, dst, ns.chunk_bytes);
+    if (!s.ok() && gpu_tier_) s = gpu_tier_->CopyOut(prev, ns.fingerprint, dst, ns.chunk_bytes);
     if (!s.ok()) break;  // a miss ends the prefix; never an error to the engine
   }
   if (prefix_tier_ && i >= first_chunk && i < end) {
@@ -136,7 +138,10 @@ PrefixResult BlockPlane::Retrieve(const Namespace& ns, std::span<const uint32_t>
 PrefixResult BlockPlane::Remove(const Namespace& ns, std::span<const uint32_t> tokens) {
   PrefixResult r;
   std::vector<ChunkKey> keys = Keys(ns, tokens);
-  for (const ChunkKey& key : keys) r.value += store_->Remove(key) ? 1 : 0;
+  for (const ChunkKey& key : keys) {
+    const bool on_gpu = gpu_tier_ && gpu_tier_->Remove(key);
+    r.value += (store_->Remove(key) || on_gpu) ? 1 : 0;
+  }
   if (prefix_tier_) prefix_tier_->Remove(keys);
   return r;
 }
@@ -178,6 +183,47 @@ std::vector<ChunkKey> BlockPlane::TailKeys(const Namespace& ns, std::span<const 
     keys.push_back(previous);
   }
   return keys;
+}
+
+PrefixResult BlockPlane::GpuAcquire(const Namespace& ns, std::span<const uint32_t> tokens, uint64_t* offsets,
+                                    uint64_t max_chunks, PinLease* lease) {
+  if (!gpu_tier_) return {Unsupported("the daemon runs without a GPU tier (--gpu-pool-bytes 0, or no GPU)"), 0};
+  PrefixResult r;
+  std::vector<ChunkKey> keys = Keys(ns, tokens);
+  if (keys.size() > max_chunks) keys.resize(max_chunks);
+  for (uint64_t i = 0; i < keys.size(); ++i) {
+    StatusOr<uint64_t> offset = gpu_tier_->Acquire(keys[i], ns.fingerprint, ns.chunk_bytes);
+    if (!offset.ok()) {
+      // A miss ends the prefix; anything else also says why.
+      if (offset.status().code() != StatusCode::kNotFound) {
+        r.status = offset.status().WithContext("chunk " + std::to_string(i));
+      }
+      break;
+    }
+    offsets[i] = *offset;
+    lease->insert(keys[i]);
+    r.value += ns.layout.tokens_per_chunk;
+  }
+  return r;
+}
+
+PrefixResult BlockPlane::GpuRelease(const Namespace& ns, std::span<const uint32_t> tokens, PinLease* lease) {
+  if (!gpu_tier_) return {Unsupported("the daemon runs without a GPU tier (--gpu-pool-bytes 0, or no GPU)"), 0};
+  PrefixResult r;
+  for (const ChunkKey& key : Keys(ns, tokens)) {
+    auto it = lease->find(key);
+    if (it == lease->end()) continue;  // not pinned on the GPU by this client
+    lease->erase(it);
+    if (gpu_tier_->Release(key)) r.value += ns.layout.tokens_per_chunk;
+  }
+  return r;
+}
+
+void BlockPlane::ReleaseGpuLease(PinLease* lease) {
+  if (gpu_tier_) {
+    for (const ChunkKey& key : *lease) gpu_tier_->Release(key);
+  }
+  lease->clear();
 }
 
 void BlockPlane::ReleaseLease(PinLease* lease) {

@@ -16,6 +16,7 @@
 #include "common/status_or.h"
 #include "tiering/block_store.h"
 #include "tiering/chunk_key.h"
+#include "tiering/gpu_tier.h"
 #include "tiering/prefix_tier.h"
 
 namespace kvt::tiering {
@@ -71,6 +72,17 @@ class BlockPlane {
   // Releases every pin of a lease (a client that disconnects or dies).
   void ReleaseLease(PinLease* lease);
 
+  // The GPU tier (absent: UNSUPPORTED). Makes the chunks of the longest present prefix, up to
+  // `max_chunks`, GPU-resident and pins each there once for `lease`; offsets[i] receives chunk
+  // i's byte offset in the GPU pool. value: tokens pinned. A chunk no tier holds ends the prefix
+  // (not an error); a full pool ends it with RESOURCE_EXHAUSTED after the chunks that fit.
+  PrefixResult GpuAcquire(const Namespace& ns, std::span<const uint32_t> tokens, uint64_t* offsets,
+                          uint64_t max_chunks, PinLease* lease);
+  // value: tokens whose GPU pin this lease held and gave back.
+  PrefixResult GpuRelease(const Namespace& ns, std::span<const uint32_t> tokens, PinLease* lease);
+  // Releases every GPU pin of a lease (a client that disconnects or dies).
+  void ReleaseGpuLease(PinLease* lease);
+
   // The chained keys of the whole chunks of `tokens`.
   static std::vector<ChunkKey> Keys(const Namespace& ns, std::span<const uint32_t> tokens);
 
@@ -78,6 +90,10 @@ class BlockPlane {
   // it for write-behind, and what Lookup/Retrieve miss locally is asked of it in one batch.
   // Set before serving; must outlive the plane's use.
   void set_prefix_tier(PrefixTier* tier) { prefix_tier_ = tier; }
+  // The GPU tier above the host tier, when the daemon has one: Lookup counts and Retrieve copies
+  // chunks only it still holds, Remove removes there too. Set before serving; must outlive the plane's use.
+  void set_gpu_tier(GpuTier* tier) { gpu_tier_ = tier; }
+  GpuTier* gpu_tier() const { return gpu_tier_; }
 
  private:
   // Keys of chunks [from, to), given chunk from's key.
@@ -86,6 +102,7 @@ class BlockPlane {
 
   BlockStore* store_;
   PrefixTier* prefix_tier_ = nullptr;
+  GpuTier* gpu_tier_ = nullptr;
 };
 
 }  // namespace kvt::tiering

@@ -33,7 +33,7 @@ extern "C" {
 #endif
 
 #define KVT_ABI_VERSION_MAJOR 1
-#define KVT_ABI_VERSION_MINOR 1
+#define KVT_ABI_VERSION_MINOR 2
 #define KVT_ABI_VERSION_PATCH 0
 
 /* ------------------------------------------------------------------------------------------------
@@ -240,6 +240,12 @@ typedef struct kvt_daemon_stats {
   uint64_t fetch_bytes;                /* bytes they fetched (sparse: dominant tokens; offload: all) */
   uint64_t transfer_hidden_ns;         /* host-tier transfer time overlapped with compute */
   uint64_t transfer_exposed_ns;        /* transfer time a decode step waited for */
+  /* Appended in ABI 1.2: the GPU tier; all 0 when the daemon has none (or is older than 1.2).
+   * A struct_size of the 1.1 size (up to transfer_exposed_ns) gets that part only. */
+  uint64_t gpu_capacity_bytes;
+  uint64_t gpu_used_bytes;
+  uint64_t gpu_chunks;
+  uint64_t gpu_pinned_chunks;
 } kvt_daemon_stats_t;
 
 KVT_API kvt_status_t kvt_daemon_stats(kvt_client_t* client, kvt_daemon_stats_t* out_stats);
@@ -335,6 +341,42 @@ typedef enum kvt_layer_policy {
  * sequence reports to one client at a time; closing the client stops the reporting (the sequence
  * keeps working). KVT_STATUS_UNSUPPORTED from a daemon older than protocol 1.1. */
 KVT_API kvt_status_t kvt_sequence_attach(kvt_sequence_t* sequence, kvt_client_t* client);
+
+/* ------------------------------------------------------------------------------------------------
+ * GPU tier (ABI 1.2)
+ *
+ * A daemon started with a GPU pool (kv-tierd --gpu-pool-bytes) keeps chunks in one allocation of
+ * device memory that clients map through CUDA IPC. Without that pool (no GPU, no driver, a build
+ * without CUDA, or a daemon older than protocol 1.2) these calls return KVT_STATUS_UNSUPPORTED
+ * and everything else works as before on the host path.
+ * ---------------------------------------------------------------------------------------------- */
+typedef struct kvt_gpu_pool {
+  uint32_t struct_size;        /* sizeof(kvt_gpu_pool_t), set by the caller */
+  int32_t device;              /* this process's CUDA ordinal of the pool's device */
+  uint64_t capacity_bytes;
+  void* device_base;           /* the pool in this process; a chunk's device pointer is base + offset */
+} kvt_gpu_pool_t;
+
+/* Maps the daemon's GPU pool into this process (cudaIpcOpenMemHandle, on the first call only;
+ * later calls return the same mapping) and registers this client's shared heap with
+ * cudaHostRegister. CUDA is touched only here, never by a client that does not call it. The caller's
+ * current CUDA device is left as it was. The mapping lasts until kvt_client_close. */
+KVT_API kvt_status_t kvt_gpu_pool_map(kvt_client_t* client, kvt_gpu_pool_t* out_pool);
+
+/* Makes the chunks of the longest present prefix GPU-resident (copying them from the host tier or
+ * NVMe) and pins them there for this client, at most max_chunks of them; out_offsets[i] receives
+ * chunk i's byte offset in the pool (the chunk's bytes, in the block-plane layout, start at
+ * device_base + out_offsets[i]). *out_pinned_tokens (may be NULL) receives the prefix length
+ * covered; 0 is a miss, not an error. While pinned a chunk is neither evicted nor moved, even if
+ * removed meanwhile. Each call pins again: balance it with kvt_block_gpu_unpin; a client that
+ * disconnects gives its pins back. RESOURCE_EXHAUSTED (after pinning the leading chunks that fit)
+ * when the pool is full of pinned chunks. Unpinned chunks are evicted from the GPU, least recently
+ * used first, into the host tier (copied back there if the host tier no longer holds them). */
+KVT_API kvt_status_t kvt_block_gpu_pin(kvt_namespace_t* ns, const uint32_t* tokens, uint64_t num_tokens,
+                                       uint64_t* out_offsets, uint64_t max_chunks, uint64_t* out_pinned_tokens);
+/* Gives back one GPU pin of each chunk of the prefix that this client holds. */
+KVT_API kvt_status_t kvt_block_gpu_unpin(kvt_namespace_t* ns, const uint32_t* tokens, uint64_t num_tokens,
+                                         uint64_t* out_unpinned_tokens);
 
 #ifdef __cplusplus
 }  /* extern "C" */

@@ -113,6 +113,11 @@ void PrintStatsTable(const kvt_daemon_stats_t& s, const kvt_daemon_stats_t* prev
   std::printf("uptime %s   clients %llu   protocol %u.%u\n", Duration(s.uptime_ns).c_str(),
               (unsigned long long)s.clients, s.protocol_version >> 16, s.protocol_version & 0xffff);
   std::printf("%-6s %12s %12s %7s %10s %8s\n", "tier", "used", "capacity", "use%", "chunks", "pinned");
+  if (s.gpu_capacity_bytes) {
+    std::printf("%-6s %12s %12s %6.1f%% %10llu %8llu\n", "gpu", Bytes(s.gpu_used_bytes).c_str(),
+                Bytes(s.gpu_capacity_bytes).c_str(), pct(s.gpu_used_bytes, s.gpu_capacity_bytes),
+                (unsigned long long)s.gpu_chunks, (unsigned long long)s.gpu_pinned_chunks);
+  }
   std::printf("%-6s %12s %12s %6.1f%% %10llu %8llu\n", "host", Bytes(s.host_used_bytes).c_str(),
               Bytes(s.host_capacity_bytes).c_str(), pct(s.host_used_bytes, s.host_capacity_bytes),
               (unsigned long long)s.host_chunks, (unsigned long long)s.pinned_chunks);
@@ -171,6 +176,11 @@ int main(int argc, char** argv) {
     std::printf("kv-tierd is up (protocol %u.%u, uptime %s, %llu client%s besides this one)\n", s.protocol_version >> 16,
                 s.protocol_version & 0xffff, Duration(s.uptime_ns).c_str(), (unsigned long long)(s.clients - 1),
                 s.clients == 2 ? "" : "s");
+    if (s.gpu_capacity_bytes) {
+      std::printf("gpu tier: %s of %s used, %llu chunks (%llu pinned)\n", Bytes(s.gpu_used_bytes).c_str(),
+                  Bytes(s.gpu_capacity_bytes).c_str(), (unsigned long long)s.gpu_chunks,
+                  (unsigned long long)s.gpu_pinned_chunks);
+    }
     std::printf("host tier: %s of %s used, %llu chunks (%llu pinned)\n", Bytes(s.host_used_bytes).c_str(),
                 Bytes(s.host_capacity_bytes).c_str(), (unsigned long long)s.host_chunks,
                 (unsigned long long)s.pinned_chunks);

@@ -292,6 +292,28 @@ TEST_F(RingInputTest, WrongKvSize) {
   ExpectRefused(e, StatusCode::kInvalidArgument, "whole chunks");
 }
 
+// The GPU-tier requests (protocol 1.2) check their buffers before anything else, and a daemon
+// without a GPU tier (this one) says so.
+TEST_F(RingInputTest, GpuRequests) {
+  SubmissionEntry e = Lookup();
+  e.opcode = static_cast<uint16_t>(Opcode::kGpuAcquire);
+  e.data_offset = raw_.reply.heap_bytes;
+  e.data_bytes = 16;
+  ExpectRefused(e, StatusCode::kInvalidArgument, "outside the shared heap");
+  e.data_offset = 8192;
+  e.data_bytes = 12;
+  ExpectRefused(e, StatusCode::kInvalidArgument, "whole uint64");
+  e.data_bytes = 16;
+  ExpectRefused(e, StatusCode::kUnsupported, "GPU tier");
+  e.opcode = static_cast<uint16_t>(Opcode::kGpuRelease);
+  ExpectRefused(e, StatusCode::kUnsupported, "GPU tier");
+  SubmissionEntry info{};
+  info.opcode = static_cast<uint16_t>(Opcode::kGpuPoolInfo);
+  info.data_offset = 8192;
+  info.data_bytes = sizeof(protocol::GpuPoolInfo);
+  ExpectRefused(info, StatusCode::kUnsupported, "GPU tier");
+}
+
 TEST_F(RingInputTest, FirstChunkPastTheEnd) {
   SubmissionEntry e = Lookup();
   e.opcode = static_cast<uint16_t>(Opcode::kStore);

@@ -49,6 +49,24 @@ TEST(Config, FileOverridesDefaultsAndRejectsUnknownKeys) {
   EXPECT_EQ(LoadConfigFile(dir.File("missing.yaml"), &d).code(), StatusCode::kNotFound);
 }
 
+TEST(Config, GpuPoolIsOffByDefaultAndReadFromTheFile) {
+  kvt::testing::TempDir dir;
+  DaemonConfig c = DefaultConfig();
+  EXPECT_EQ(c.gpu_pool_bytes, 0u);  // no GPU tier unless asked for
+  EXPECT_EQ(c.gpu_device, 0);
+  std::string path = dir.File("c.yaml");
+  std::ofstream(path) << "gpu_pool: 8GiB\ngpu_device: 1\n";
+  ASSERT_TRUE(LoadConfigFile(path, &c).ok());
+  EXPECT_EQ(c.gpu_pool_bytes, 8ull << 30);
+  EXPECT_EQ(c.gpu_device, 1);
+  c.data_dir = dir.File("data");
+  EXPECT_TRUE(ValidateConfig(c).ok());
+  c.gpu_device = -1;
+  EXPECT_EQ(ValidateConfig(c).code(), StatusCode::kInvalidArgument);
+  std::ofstream(path) << "gpu_pool: lots\n";
+  EXPECT_FALSE(LoadConfigFile(path, &c).ok());
+}
+
 TEST(Config, AllowedGroupsResolveToGids) {
   kvt::testing::TempDir dir;
   std::string path = dir.File("c.yaml");
