@@ -270,54 +270,70 @@ __global__ void __launch_bounds__(kThreads) TalePartialKernel(klr::TaleAttention
   }
 }
 
-// One block per query head: merge the chunks, project the coefficients back once.
-__global__ void TaleCombineKernel(klr::TaleAttentionArgs a, int chunks, const float* partial,
-                                  const float* window_scores) {
+// One block per query head: merge the chunks (block-wide max and sum, warps over chunks), project
+// the coefficients back through the value basis once.
+__global__ void __launch_bounds__(kThreads) TaleCombineKernel(klr::TaleAttentionArgs a, int chunks,
+                                                              const float* partial, const float* window_scores) {
   const int qh = blockIdx.x;
   const int group = a.num_q_heads / a.num_kv_heads;
   const int h = qh / group, g = qh % group, d = a.head_dim;
-  extern __shared__ float coef[];  // [d]
-  __shared__ float s_m, s_l;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  extern __shared__ float smem[];
+  float* coef = smem;       // [d]
+  float* exact = smem + d;  // [d]
+  __shared__ float fold_c[kThreads / 32][32], fold_e[kThreads / 32][32];
+  __shared__ float scratch[32];
   const size_t stride = 2 * group + 2 * static_cast<size_t>(group) * d;
   const float* base = partial + static_cast<size_t>(h) * chunks * stride;
-  if (threadIdx.x == 0) {
-    float m = -INFINITY;
-    for (int c = 0; c < chunks; ++c) m = fmaxf(m, base[c * stride + g]);
-    float l = 0.0f;
-    for (int c = 0; c < chunks; ++c) {
-      const float mc = base[c * stride + g];
-      if (mc > -INFINITY) l += base[c * stride + group + g] * __expf(mc - m);
-    }
-    s_m = m;
-    s_l = l;
+  // The chunks' maxima and sums, block-wide (empty chunks carry m = -inf and are skipped).
+  float m = -INFINITY;
+  for (int c = threadIdx.x; c < chunks; c += blockDim.x) m = fmaxf(m, base[c * stride + g]);
+  m = kvt::gpu::internal::BlockMax(m, scratch);
+  float l = 0.0f;
+  for (int c = threadIdx.x; c < chunks; c += blockDim.x) {
+    const float mc = base[c * stride + g];
+    if (mc > -INFINITY) l += base[c * stride + group + g] * __expf(mc - m);
   }
-  __syncthreads();
-  float exact = 0.0f;
-  for (int i = threadIdx.x; i < d; i += blockDim.x) {
+  l = kvt::gpu::internal::BlockSum(l, scratch);
+  // Coefficient and window sums: the warps take the chunks round-robin, lanes 32 coefficients.
+  for (int c0 = 0; c0 < d; c0 += 32) {
+    const int i = c0 + lane;
     float cf = 0.0f, ex = 0.0f;
-    for (int c = 0; c < chunks; ++c) {
-      const float mc = base[c * stride + g];
-      if (!(mc > -INFINITY)) continue;
-      const float f = __expf(mc - s_m);
-      cf += f * base[c * stride + 2 * group + g * d + i];
-      ex += f * base[c * stride + 2 * group + group * d + g * d + i];
+    if (i < d) {
+      for (int c = warp; c < chunks; c += kThreads / 32) {
+        const float mc = base[c * stride + g];
+        if (!(mc > -INFINITY)) continue;
+        const float f = __expf(mc - m);
+        cf = fmaf(f, base[c * stride + 2 * group + g * d + i], cf);
+        ex = fmaf(f, base[c * stride + 2 * group + group * d + g * d + i], ex);
+      }
     }
-    coef[i] = cf;
-    if (i == threadIdx.x) exact = ex;
+    fold_c[warp][lane] = cf;
+    fold_e[warp][lane] = ex;
+    __syncthreads();
+    if (warp == 0 && i < d) {
+      float sc = 0.0f, se = 0.0f;
+      for (int w = 0; w < kThreads / 32; ++w) {
+        sc += fold_c[w][lane];
+        se += fold_e[w][lane];
+      }
+      coef[i] = sc;
+      exact[i] = se;
+    }
+    __syncthreads();
   }
-  __syncthreads();
   const float* bv = a.value_basis + static_cast<size_t>(h) * d * d;
-  const float inv = s_l > 0.0f ? 1.0f / s_l : 0.0f;
+  const float inv = l > 0.0f ? 1.0f / l : 0.0f;
   for (int i = threadIdx.x; i < d; i += blockDim.x) {
     float x = 0.0f;
-    for (int j = 0; j < d; ++j) x += bv[i * d + j] * coef[j];
-    a.out[static_cast<size_t>(qh) * d + i] = (x + exact) * inv;
+    for (int j = 0; j < d; ++j) x = fmaf(bv[i * d + j], coef[j], x);
+    a.out[static_cast<size_t>(qh) * d + i] = (x + exact[i]) * inv;
   }
   if (a.window_attention != nullptr && window_scores != nullptr) {
     const float* ws = window_scores + (static_cast<size_t>(h) * group + g) * a.window_tokens;
     for (int w = threadIdx.x; w < a.window_tokens; w += blockDim.x) {
       atomicAdd(a.window_attention + static_cast<size_t>(h) * a.window_tokens + w,
-                __expf(ws[w] - s_m) * inv / static_cast<float>(group));
+                __expf(ws[w] - m) * inv / static_cast<float>(group));
     }
   }
 }
@@ -381,9 +397,8 @@ Status TaleAttentionCuda(const klr::TaleAttentionArgs& a, void* workspace, size_
   TalePartialKernel<<<dim3(chunks, a.num_kv_heads), kThreads, smem1, stream>>>(a, scale, chunks, qproj, partial,
                                                                              window_scores);
   KVT_LOWRANK_CUDA_RETURN_IF_ERROR(cudaGetLastError());
-  const int threads = a.head_dim < 32 ? 32 : (a.head_dim > 256 ? 256 : a.head_dim);
-  TaleCombineKernel<<<a.num_q_heads, threads, sizeof(float) * a.head_dim, stream>>>(a, chunks, partial,
-                                                                                  window_scores);
+  TaleCombineKernel<<<a.num_q_heads, kThreads, 2 * sizeof(float) * a.head_dim, stream>>>(a, chunks, partial,
+                                                                                     window_scores);
   KVT_LOWRANK_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return Status::Ok();
 }
