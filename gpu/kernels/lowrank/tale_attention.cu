@@ -71,7 +71,8 @@ __global__ void TaleProjectQueryKernel(klr::TaleAttentionArgs a, float scale, fl
   const float* q = a.query + static_cast<size_t>(qh) * d;
   for (int j = threadIdx.x; j < d; j += blockDim.x) {
     float s = 0.0f;
-    for (int i = 0; i < d; ++i) s = fmaf(bk[i * d + j], q[i], s);
+#pragma unroll 8
+    for (int i = 0; i < d; ++i) s = fmaf(bk[i * d + j], q[i], s);  // rows of Bk: coalesced over j
     qp[static_cast<size_t>(qh) * d + j] = s * scale;
   }
 }
@@ -88,7 +89,8 @@ __device__ __forceinline__ int LevelOf(const Locator& loc, int64_t& v) {
 // truncated dot products reduced with shuffles; after the chunk's softmax, each warp accumulates
 // p-weighted value coefficients in registers and the warps fold them in shared memory.
 // Dynamic smem: qp [group][d], qs [group][d], sc [group][kChunk], coef [group][d], exact [group][d].
-__global__ void __launch_bounds__(kThreads) TalePartialKernel(klr::TaleAttentionArgs a, float scale,
+template <int G>  // query heads per KV head, rounded up to 4 or 8: register arrays sized at compile time
+__global__ void __launch_bounds__(kThreads, G == 4 ? 5 : 2) TalePartialKernel(klr::TaleAttentionArgs a, float scale,
                                                               int chunks, const float* qproj, float* partial,
                                                               float* window_scores) {
   const int h = blockIdx.y, chunk = blockIdx.x;
@@ -99,7 +101,7 @@ __global__ void __launch_bounds__(kThreads) TalePartialKernel(klr::TaleAttention
   float* sc = qs + group * d;        // [group][kChunk]
   float* coef_s = sc + group * kChunk;  // [group][d]
   float* exact_s = coef_s + group * d;  // [group][d]
-  __shared__ float red_m[kMaxGroup], red_l[kMaxGroup];
+  __shared__ float red_m[G], red_l[G];
 
   const float* q0 = a.query + static_cast<size_t>(h) * group * d;
   for (int p = threadIdx.x; p < group * d; p += blockDim.x) {
@@ -135,9 +137,9 @@ __global__ void __launch_bounds__(kThreads) TalePartialKernel(klr::TaleAttention
     const bool live = t < n;
     int64_t v = begin + t;
     const bool in_window = v >= loc.compressed;
-    float acc[kMaxGroup];
+    float acc[G];
 #pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g) acc[g] = 0.0f;
+    for (int g = 0; g < G; ++g) acc[g] = 0.0f;
     if (live && !in_window) {
       const int l = LevelOf(loc, v);
       const klr::TaleLevelLayout& lv = a.key_layout.levels[l];
@@ -145,7 +147,7 @@ __global__ void __launch_bounds__(kThreads) TalePartialKernel(klr::TaleAttention
       for (int i = sl; i < lv.rank; i += W) {
         const float x = DecodeOne(lv, rec, i);
 #pragma unroll
-        for (int g = 0; g < kMaxGroup; ++g) {
+        for (int g = 0; g < G; ++g) {
           if (g < group) acc[g] = fmaf(qp[g * d + i], x, acc[g]);
         }
       }
@@ -154,13 +156,13 @@ __global__ void __launch_bounds__(kThreads) TalePartialKernel(klr::TaleAttention
       for (int i = sl; i < d; i += W) {
         const float x = k[i];
 #pragma unroll
-        for (int g = 0; g < kMaxGroup; ++g) {
+        for (int g = 0; g < G; ++g) {
           if (g < group) acc[g] = fmaf(qs[g * d + i], x, acc[g]);
         }
       }
     }
 #pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g) {
+    for (int g = 0; g < G; ++g) {
       if (g < group) {
         float s = acc[g];
         for (int o = W / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
@@ -195,63 +197,65 @@ __global__ void __launch_bounds__(kThreads) TalePartialKernel(klr::TaleAttention
   __syncthreads();
 
   // Values: W lanes per token as above; lane sl owns coefficients sl + W * k, in passes of 4 * W
-  // over [0, rank_max) (one pass unless the chunk holds full-rank tokens or the window and d > 128). Lanes
-  // owning the same coefficients in different tokens fold by shuffles, then into shared memory.
-  for (int i0 = 0; i0 < rank_max; i0 += 4 * W) {
-    float cf[kMaxGroup][4], ex[kMaxGroup][4];
+  // over [0, rank_max) (one pass unless the chunk holds full-rank tokens or the window and d > 128),
+  // compressed tokens [0, nc) into coef_s and window tokens [nc, n) into exact_s, one accumulator
+  // set at a time (registers decide the occupancy here). Lanes owning the same coefficients in
+  // different tokens fold by shuffles, then into shared memory.
+  const int nc = static_cast<int>(loc.compressed <= begin ? 0 : (loc.compressed - begin < n ? loc.compressed - begin : n));
+  for (int window = 0; window < 2; ++window) {
+    const int t_begin = window ? nc : 0, t_end = window ? n : nc;
+    if (t_begin >= t_end) continue;  // the same for the whole block
+    float* target = window ? exact_s : coef_s;
+    for (int i0 = 0; i0 < rank_max; i0 += 4 * W) {
+      float acc[G][4];
 #pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g) {
+      for (int g = 0; g < G; ++g) {
 #pragma unroll
-      for (int k = 0; k < 4; ++k) cf[g][k] = ex[g][k] = 0.0f;
-    }
-    for (int t0 = warp * per_warp; t0 < n; t0 += (kThreads / 32) * per_warp) {
-      const int t = t0 + sub;
-      if (t >= n) continue;
-      int64_t v = begin + t;
-      if (v < loc.compressed) {
-        const int l = LevelOf(loc, v);
-        const klr::TaleLevelLayout& lv = a.value_layout.levels[l];
-        const uint8_t* rec = a.levels[l].value_records + (static_cast<size_t>(h) * a.levels[l].capacity + v) * lv.record_bytes;
+        for (int k = 0; k < 4; ++k) acc[g][k] = 0.0f;
+      }
+      for (int t0 = t_begin + warp * per_warp; t0 < t_end; t0 += (kThreads / 32) * per_warp) {
+        const int t = t0 + sub;
+        if (t >= t_end) continue;
+        int64_t v = begin + t;
+        if (!window) {
+          const int l = LevelOf(loc, v);
+          const klr::TaleLevelLayout& lv = a.value_layout.levels[l];
+          const uint8_t* rec = a.levels[l].value_records + (static_cast<size_t>(h) * a.levels[l].capacity + v) * lv.record_bytes;
 #pragma unroll
-        for (int k = 0; k < 4; ++k) {
-          const int i = i0 + sl + W * k;
-          if (i < lv.rank) {
-            const float x = DecodeOne(lv, rec, i);
+          for (int k = 0; k < 4; ++k) {
+            const int i = i0 + sl + W * k;
+            if (i < lv.rank) {
+              const float x = DecodeOne(lv, rec, i);
 #pragma unroll
-            for (int g = 0; g < kMaxGroup; ++g) {
-              if (g < group) cf[g][k] = fmaf(sc[g * kChunk + t], x, cf[g][k]);
+              for (int g = 0; g < G; ++g) {
+                if (g < group) acc[g][k] = fmaf(sc[g * kChunk + t], x, acc[g][k]);
+              }
             }
           }
-        }
-      } else {
-        const float* val = a.window_values + (static_cast<size_t>(v - loc.compressed) * a.num_kv_heads + h) * d;
+        } else {
+          const float* val = a.window_values + (static_cast<size_t>(v - loc.compressed) * a.num_kv_heads + h) * d;
 #pragma unroll
-        for (int k = 0; k < 4; ++k) {
-          const int i = i0 + sl + W * k;
-          if (i < d) {
-            const float x = val[i];
+          for (int k = 0; k < 4; ++k) {
+            const int i = i0 + sl + W * k;
+            if (i < d) {
+              const float x = val[i];
 #pragma unroll
-            for (int g = 0; g < kMaxGroup; ++g) {
-              if (g < group) ex[g][k] = fmaf(sc[g * kChunk + t], x, ex[g][k]);
+              for (int g = 0; g < G; ++g) {
+                if (g < group) acc[g][k] = fmaf(sc[g * kChunk + t], x, acc[g][k]);
+              }
             }
           }
         }
       }
-    }
 #pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g) {
-      if (g < group) {
+      for (int g = 0; g < G; ++g) {
+        if (g < group) {
 #pragma unroll
-        for (int k = 0; k < 4; ++k) {
-          float c = cf[g][k], e = ex[g][k];
-          for (int o = W; o < 32; o <<= 1) {
-            c += __shfl_xor_sync(0xffffffffu, c, o);
-            e += __shfl_xor_sync(0xffffffffu, e, o);
-          }
-          const int i = i0 + sl + W * k;
-          if (sub == 0 && i < d) {
-            atomicAdd(&coef_s[g * d + i], c);
-            atomicAdd(&exact_s[g * d + i], e);
+          for (int k = 0; k < 4; ++k) {
+            float c = acc[g][k];
+            for (int o = W; o < 32; o <<= 1) c += __shfl_xor_sync(0xffffffffu, c, o);
+            const int i = i0 + sl + W * k;
+            if (sub == 0 && i < d) atomicAdd(&target[g * d + i], c);
           }
         }
       }
@@ -322,12 +326,14 @@ __global__ void __launch_bounds__(kThreads) TaleCombineKernel(klr::TaleAttention
     }
     __syncthreads();
   }
+  // out = Bv coef: one warp per output row, lanes along the row (coalesced basis reads).
   const float* bv = a.value_basis + static_cast<size_t>(h) * d * d;
   const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-  for (int i = threadIdx.x; i < d; i += blockDim.x) {
+  for (int i = warp; i < d; i += kThreads / 32) {
     float x = 0.0f;
-    for (int j = 0; j < d; ++j) x = fmaf(bv[i * d + j], coef[j], x);
-    a.out[static_cast<size_t>(qh) * d + i] = (x + exact[i]) * inv;
+    for (int j = lane; j < d; j += 32) x = fmaf(bv[i * d + j], coef[j], x);
+    x = WarpSum(x);
+    if (lane == 0) a.out[static_cast<size_t>(qh) * d + i] = (x + exact[i]) * inv;
   }
   if (a.window_attention != nullptr && window_scores != nullptr) {
     const float* ws = window_scores + (static_cast<size_t>(h) * group + g) * a.window_tokens;
@@ -390,12 +396,13 @@ Status TaleAttentionCuda(const klr::TaleAttentionArgs& a, void* workspace, size_
       a, scale, qproj);
   KVT_LOWRANK_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   const size_t smem1 = sizeof(float) * (4 * group * a.head_dim + group * kChunk);
+  const auto partial_kernel = group <= 4 ? TalePartialKernel<4> : TalePartialKernel<8>;
   if (smem1 > 48 * 1024) {
     KVT_LOWRANK_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(
-        TalePartialKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem1)));
+        partial_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem1)));
   }
-  TalePartialKernel<<<dim3(chunks, a.num_kv_heads), kThreads, smem1, stream>>>(a, scale, chunks, qproj, partial,
-                                                                             window_scores);
+  partial_kernel<<<dim3(chunks, a.num_kv_heads), kThreads, smem1, stream>>>(a, scale, chunks, qproj, partial,
+                                                                          window_scores);
   KVT_LOWRANK_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   TaleCombineKernel<<<a.num_q_heads, kThreads, 2 * sizeof(float) * a.head_dim, stream>>>(a, chunks, partial,
                                                                                      window_scores);
