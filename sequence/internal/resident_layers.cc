@@ -46,9 +46,12 @@ class FullLayer final : public LayerState {
 
   Status Select(const float* query, SelectedKv* out) override {
     const int64_t t = tokens_;
-    const Half* k = keys_.data();
-    const Half* v = values_.data();
-    if (offload_) {  // the whole layer crosses "PCIe" (host tier -> working buffer) every step
+    const Half* k = nullptr;
+    const Half* v = nullptr;
+    if (!offload_) {
+      k = keys_.data();
+      v = values_.data();
+    } else {  // the whole layer crosses "PCIe" (host tier -> working buffer) every step
       work_k_.resize(static_cast<size_t>(t * row_));
       work_v_.resize(work_k_.size());
       const uint64_t bytes = static_cast<uint64_t>(2 * t * row_) * sizeof(Half);
