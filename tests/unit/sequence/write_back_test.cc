@@ -63,9 +63,10 @@ class Gate {
  public:
   explicit Gate(TransferScheduler& s) : s_(s) {
     ticket_ = s.Submit(TransferPriority::kWriteBack, 0, [this] {
+      running_ = true;
       while (!open_.load()) std::this_thread::sleep_for(1ms);
     });
-    std::this_thread::sleep_for(20ms);  // running
+    while (!running_.load()) std::this_thread::sleep_for(1ms);
   }
   ~Gate() { Open(); }
   void Open() {
@@ -77,7 +78,7 @@ class Gate {
  private:
   TransferScheduler& s_;
   Ticket ticket_ = 0;
-  std::atomic<bool> open_{false};
+  std::atomic<bool> open_{false}, running_{false};
 };
 
 void WaitForDemands(TransferScheduler& s, uint64_t count) {
