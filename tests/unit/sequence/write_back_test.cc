@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -188,6 +189,10 @@ TEST(SequenceWriteBack, DemandBeforeWriteBackUnderLoadWithUnchangedResults) {
   // transposed key copy, fp16.
   a.reset();
   b.reset();
+  const TransferStats st = shared.stats();
+  std::printf("write-back: %llu jobs, %.3f ms busy, %.3f ms of the waited ones hidden; %llu raised ahead\n",
+              static_cast<unsigned long long>(st.count[2]), 1e3 * st.busy_s[2], 1e3 * st.hidden_s[2],
+              static_cast<unsigned long long>(st.raised[2]));
   const uint64_t tokens = kPrompt + kSteps, row_bytes = kRow * sizeof(kernels::Half);
   EXPECT_EQ(shared.stats().bytes[static_cast<int>(TransferPriority::kWriteBack)],
             2 * tokens * row_bytes * (3 + 2 + 3));
