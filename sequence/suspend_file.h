@@ -7,7 +7,8 @@
 // zero), so a truncated, overwritten or foreign file is detected before any of it is parsed.
 //
 // Writing is crash-safe: the image goes to "<path>.partial", is fsync'd, renamed over <path>, and
-// the directory is fsync'd; a failed write removes the partial file and leaves <path> as it was.
+// the directory is fsync'd; a failed write removes the partial file and leaves <path> as it was
+// (only a failure of that last directory fsync reports an error with the new file in place).
 // Plain pwrite(2) + fsync(2): one sequential stream per suspend gains nothing from a queue depth,
 // and the NVMe tier's IoQueue (host/nvme) would pull the daemon's tiering library into libkvtier.
 //
