@@ -164,6 +164,26 @@ kvt_status_t kvt_sequence_resume(kvt_sequence_t* s, const void* image, uint64_t 
   });
 }
 
+kvt_status_t kvt_sequence_suspend_to_file(kvt_sequence_t* s, const char* path) {
+  return Guard([&]() -> kvt_status_t {
+    if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);
+    if (path == nullptr || *path == '\0') return AbiFail(kvt::InvalidArgument("suspend_to_file: null or empty path"));
+    kvt::Status st = s->seq->SuspendToFile(path);
+    s->After(-1, /*step=*/false);
+    return Done(st);
+  });
+}
+
+kvt_status_t kvt_sequence_resume_from_file(kvt_sequence_t* s, const char* path) {
+  return Guard([&]() -> kvt_status_t {
+    if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);
+    if (path == nullptr || *path == '\0') return AbiFail(kvt::InvalidArgument("resume_from_file: null or empty path"));
+    kvt::Status st = s->seq->ResumeFromFile(path);
+    s->After(-1, /*step=*/false);
+    return Done(st);
+  });
+}
+
 kvt_status_t kvt_sequence_attach(kvt_sequence_t* s, kvt_client_t* client) {
   return Guard([&]() -> kvt_status_t {
     if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);

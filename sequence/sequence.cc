@@ -1,6 +1,7 @@
 #include "sequence/sequence.h"
 
 #include <string>
+#include <utility>
 
 namespace kvt::sequence {
 namespace {
@@ -96,21 +97,67 @@ Status Sequence::HintNext(int layer, const float* speculative_query) {
   return layers_[static_cast<size_t>(layer)]->Hint(speculative_query);
 }
 
-StatusOr<std::vector<uint8_t>> Sequence::Suspend() {
-  if (suspended_) return Unsupported("sequence already suspended");
+Status Sequence::QuiesceAll() {
   for (auto& l : layers_) KVT_RETURN_IF_ERROR(l->Quiesce());
   for (auto& b : context_.buffers) {
-    if (b.pending) KVT_RETURN_IF_ERROR(scheduler_->Wait(b.ticket));
-    b = internal::PrefetchBuffer{};
+    if (b.pending) {
+      b.pending = false;
+      KVT_RETURN_IF_ERROR(scheduler_->Wait(b.ticket));
+    }
   }
-  std::vector<uint8_t> image;
-  internal::ByteWriter w(&image);
+  return Status::Ok();
+}
+
+void Sequence::ReleaseState() {
+  layers_.clear();
+  for (auto& b : context_.buffers) b = internal::PrefetchBuffer{};
+  std::vector<kernels::Half>().swap(context_.gather_k);  // = {} would keep the capacity
+  std::vector<kernels::Half>().swap(context_.gather_v);
+  suspended_ = true;
+}
+
+std::vector<uint8_t> Sequence::ImagePrologue() const {
+  std::vector<uint8_t> bytes;
+  internal::ByteWriter w(&bytes);
   w.Put(kImageMagic);
   w.PutString(FormatPlan(plan_));
+  return bytes;
+}
+
+StatusOr<std::vector<uint8_t>> Sequence::Suspend() {
+  if (suspended_) return Unsupported("sequence already suspended");
+  KVT_RETURN_IF_ERROR(QuiesceAll());
+  std::vector<uint8_t> image = ImagePrologue();
+  internal::ByteWriter w(&image);
   for (const auto& l : layers_) l->Save(w);
-  layers_.clear();
-  suspended_ = true;
+  ReleaseState();
   return image;
+}
+
+Status Sequence::SuspendToFile(const std::string& path, SuspendFileIo* io) {
+  if (suspended_) return Unsupported("sequence already suspended");
+  KVT_RETURN_IF_ERROR(QuiesceAll());
+  // Streamed one layer at a time, so the extra memory is one layer's image, not the sequence's.
+  SuspendFileWriter file(io);
+  KVT_RETURN_IF_ERROR(file.Open(path));
+  KVT_RETURN_IF_ERROR(file.Append(ImagePrologue()));
+  std::vector<uint8_t> chunk;
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    chunk.clear();
+    internal::ByteWriter w(&chunk);
+    layers_[l]->Save(w);
+    if (Status s = file.Append(chunk); !s.ok()) return s.WithContext("suspend layer " + std::to_string(l));
+  }
+  chunk = {};
+  KVT_RETURN_IF_ERROR(file.Commit());
+  ReleaseState();
+  return Status::Ok();
+}
+
+Status Sequence::ResumeFromFile(const std::string& path) {
+  if (!suspended_ && !layers_.empty() && tokens(0) > 0) return Unsupported("resume: sequence is live");
+  KVT_ASSIGN_OR_RETURN(std::vector<uint8_t> image, ReadSuspendFile(path));
+  return Resume(image).WithContext("resume from " + path);
 }
 
 Status Sequence::Resume(std::span<const uint8_t> image) {
@@ -122,20 +169,21 @@ Status Sequence::Resume(std::span<const uint8_t> image) {
   std::string plan_text;
   KVT_RETURN_IF_ERROR(r.GetString(&plan_text));
   KVT_ASSIGN_OR_RETURN(SequencePlan plan, ParsePlan(plan_text));
-  plan_ = std::move(plan);
-  KVT_RETURN_IF_ERROR(BuildLayers());
+  // Nothing changes unless the whole image loads: a bad image leaves the sequence as it was
+  // (suspended, or fresh).
+  SequencePlan old_plan = std::exchange(plan_, std::move(plan));
+  std::vector<std::unique_ptr<internal::LayerState>> old_layers = std::move(layers_);
+  auto fail = [&](Status s) {
+    layers_ = std::move(old_layers);
+    plan_ = std::move(old_plan);
+    return s;
+  };
+  if (Status s = BuildLayers(); !s.ok()) return fail(s);
   for (size_t l = 0; l < layers_.size(); ++l) {
-    if (Status s = layers_[l]->Load(r); !s.ok()) {
-      layers_.clear();
-      suspended_ = true;
-      return s.WithContext("layer " + std::to_string(l));
-    }
+    if (Status s = layers_[l]->Load(r); !s.ok()) return fail(s.WithContext("layer " + std::to_string(l)));
   }
-  if (!r.done()) {
-    layers_.clear();
-    suspended_ = true;
-    return Corruption("sequence image: trailing bytes");
-  }
+  if (!r.done()) return fail(Corruption("sequence image: trailing bytes"));
+  old_layers.clear();
   suspended_ = false;
   return Status::Ok();
 }

@@ -1,6 +1,6 @@
 // Sequence — one live sequence in the sequence plane: every layer's KV kept as its LayerPlan says
 // (full, offload, KIVI-quantized dense layer, TailorKV sparse layer), appended at prefill and
-// decode, attended or selected per decode step, suspended to bytes and resumed bit-exact.
+// decode, attended or selected per decode step, suspended to bytes or to a file and resumed bit-exact.
 //
 // Shapes (float32 at this interface, keys post-RoPE):
 //   keys / values appended  [tokens][kv_heads][head_dim]
@@ -18,11 +18,13 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "common/status_or.h"
 #include "sequence/internal/layer_state.h"
 #include "sequence/sequence_plan.h"
+#include "sequence/suspend_file.h"
 #include "sequence/transfer_scheduler.h"
 
 namespace kvt::sequence {
@@ -64,7 +66,18 @@ class Sequence {
   // Waits for every transfer, then moves the whole state into the returned image and frees it;
   // afterwards only Resume, Suspend-free queries and destruction are allowed.
   StatusOr<std::vector<uint8_t>> Suspend();
+  // Resumes from a Suspend image (or on a fresh sequence that holds no tokens). A bad image
+  // (CORRUPTION) changes nothing: the sequence stays suspended and can be resumed from a good one.
   Status Resume(std::span<const uint8_t> image);
+  // Suspend to a file on local storage (sequence/suspend_file.h): the same image, streamed one layer
+  // at a time, fsync'd and renamed into place; then the state is freed as by Suspend. On failure
+  // (RESOURCE_EXHAUSTED for a full disk, IO_ERROR, ...) no file is left at `path`'s partial name and
+  // the sequence stays live and unchanged. `io` null: pwrite/fsync (tests inject faults through it).
+  Status SuspendToFile(const std::string& path, SuspendFileIo* io = nullptr);
+  // Reads and verifies the file, then Resume. A truncated or corrupt file is CORRUPTION, a file
+  // that is not a suspend file INVALID_ARGUMENT, a missing one NOT_FOUND; each leaves the sequence
+  // suspended and intact. The file stays where it is (the caller removes it).
+  Status ResumeFromFile(const std::string& path);
   bool suspended() const { return suspended_; }
 
   const SequencePlan& plan() const { return plan_; }
@@ -80,6 +93,9 @@ class Sequence {
   explicit Sequence(SequencePlan plan, SequenceOptions options);
   Status BuildLayers();
   Status CheckLayer(int layer) const;
+  Status QuiesceAll();       // waits for every transfer of every layer
+  void ReleaseState();       // frees every layer and buffer; the sequence is then suspended
+  std::vector<uint8_t> ImagePrologue() const;  // the image's magic and plan
 
   SequencePlan plan_;
   std::unique_ptr<TransferScheduler> own_scheduler_;

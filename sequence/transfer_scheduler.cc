@@ -63,7 +63,7 @@ void TransferScheduler::Run() {
       it->second.end = end;
       it->second.finished = true;
     }
-    stats_.busy_s[p] += end - start;
+    stats_.busy_s[static_cast<int>(job.priority)] += end - start;
     done_cv_.notify_all();
   }
 }
@@ -88,6 +88,25 @@ Status TransferScheduler::Wait(Ticket ticket) {
   }
   stats_.wait_s += wait_end - wait_begin;
   return Status::Ok();
+}
+
+Status TransferScheduler::Raise(Ticket ticket, TransferPriority priority) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (tickets_.find(ticket) == tickets_.end()) {
+    return InvalidArgument("transfer ticket " + std::to_string(ticket) + " unknown or already waited");
+  }
+  const int to = static_cast<int>(priority);
+  for (int p = to + 1; p < kTransferPriorities; ++p) {
+    auto& q = queues_[p];
+    auto it = std::find_if(q.begin(), q.end(), [&](const Job& j) { return j.ticket == ticket; });
+    if (it == q.end()) continue;
+    stats_.raised[static_cast<int>(it->priority)] += 1;
+    queues_[to].push_back(std::move(*it));
+    q.erase(it);
+    work_cv_.notify_one();
+    return Status::Ok();
+  }
+  return Status::Ok();  // running, finished, or already at `priority` or above
 }
 
 void TransferScheduler::Drain() {

@@ -7,6 +7,11 @@
 // when it ran before anybody waited for it: exposed = the part of [start, end] after the Wait
 // began (plus the whole queueing delay seen by the waiter), hidden = duration - exposed.
 //
+// A job queued at a lower priority that a later transfer depends on (a write-back of rows a demand
+// fetch reads) is moved ahead with Raise: it then runs before anything submitted to the raised
+// class afterwards, and its bytes and time stay accounted to its own class. Jobs run one at a time
+// on the single worker, so a job sees the effects of every job that ran before it.
+//
 // Threading: Submit and Wait may be called from any thread; the job runs on the worker thread and
 // must not call back into the scheduler. Wait blocks until the ticket's job finished. The
 // destructor drains the queue. Tickets are consumed by Wait (waiting twice is INVALID_ARGUMENT).
@@ -35,6 +40,7 @@ struct TransferStats {
   double busy_s[kTransferPriorities] = {};    // time the worker spent running jobs
   double hidden_s[kTransferPriorities] = {};  // of busy_s, the part nobody waited for
   double wait_s = 0.0;                        // time callers spent blocked in Wait
+  uint64_t raised[kTransferPriorities] = {};  // jobs of this class moved ahead by Raise
   // By the kind of layer that submitted the transfer, accounted when the transfer is waited for
   // (so hidden and exposed = waited - hidden only ever grow): duration of waited transfers, and
   // the part of it nobody waited for.
@@ -58,6 +64,11 @@ class TransferScheduler {
                 LayerKind owner = LayerKind::kFull);
   // Blocks until the job finished, then accounts hidden vs exposed time.
   Status Wait(Ticket ticket);
+  // If `ticket`'s job is still queued in a class below `priority`, moves it to the back of
+  // `priority`'s queue, so it runs before every job submitted to that class after this call. A job
+  // already running, finished or queued at `priority` or above is left alone. Never blocks on the
+  // worker. INVALID_ARGUMENT for an unknown (or already waited) ticket.
+  Status Raise(Ticket ticket, TransferPriority priority);
   // Blocks until the queue is empty and the worker idle (tickets stay waitable).
   void Drain();
 

@@ -325,6 +325,22 @@ KVT_API kvt_status_t kvt_sequence_suspend(kvt_sequence_t* sequence, void** out_i
 KVT_API kvt_status_t kvt_sequence_resume(kvt_sequence_t* sequence, const void* image, uint64_t bytes);
 KVT_API void kvt_sequence_image_free(void* image);
 
+/* (ABI 1.2) Suspends to a file on local storage (NVMe) instead of host memory: the same image,
+ * behind a header with its length and XXH3-64 checksums, written to "<path>.partial", fsync'd and
+ * renamed to `path` (replacing a file there); the sequence's memory is then released and it
+ * accepts only resume (from the file or an image) and close. On failure the sequence stays live and
+ * unchanged and the partial file is removed (a file already at `path` is untouched, unless only the
+ * final fsync of the directory failed: the complete new file is then there):
+ * KVT_STATUS_RESOURCE_EXHAUSTED when the disk is full (ENOSPC, EDQUOT, EFBIG), IO_ERROR /
+ * PERMISSION_DENIED / NOT_FOUND (no such directory) as the file system says, UNSUPPORTED when it is
+ * suspended already. Blocks until the file is durable. */
+KVT_API kvt_status_t kvt_sequence_suspend_to_file(kvt_sequence_t* sequence, const char* path);
+/* (ABI 1.2) Resumes from a file kvt_sequence_suspend_to_file wrote, bit for bit. A truncated or
+ * corrupt file is KVT_STATUS_CORRUPTION, a file that is not a suspend file INVALID_ARGUMENT, a
+ * missing one NOT_FOUND; after any failure the sequence is still suspended and intact (resume it
+ * from a good copy, or close it). The file is left in place for the caller to remove. */
+KVT_API kvt_status_t kvt_sequence_resume_from_file(kvt_sequence_t* sequence, const char* path);
+
 /* How a layer keeps its KV (the plan's layer kinds); indexes kvt_daemon_stats_t's policy arrays. */
 typedef enum kvt_layer_policy {
   KVT_LAYER_POLICY_FULL = 0,

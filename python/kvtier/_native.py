@@ -141,10 +141,13 @@ _PROTOTYPES = {
     "kvt_sequence_image_free": (None, [c_void_p]),
 }
 
-# Added in C ABI 1.1: declared when the library has them; optional() says whether it does.
+# Added after C ABI 1.0: declared when the library has them; optional() says whether it does.
 _OPTIONAL_PROTOTYPES = {
     "kvt_sequence_attach": (S, [c_void_p, c_void_p]),
     "kvt_default_socket_path": (c_uint64, [c_char_p, c_uint64]),
+    # Added in C ABI 1.2.
+    "kvt_sequence_suspend_to_file": (S, [c_void_p, c_char_p]),
+    "kvt_sequence_resume_from_file": (S, [c_void_p, c_char_p]),
 }
 
 _lock = threading.Lock()
@@ -222,7 +225,7 @@ def library_path() -> str:
 
 
 def optional(name: str):
-    """A C ABI 1.1 function of the loaded library, or None when it is older."""
+    """A C ABI 1.x (x >= 1) function of the loaded library, or None when it is older."""
     if name not in _OPTIONAL_PROTOTYPES:
         raise KeyError(name)
     return getattr(lib(), name, None)

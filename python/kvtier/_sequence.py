@@ -239,6 +239,31 @@ class Sequence:
                                                      buf.size))
             self._suspended = False
 
+    def suspend_to_file(self, path: Union[str, "os.PathLike[str]"]) -> None:
+        """Suspends to a file on local storage (NVMe) instead of memory: written beside `path`,
+        fsync'd and renamed over it; the sequence's memory is then freed. A full disk raises
+        ResourceExhausted and leaves the sequence live. Needs C ABI 1.2."""
+        fn = self._optional("kvt_sequence_suspend_to_file")
+        with self._lock:
+            _check(fn(self._require(), os.fsencode(path)))
+            self._suspended = True
+
+    def resume_from_file(self, path: Union[str, "os.PathLike[str]"]) -> None:
+        """Resumes, bit for bit, from a suspend_to_file() file (left in place). A truncated or
+        corrupt file raises Corruption, a foreign one InvalidArgument; either way the sequence stays
+        suspended and can be resumed from a good copy. Needs C ABI 1.2."""
+        fn = self._optional("kvt_sequence_resume_from_file")
+        with self._lock:
+            _check(fn(self._require(), os.fsencode(path)))
+            self._suspended = False
+
+    @staticmethod
+    def _optional(name: str) -> Any:
+        fn = _native.optional(name)
+        if fn is None:
+            raise Unsupported(f"{_native.library_path()} predates {name} (C ABI 1.2)")
+        return fn
+
     # ---- reporting --------------------------------------------------------------------------
     def attach(self, client: Optional[Client]) -> None:
         """Reports this sequence's figures to `client`'s kv-tierd (None: stop reporting). Costs a

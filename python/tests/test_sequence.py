@@ -116,6 +116,29 @@ def test_suspend_resume_is_bit_exact():
             assert x.tobytes() == y.tobytes()
 
 
+def test_suspend_to_file_resumes_bit_exact(tmp_path):
+    path = tmp_path / "seq.kvtq"
+    with kvtier.Sequence(PLAN) as a, kvtier.Sequence(PLAN) as b:
+        prefill(a, 200)
+        prefill(b, 200)
+        a.suspend_to_file(path)
+        assert a.suspended and path.stat().st_size > 0
+        assert not (tmp_path / "seq.kvtq.partial").exists()
+        with pytest.raises(kvtier.Unsupported, match="suspended"):
+            a.attend(0, rand(1, Q_HEADS, HEAD_DIM))
+        cut = tmp_path / "cut"
+        cut.write_bytes(path.read_bytes()[:1000])
+        with pytest.raises(kvtier.Corruption, match="truncated"):
+            a.resume_from_file(cut)
+        with pytest.raises(kvtier.InvalidArgument, match="not a sequence suspend file"):
+            a.resume_from_file(__file__)
+        assert a.suspended
+        a.resume_from_file(str(path))
+        assert not a.suspended
+        for x, y in zip(decode(a, 3), decode(b, 3)):
+            assert x.tobytes() == y.tobytes()
+
+
 def test_bad_inputs_raise_kvtier_errors():
     with pytest.raises(kvtier.KvtError, match="unknown layer kind 'nonsense'"):  # the parser says NOT_FOUND
         kvtier.Sequence("kvt-sequence-plan 1\nshape layers=1\nlayer 0 nonsense\n")

@@ -1,8 +1,9 @@
 // LayerState — one layer of one Sequence in the form its LayerPlan keeps it (private to sequence/).
 // Implementations: full and offload (resident_layers.cc), kivi (kivi_layer.cc), sparse
 // (sparse_layer.cc). Used by the Sequence's thread only; jobs they hand to the TransferScheduler
-// read the layer's host-tier buffers on the worker thread, so a layer waits for its own
-// outstanding transfers (Quiesce) before it mutates those buffers.
+// read the layer's host-tier buffers on the worker thread, and its write-backs (write_backs.h)
+// mutate them there, so a layer reads those buffers on its own thread only after settling the
+// write-backs it needs, and waits for all its transfers (Quiesce) before Save or destruction.
 #pragma once
 
 #include <cstdint>
@@ -69,6 +70,8 @@ class LayerState {
   virtual int64_t tokens() const = 0;
   virtual int64_t kept_tokens() const { return tokens(); }
   virtual uint64_t device_bytes() const = 0;  // resident ("GPU") bytes
+  // Host-tier bytes the layer's finished write-backs hold (rows still being written back are not
+  // in it yet); readable while write-backs run.
   virtual uint64_t host_bytes() const { return 0; }
 
  protected:

@@ -13,9 +13,19 @@
 // candidates on those channels. Without a hint the real query picks the channels and the rows are
 // fetched on demand. scorer=sketch: the real query picks the channels and scores on the resident
 // sketch; nothing is fetched to score.
+//
+// Appends are write-back transfers: the caller's thread converts the rows, folds them into the
+// resident state (channel maxima, sketch, the sinks and the recent window, which attention reads
+// from there) and queues the copy into the host tier (K, V, transposed keys) as a write-back on
+// the scheduler. Only the worker touches the host tier while write-backs are pending; a transfer
+// that reads it raises the write-backs it needs ahead of itself, and the gather of candidate
+// tokens waits only for those holding candidates, so the row a step just appended (in the recent
+// window) is written back behind that step's compute.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <limits>
+#include <memory>
 
 #include "host/kernels/approx_scores.h"
 #include "host/kernels/channel_select.h"
@@ -26,6 +36,7 @@
 #include "policies/internal/channel_major_keys.h"
 #include "policies/internal/half_rows.h"
 #include "sequence/internal/layer_state.h"
+#include "sequence/internal/write_backs.h"
 
 namespace kvt::sequence::internal {
 namespace {
@@ -37,13 +48,15 @@ class SparseLayer final : public LayerState {
   SparseLayer(const LayerPlan& p, const kernels::AttentionShape& s, int layer, LayerContext* ctx)
       : LayerState(s), p_(p), layer_(layer), ctx_(ctx), row_(static_cast<int64_t>(s.kv_heads) * s.head_dim),
         keys_(row_), values_(row_), key_cm_(row_), absmax_(static_cast<size_t>(row_), 0.0f),
-        sketch_{s, p.sketch_bits, p.sketch_group, s.head_dim} {}
+        sketch_{s, p.sketch_bits, p.sketch_group, s.head_dim}, sink_k_(row_), sink_v_(row_), win_k_(row_),
+        win_v_(row_), sketch_tail_(row_), write_backs_(ctx->scheduler) {}
 
   ~SparseLayer() override { (void)Quiesce(); }
 
   PrefetchBuffer& buffer() { return ctx_->buffers[layer_ % 2]; }
 
   Status Quiesce() override {
+    KVT_RETURN_IF_ERROR(write_backs_.Settle());
     PrefetchBuffer& b = buffer();
     if (b.layer == layer_ && b.pending) {  // wait, but keep the rows for this layer's Select
       b.pending = false;
@@ -53,13 +66,27 @@ class SparseLayer final : public LayerState {
   }
 
   Status Append(const float* k, const float* v, int64_t tokens) override {
-    KVT_RETURN_IF_ERROR(Quiesce());  // a queued prefetch reads key_cm_, which may reallocate here
-    const int64_t first = keys_.tokens();
-    keys_.Append(k, tokens);
-    values_.Append(v, tokens);
-    KVT_RETURN_IF_ERROR(kernels::KeyChannelAbsMax(shape_, keys_.row(first), tokens, row_, absmax_.data()));
-    key_cm_.Append(keys_, first, tokens);
-    return QuantizeSketch();
+    // [2][tokens][row]: owned by the write-back job.
+    auto rows = std::make_shared<std::vector<Half>>(static_cast<size_t>(2 * tokens * row_));
+    Half* hk = rows->data();
+    Half* hv = hk + tokens * row_;
+    kernels::ConvertToHalf(k, hk, tokens * row_);
+    kernels::ConvertToHalf(v, hv, tokens * row_);
+    KVT_RETURN_IF_ERROR(kernels::KeyChannelAbsMax(shape_, hk, tokens, row_, absmax_.data()));
+    KeepResident(hk, hv, tokens);
+    if (p_.scorer == Scorer::kSketch) sketch_tail_.AppendHalf(hk, tokens);
+    KVT_RETURN_IF_ERROR(QuantizeSketch());
+    const uint64_t bytes = rows->size() * sizeof(Half) + static_cast<uint64_t>(tokens * row_) * sizeof(Half);
+    const auto ticket = ctx_->scheduler->Submit(TransferPriority::kWriteBack, bytes, [this, rows, tokens] {
+      const int64_t first = keys_.tokens();
+      keys_.AppendHalf(rows->data(), tokens);
+      values_.AppendHalf(rows->data() + tokens * row_, tokens);
+      key_cm_.Append(keys_, first, tokens);
+      host_bytes_.store(keys_.bytes() + values_.bytes() + key_cm_.bytes(), std::memory_order_relaxed);
+    }, LayerKind::kSparse);
+    write_backs_.Add(ticket, tokens_);
+    tokens_ += tokens;
+    return Status::Ok();
   }
 
   Status Hint(const float* q) override {
@@ -72,15 +99,16 @@ class SparseLayer final : public LayerState {
     qhat_.resize(static_cast<size_t>(row_));
     b.channels.resize(static_cast<size_t>(shape_.kv_heads) * p_.channels);
     KVT_RETURN_IF_ERROR(kernels::TopChannels(shape_, q, absmax_.data(), p_.channels, qhat_.data(), b.channels.data()));
-    SubmitRows(b, TransferPriority::kPrefetch);
+    KVT_RETURN_IF_ERROR(write_backs_.Raise(TransferPriority::kPrefetch));  // the rows of every token so far
+    SubmitRows(b, TransferPriority::kPrefetch, tokens_);
     return Status::Ok();
   }
 
   Status Select(const float* q, SelectedKv* out) override {
     const int d = shape_.head_dim, kvh = shape_.kv_heads;
-    const int64_t t = keys_.tokens();
+    const int64_t t = tokens_;
     const int64_t n = Candidates();
-    if (n <= p_.gathered()) {  // the budget covers every token: one exact segment
+    if (n <= p_.gathered()) {  // the budget covers every token: one exact segment, of the host tier
       KVT_RETURN_IF_ERROR(Quiesce());
       const uint64_t all = static_cast<uint64_t>(std::max<int64_t>(n, 0)) * row_ * 2 * sizeof(Half);
       ctx_->pcie_bytes += all;
@@ -91,6 +119,7 @@ class SparseLayer final : public LayerState {
       return Status::Ok();
     }
     const int64_t begin = p_.sinks, k = p_.gathered();
+    const int64_t end = begin + n;  // candidates are [begin, end); what the host tier must hold
     qhat_.resize(static_cast<size_t>(row_));
     channels_.resize(static_cast<size_t>(kvh) * p_.channels);
     KVT_RETURN_IF_ERROR(kernels::TopChannels(shape_, q, absmax_.data(), p_.channels, qhat_.data(), channels_.data()));
@@ -113,9 +142,11 @@ class SparseLayer final : public LayerState {
         if (b.pending) KVT_RETURN_IF_ERROR(ctx_->scheduler->Wait(b.ticket));
         b.pending = false;
         b.channels = channels_;
-        SubmitRows(b, TransferPriority::kDemand);
+        KVT_RETURN_IF_ERROR(write_backs_.RaiseBefore(end, TransferPriority::kDemand));
+        SubmitRows(b, TransferPriority::kDemand, end);
         ++ctx_->demand_fetches;
       }
+      KVT_RETURN_IF_ERROR(write_backs_.SettleBefore(end));
       if (b.pending) KVT_RETURN_IF_ERROR(ctx_->scheduler->Wait(b.ticket));
       b.pending = false;
       b.layer = -1;  // consumed; the rows stay readable until the next Hint of layer_ +- 2
@@ -142,21 +173,23 @@ class SparseLayer final : public LayerState {
     gk.resize(static_cast<size_t>(kvh * k * d));
     gv.resize(gk.size());
     const uint64_t bytes = 2 * gk.size() * sizeof(Half);
+    KVT_RETURN_IF_ERROR(write_backs_.SettleBefore(end));  // the candidates' rows are in the host tier
     Status gather_status;
-    const auto ticket = ctx_->scheduler->Submit(TransferPriority::kDemand, bytes, [&, t, k] {
-      gather_status = kernels::GatherRows(keys_.data(), t, row_, kvh, d, idx_.data(), k, gk.data());
+    const auto ticket = ctx_->scheduler->Submit(TransferPriority::kDemand, bytes, [&, end, k] {
+      gather_status = kernels::GatherRows(keys_.data(), end, row_, kvh, d, idx_.data(), k, gk.data());
       if (gather_status.ok()) {
-        gather_status = kernels::GatherRows(values_.data(), t, row_, kvh, d, idx_.data(), k, gv.data());
+        gather_status = kernels::GatherRows(values_.data(), end, row_, kvh, d, idx_.data(), k, gv.data());
       }
     }, LayerKind::kSparse);
     KVT_RETURN_IF_ERROR(ctx_->scheduler->Wait(ticket));
     KVT_RETURN_IF_ERROR(gather_status);
     ctx_->pcie_bytes += bytes;
     ctx_->attention_fetch_bytes += bytes;
-    const int64_t recent_begin = t - p_.recent;
-    out->segments = {{keys_.data(), values_.data(), begin, row_, d},
+    // Sinks and the recent window from their resident copies.
+    const int64_t recent_at = t - p_.recent - win_first_;
+    out->segments = {{sink_k_.data(), sink_v_.data(), begin, row_, d},
                      {gk.data(), gv.data(), k, d, k * d},
-                     {keys_.row(recent_begin), values_.row(recent_begin), p_.recent, row_, d}};
+                     {win_k_.row(recent_at), win_v_.row(recent_at), p_.recent, row_, d}};
     out->tokens = begin + k + p_.recent;
     kept_ = out->tokens;
     return Status::Ok();
@@ -180,35 +213,77 @@ class SparseLayer final : public LayerState {
     values_.Clear();
     keys_.AppendHalf(k.data(), t);
     values_.AppendHalf(v.data(), t);
-    // The transposed copy and the sketch are functions of the keys: rebuilt, bit-identical.
+    // The transposed copy, the resident windows and the sketch are functions of the keys and
+    // values: rebuilt, bit-identical.
     key_cm_.Clear();
     key_cm_.Append(keys_, 0, t);
+    host_bytes_.store(keys_.bytes() + values_.bytes() + key_cm_.bytes(), std::memory_order_relaxed);
+    tokens_ = 0;
+    sink_k_.Clear();
+    sink_v_.Clear();
+    win_k_.Clear();
+    win_v_.Clear();
+    win_first_ = 0;
+    KeepResident(keys_.data(), values_.data(), t);
+    tokens_ = t;
     sketch_codes_.clear();
     sketch_scale_.clear();
     sketch_zero_.clear();
     sketch_groups_ = 0;
+    sketch_tail_.Clear();
+    if (p_.scorer == Scorer::kSketch) sketch_tail_.AppendHalf(keys_.data(), t);
     return QuantizeSketch();
   }
 
-  int64_t tokens() const override { return keys_.tokens(); }
+  int64_t tokens() const override { return tokens_; }
   int64_t kept_tokens() const override { return kept_ ? kept_ : tokens(); }
   // Resident: sinks + recent windows, channel maxima, the sketch (the shared gather and
   // channel-row buffers are counted once per sequence).
   uint64_t device_bytes() const override {
-    const int64_t window = std::min<int64_t>(keys_.tokens(), p_.sinks + p_.recent);
+    const int64_t window = std::min<int64_t>(tokens_, p_.sinks + p_.recent);
     return static_cast<uint64_t>(window * row_ * 2) * sizeof(Half) +
            absmax_.size() * sizeof(float) + sketch_codes_.size() +
            (sketch_scale_.size() + sketch_zero_.size()) * sizeof(Half);
   }
-  uint64_t host_bytes() const override { return keys_.bytes() + values_.bytes() + key_cm_.bytes(); }
+  // What the write-backs done so far hold (the worker updates it).
+  uint64_t host_bytes() const override { return host_bytes_.load(std::memory_order_relaxed); }
 
  private:
-  int64_t Candidates() const { return keys_.tokens() - p_.sinks - p_.recent; }
+  int64_t Candidates() const { return tokens_ - p_.sinks - p_.recent; }
 
-  // Queues the copy of the selected channel rows (all tokens so far) into `b`.
-  void SubmitRows(PrefetchBuffer& b, TransferPriority priority) {
+  // Folds appended rows (tokens_ is still the count before them) into the resident sinks and
+  // recent window. The window holds tokens [win_first_, tokens_): at least the last `recent`, at
+  // most 2 * recent between compactions.
+  void KeepResident(const Half* k, const Half* v, int64_t tokens) {
+    const int64_t to_sinks = std::clamp<int64_t>(p_.sinks - tokens_, 0, tokens);
+    sink_k_.AppendHalf(k, to_sinks);
+    sink_v_.AppendHalf(v, to_sinks);
+    const int64_t r = p_.recent;
+    if (tokens >= r) {
+      win_k_.Clear();
+      win_v_.Clear();
+      win_k_.AppendHalf(k + (tokens - r) * row_, r);
+      win_v_.AppendHalf(v + (tokens - r) * row_, r);
+      win_first_ = tokens_ + tokens - r;
+      return;
+    }
+    win_k_.AppendHalf(k, tokens);
+    win_v_.AppendHalf(v, tokens);
+    if (win_k_.tokens() > 2 * r) {
+      const int64_t drop = win_k_.tokens() - r;
+      policies::internal::HalfRows nk(row_), nv(row_);
+      nk.AppendHalf(win_k_.row(drop), r);
+      nv.AppendHalf(win_v_.row(drop), r);
+      win_k_ = std::move(nk);
+      win_v_ = std::move(nv);
+      win_first_ += drop;
+    }
+  }
+
+  // Queues the copy of the selected channel rows of tokens [0, t) into `b`. The write-backs of
+  // those tokens must have been raised to `priority` (or run) before.
+  void SubmitRows(PrefetchBuffer& b, TransferPriority priority, int64_t t) {
     const int ch = p_.channels, d = shape_.head_dim, kvh = shape_.kv_heads;
-    const int64_t t = keys_.tokens();
     b.layer = layer_;
     b.tokens = t;
     b.rows.resize(static_cast<size_t>(kvh) * ch * t);
@@ -226,20 +301,23 @@ class SparseLayer final : public LayerState {
     ctx_->pcie_bytes += bytes;
   }
 
-  // Quantizes every newly completed group of keys into the sketch.
+  // Quantizes every completed group of keys in sketch_tail_ into the sketch and drops them from it.
   Status QuantizeSketch() {
     if (p_.scorer != Scorer::kSketch) return Status::Ok();
-    const int64_t g_total = keys_.tokens() / sketch_.key_group;
-    if (g_total <= sketch_groups_) return Status::Ok();
-    const int64_t add = g_total - sketch_groups_;
+    const int64_t add = sketch_tail_.tokens() / sketch_.key_group;
+    if (add == 0) return Status::Ok();
     const size_t code_off = sketch_codes_.size(), param_off = sketch_scale_.size();
     sketch_codes_.resize(code_off + add * shape_.kv_heads * sketch_.KeyGroupCodeBytes());
     sketch_scale_.resize(param_off + add * shape_.kv_heads * sketch_.KeyGroupParams());
     sketch_zero_.resize(sketch_scale_.size());
-    KVT_RETURN_IF_ERROR(kernels::KiviQuantizeKeys(sketch_, keys_.row(sketch_groups_ * sketch_.key_group), row_, add,
+    KVT_RETURN_IF_ERROR(kernels::KiviQuantizeKeys(sketch_, sketch_tail_.data(), row_, add,
                                                   sketch_codes_.data() + code_off, sketch_scale_.data() + param_off,
                                                   sketch_zero_.data() + param_off));
-    sketch_groups_ = g_total;
+    sketch_groups_ += add;
+    const int64_t used = add * sketch_.key_group;
+    policies::internal::HalfRows rest(row_);
+    rest.AppendHalf(sketch_tail_.row(used), sketch_tail_.tokens() - used);
+    sketch_tail_ = std::move(rest);
     return Status::Ok();
   }
 
@@ -247,13 +325,22 @@ class SparseLayer final : public LayerState {
   int layer_;
   LayerContext* ctx_;
   int64_t row_;
+  // Host tier: written by write-back jobs on the scheduler's worker; read on this layer's thread
+  // only after the write-backs it needs are settled.
   policies::internal::HalfRows keys_, values_;  // host tier, [tokens][kv_heads][head_dim]
   policies::internal::ChannelMajorKeys key_cm_;  // host tier, [kv_heads][head_dim][capacity]
+  std::atomic<uint64_t> host_bytes_{0};
   std::vector<float> absmax_;                   // [kv_heads][head_dim]
   kernels::KiviLayout sketch_;
   std::vector<uint8_t> sketch_codes_;
   std::vector<Half> sketch_scale_, sketch_zero_;
   int64_t sketch_groups_ = 0;
+  // Resident: the first `sinks` tokens, the recent window (tokens [win_first_, tokens_)), the keys
+  // not yet in a complete sketch group.
+  policies::internal::HalfRows sink_k_, sink_v_, win_k_, win_v_, sketch_tail_;
+  int64_t win_first_ = 0;
+  int64_t tokens_ = 0;  // appended, including those still being written back
+  WriteBacks write_backs_;
   int64_t kept_ = 0;
   std::vector<float> qhat_, qsel_, scores_;
   std::vector<int32_t> channels_, ident_, idx_;

@@ -42,6 +42,36 @@ TEST(TransferScheduler, DemandBeforePrefetchBeforeWriteBack) {
   EXPECT_FALSE(s.Wait(9999).ok());
 }
 
+// Raise moves a queued job ahead of later jobs of the raised class (a write-back a demand fetch
+// depends on), leaves the others in their class, and keeps the job's accounting in its own class.
+TEST(TransferScheduler, RaiseRunsAWriteBackBeforeTheDemandThatNeedsIt) {
+  TransferScheduler s;
+  std::atomic<bool> release{false};
+  const auto gate = s.Submit(TransferPriority::kWriteBack, 0, [&] {
+    while (!release.load()) std::this_thread::sleep_for(1ms);
+  });
+  std::this_thread::sleep_for(20ms);  // the gate is running
+  const auto wb1 = s.Submit(TransferPriority::kWriteBack, 7, [] {});
+  const auto wb2 = s.Submit(TransferPriority::kWriteBack, 7, [] {});
+  const auto pf = s.Submit(TransferPriority::kPrefetch, 5, [] {});
+  ASSERT_TRUE(s.Raise(wb2, TransferPriority::kDemand).ok());
+  const auto dm = s.Submit(TransferPriority::kDemand, 3, [] {});
+  ASSERT_TRUE(s.Raise(pf, TransferPriority::kPrefetch).ok());    // already there: no-op
+  ASSERT_TRUE(s.Raise(gate, TransferPriority::kDemand).ok());    // running: no-op
+  EXPECT_EQ(s.Raise(12345, TransferPriority::kDemand).code(), StatusCode::kInvalidArgument);
+  release = true;
+  for (auto t : {dm, wb2, pf, wb1, gate}) ASSERT_TRUE(s.Wait(t).ok());
+  const std::vector<TransferScheduler::Ticket> expect = {gate, wb2, dm, pf, wb1};
+  EXPECT_EQ(s.start_order(), expect);
+  const TransferStats st = s.stats();
+  EXPECT_EQ(st.raised[2], 1u);
+  EXPECT_EQ(st.raised[1], 0u);
+  EXPECT_EQ(st.count[2], 3u);   // wb2 stays a write-back in the figures
+  EXPECT_EQ(st.bytes[2], 14u);
+  EXPECT_EQ(st.count[0], 1u);
+  EXPECT_EQ(s.Raise(wb2, TransferPriority::kDemand).code(), StatusCode::kInvalidArgument);  // waited
+}
+
 // A transfer finished before anybody waits is fully hidden; one waited at once is mostly exposed.
 TEST(TransferScheduler, HiddenTimeAccounting) {
   TransferScheduler s;
@@ -65,7 +95,9 @@ TEST(TransferScheduler, ConcurrentSubmitters) {
     th.emplace_back([&, p] {
       for (int i = 0; i < 200; ++i) {
         auto t = s.Submit(static_cast<TransferPriority>((i + p) % 3), 1, [&] { ran++; });
-        if (i % 2 == 0) EXPECT_TRUE(s.Wait(t).ok());
+        if (i % 2 == 0) {
+          EXPECT_TRUE(s.Wait(t).ok());
+        }
       }
     });
   }

@@ -2,12 +2,17 @@
 // suspends/resumes bit-exact, and answers bad arguments with status codes and messages.
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+
+#include <csignal>
 #include <cstring>
+#include <fstream>
 #include <random>
 #include <vector>
 
 #include "include/kvt/kvt.h"
 #include "sequence/sequence.h"
+#include "tests/support/temp_dir.h"
 
 namespace {
 
@@ -69,6 +74,71 @@ TEST(SequenceAbi, MatchesTheLibraryAndResumesBitExact) {
   ASSERT_EQ(kvt_sequence_select(s, 1, q.data(), nullptr, 0, &count), KVT_STATUS_OK);
   EXPECT_EQ(count, 3u);
   kvt_sequence_close(s);
+}
+
+// (ABI 1.2) Suspend to a file and back: bit-exact against a twin that never left memory; a file
+// limit hit while writing (EFBIG, as ENOSPC) leaves the sequence live; a truncated file leaves it
+// suspended.
+TEST(SequenceAbi, SuspendsToAFile) {
+  uint32_t major = 0, minor = 0;
+  kvt_version(&major, &minor, nullptr);
+  EXPECT_GE(minor, 2u);
+  const int row = 2 * 64, qrow = 8 * 64, prompt = 300;
+  std::mt19937 rng(6);
+  std::normal_distribution<float> nd;
+  std::vector<float> k((prompt + 2) * row), v(k.size()), q(qrow);
+  for (auto& x : k) x = nd(rng);
+  for (auto& x : v) x = nd(rng);
+  for (auto& x : q) x = nd(rng);
+  kvt_sequence_t *s = nullptr, *twin = nullptr;
+  ASSERT_EQ(kvt_sequence_open(kPlan, &s), KVT_STATUS_OK);
+  ASSERT_EQ(kvt_sequence_open(kPlan, &twin), KVT_STATUS_OK);
+  for (uint32_t l = 0; l < 3; ++l) {
+    ASSERT_EQ(kvt_sequence_append(s, l, k.data(), v.data(), prompt), KVT_STATUS_OK);
+    ASSERT_EQ(kvt_sequence_append(twin, l, k.data(), v.data(), prompt), KVT_STATUS_OK);
+  }
+  kvt::testing::TempDir dir;
+  const std::string path = dir.File("s.kvtq");
+  EXPECT_EQ(kvt_sequence_suspend_to_file(s, nullptr), KVT_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(kvt_sequence_suspend_to_file(nullptr, path.c_str()), KVT_STATUS_INVALID_ARGUMENT);
+  {  // a 4 KiB file-size limit: the write fails with EFBIG (SIGXFSZ ignored)
+    rlimit old{};
+    ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+    rlimit small = old;
+    small.rlim_cur = 4096;
+    auto* prev = std::signal(SIGXFSZ, SIG_IGN);
+    ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+    const kvt_status_t st = kvt_sequence_suspend_to_file(s, path.c_str());
+    ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &old), 0);
+    std::signal(SIGXFSZ, prev);
+    EXPECT_EQ(st, KVT_STATUS_RESOURCE_EXHAUSTED) << kvt_last_error_message();
+  }
+  std::vector<float> a(qrow), b(qrow);
+  EXPECT_EQ(kvt_sequence_attend(s, 1, q.data(), a.data()), KVT_STATUS_OK);  // still live
+  ASSERT_EQ(kvt_sequence_suspend_to_file(s, path.c_str()), KVT_STATUS_OK) << kvt_last_error_message();
+  EXPECT_EQ(kvt_sequence_attend(s, 1, q.data(), a.data()), KVT_STATUS_UNSUPPORTED);
+  {  // truncated copy
+    std::ifstream in(path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    std::ofstream(dir.File("cut"), std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  }
+  EXPECT_EQ(kvt_sequence_resume_from_file(s, dir.File("cut").c_str()), KVT_STATUS_CORRUPTION);
+  EXPECT_NE(std::strstr(kvt_last_error_message(), "truncated"), nullptr) << kvt_last_error_message();
+  EXPECT_EQ(kvt_sequence_attend(s, 1, q.data(), a.data()), KVT_STATUS_UNSUPPORTED);  // still suspended
+  ASSERT_EQ(kvt_sequence_resume_from_file(s, path.c_str()), KVT_STATUS_OK) << kvt_last_error_message();
+  for (int step = 0; step < 2; ++step) {
+    for (uint32_t l = 0; l < 3; ++l) {
+      const float* kt = k.data() + (prompt + step) * row;
+      const float* vt = v.data() + (prompt + step) * row;
+      ASSERT_EQ(kvt_sequence_append(s, l, kt, vt, 1), KVT_STATUS_OK);
+      ASSERT_EQ(kvt_sequence_append(twin, l, kt, vt, 1), KVT_STATUS_OK);
+      ASSERT_EQ(kvt_sequence_attend(s, l, q.data(), a.data()), KVT_STATUS_OK);
+      ASSERT_EQ(kvt_sequence_attend(twin, l, q.data(), b.data()), KVT_STATUS_OK);
+      EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0) << step << " " << l;
+    }
+  }
+  kvt_sequence_close(s);
+  kvt_sequence_close(twin);
 }
 
 TEST(SequenceAbi, BadArgumentsAreStatusCodes) {
