@@ -8,6 +8,7 @@
 #include <string>
 
 #include "client/gpu_ops.h"
+#include "client/internal/abi_guard.h"
 #include "client/internal/abi_handles.h"
 #include "gpu/pool_mapping.h"
 #include "include/kvt/kvt.h"
@@ -15,32 +16,13 @@
 static_assert(sizeof(kvt::protocol::GpuPoolInfo::ipc_handle) == kvt::gpu::kIpcHandleBytes);
 static_assert(sizeof(kvt::protocol::GpuPoolInfo::pci_bus_id) == kvt::gpu::kPciBusIdBytes);
 
-namespace kvt::client {
-kvt_status_t AbiFail(const kvt::Status& s);  // c_api.cc: sets the thread's last error message
-}  // namespace kvt::client
 
 namespace {
 
 using kvt::client::AbiFail;
 
-kvt_status_t Fail(kvt_status_t code, const char* message) {
-  return AbiFail(kvt::Status(static_cast<kvt::StatusCode>(code), message));
-}
-
-kvt_status_t Done(const kvt::Status& s) { return s.ok() ? KVT_STATUS_OK : AbiFail(s); }
-
-template <typename F>
-kvt_status_t Guard(F&& f) noexcept {
-  try {
-    return f();
-  } catch (const std::bad_alloc&) {
-    return Fail(KVT_STATUS_RESOURCE_EXHAUSTED, "out of memory in libkvtier");
-  } catch (const std::exception& e) {
-    return AbiFail(kvt::Internal(std::string("libkvtier: ") + e.what()));
-  } catch (...) {
-    return Fail(KVT_STATUS_INTERNAL, "libkvtier: unknown exception");
-  }
-}
+using kvt::client::AbiDone;
+using kvt::client::AbiGuard;
 
 void SetOut(uint64_t* out, uint64_t v) {
   if (out) *out = v;
@@ -51,10 +33,10 @@ void SetOut(uint64_t* out, uint64_t v) {
 extern "C" {
 
 kvt_status_t kvt_gpu_pool_map(kvt_client_t* client, kvt_gpu_pool_t* out_pool) {
-  return Guard([&]() -> kvt_status_t {
-    if (!client || !out_pool) return Fail(KVT_STATUS_INVALID_ARGUMENT, "NULL argument");
+  return AbiGuard([&]() -> kvt_status_t {
+    if (!client || !out_pool) return AbiFail(KVT_STATUS_INVALID_ARGUMENT, "NULL argument");
     if (out_pool->struct_size < sizeof(kvt_gpu_pool_t)) {
-      return Fail(KVT_STATUS_INVALID_ARGUMENT, "out_pool->struct_size must be sizeof(kvt_gpu_pool_t)");
+      return AbiFail(KVT_STATUS_INVALID_ARGUMENT, "out_pool->struct_size must be sizeof(kvt_gpu_pool_t)");
     }
     std::lock_guard lock(client->gpu_mu);
     if (!client->gpu_pool) {
@@ -81,26 +63,26 @@ kvt_status_t kvt_gpu_pool_map(kvt_client_t* client, kvt_gpu_pool_t* out_pool) {
 
 kvt_status_t kvt_block_gpu_pin(kvt_namespace_t* ns, const uint32_t* tokens, uint64_t num_tokens,
                                uint64_t* out_offsets, uint64_t max_chunks, uint64_t* out_pinned_tokens) {
-  return Guard([&]() -> kvt_status_t {
+  return AbiGuard([&]() -> kvt_status_t {
     SetOut(out_pinned_tokens, 0);
-    if (!ns) return Fail(KVT_STATUS_INVALID_ARGUMENT, "namespace is NULL");
-    if (!tokens && num_tokens > 0) return Fail(KVT_STATUS_INVALID_ARGUMENT, "tokens is NULL");
-    if (!out_offsets && max_chunks > 0) return Fail(KVT_STATUS_INVALID_ARGUMENT, "out_offsets is NULL");
+    if (!ns) return AbiFail(KVT_STATUS_INVALID_ARGUMENT, "namespace is NULL");
+    if (!tokens && num_tokens > 0) return AbiFail(KVT_STATUS_INVALID_ARGUMENT, "tokens is NULL");
+    if (!out_offsets && max_chunks > 0) return AbiFail(KVT_STATUS_INVALID_ARGUMENT, "out_offsets is NULL");
     auto r = kvt::client::GpuAcquire(*ns->client->connection, ns->info, tokens, num_tokens, out_offsets, max_chunks);
     SetOut(out_pinned_tokens, r.value);
-    return Done(r.status);
+    return AbiDone(r.status);
   });
 }
 
 kvt_status_t kvt_block_gpu_unpin(kvt_namespace_t* ns, const uint32_t* tokens, uint64_t num_tokens,
                                  uint64_t* out_unpinned_tokens) {
-  return Guard([&]() -> kvt_status_t {
+  return AbiGuard([&]() -> kvt_status_t {
     SetOut(out_unpinned_tokens, 0);
-    if (!ns) return Fail(KVT_STATUS_INVALID_ARGUMENT, "namespace is NULL");
-    if (!tokens && num_tokens > 0) return Fail(KVT_STATUS_INVALID_ARGUMENT, "tokens is NULL");
+    if (!ns) return AbiFail(KVT_STATUS_INVALID_ARGUMENT, "namespace is NULL");
+    if (!tokens && num_tokens > 0) return AbiFail(KVT_STATUS_INVALID_ARGUMENT, "tokens is NULL");
     auto r = kvt::client::GpuRelease(*ns->client->connection, ns->info, tokens, num_tokens);
     SetOut(out_unpinned_tokens, r.value);
-    return Done(r.status);
+    return AbiDone(r.status);
   });
 }
 

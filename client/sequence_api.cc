@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "client/sequence_reporter.h"
+#include "client/internal/abi_guard.h"
 #include "include/kvt/kvt.h"
 #include "sequence/sequence.h"
 
@@ -19,7 +20,6 @@ static_assert(KVT_LAYER_POLICY_COUNT == kvt::protocol::kSequencePolicies);
 static_assert(kvt::sequence::kLayerKinds == kvt::protocol::kSequencePolicies);
 
 namespace kvt::client {
-kvt_status_t AbiFail(const kvt::Status& s);  // c_api.cc: sets the thread's last error message
 StatusOr<std::shared_ptr<SequenceStatsPublisher>> SequenceStatsOf(kvt_client* client);  // c_api.cc
 
 }  // namespace kvt::client
@@ -40,20 +40,8 @@ namespace {
 
 using kvt::client::AbiFail;
 
-kvt_status_t Done(const kvt::Status& s) { return s.ok() ? KVT_STATUS_OK : AbiFail(s); }
-
-template <typename F>
-kvt_status_t Guard(F&& f) noexcept {
-  try {
-    return f();
-  } catch (const std::bad_alloc&) {
-    return AbiFail(kvt::ResourceExhausted("out of memory in libkvtier"));
-  } catch (const std::exception& e) {
-    return AbiFail(kvt::Internal(std::string("libkvtier: ") + e.what()));
-  } catch (...) {
-    return AbiFail(kvt::Internal("libkvtier: unknown exception"));
-  }
-}
+using kvt::client::AbiDone;
+using kvt::client::AbiGuard;
 
 kvt::Status CheckHandle(const kvt_sequence* s) {
   if (s == nullptr || !s->seq) return kvt::InvalidArgument("null sequence handle");
@@ -65,7 +53,7 @@ kvt::Status CheckHandle(const kvt_sequence* s) {
 extern "C" {
 
 kvt_status_t kvt_sequence_open(const char* plan_text, kvt_sequence_t** out_sequence) {
-  return Guard([&]() -> kvt_status_t {
+  return AbiGuard([&]() -> kvt_status_t {
     if (plan_text == nullptr || out_sequence == nullptr) return AbiFail(kvt::InvalidArgument("null argument"));
     *out_sequence = nullptr;
     const size_t len = strnlen(plan_text, (1u << 20) + 1);
@@ -88,27 +76,27 @@ void kvt_sequence_close(kvt_sequence_t* sequence) {
 
 kvt_status_t kvt_sequence_append(kvt_sequence_t* s, uint32_t layer, const float* keys, const float* values,
                                  uint32_t tokens) {
-  return Guard([&]() -> kvt_status_t {
+  return AbiGuard([&]() -> kvt_status_t {
     if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);
     if (tokens > (1u << 30)) return AbiFail(kvt::InvalidArgument("append: too many tokens"));
     kvt::Status st = s->seq->Append(static_cast<int>(layer), keys, values, static_cast<int>(tokens));
     if (st.ok()) s->After(static_cast<int>(layer), /*step=*/false);
-    return Done(st);
+    return AbiDone(st);
   });
 }
 
 kvt_status_t kvt_sequence_attend(kvt_sequence_t* s, uint32_t layer, const float* query, float* out) {
-  return Guard([&]() -> kvt_status_t {
+  return AbiGuard([&]() -> kvt_status_t {
     if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);
     kvt::Status st = s->seq->Attend(static_cast<int>(layer), query, out);
     if (st.ok()) s->After(static_cast<int>(layer), /*step=*/true);
-    return Done(st);
+    return AbiDone(st);
   });
 }
 
 kvt_status_t kvt_sequence_select(kvt_sequence_t* s, uint32_t layer, const float* query, kvt_kv_segment_t* segments,
                                  uint32_t capacity, uint32_t* out_count) {
-  return Guard([&]() -> kvt_status_t {
+  return AbiGuard([&]() -> kvt_status_t {
     if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);
     if (out_count == nullptr || (segments == nullptr && capacity > 0)) {
       return AbiFail(kvt::InvalidArgument("select: null output"));
@@ -128,16 +116,16 @@ kvt_status_t kvt_sequence_select(kvt_sequence_t* s, uint32_t layer, const float*
 }
 
 kvt_status_t kvt_sequence_hint_next(kvt_sequence_t* s, uint32_t layer, const float* speculative_query) {
-  return Guard([&]() -> kvt_status_t {
+  return AbiGuard([&]() -> kvt_status_t {
     if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);
     kvt::Status st = s->seq->HintNext(static_cast<int>(layer), speculative_query);
     if (st.ok() && s->reporter) s->After(static_cast<int>(layer), /*step=*/false);
-    return Done(st);
+    return AbiDone(st);
   });
 }
 
 kvt_status_t kvt_sequence_suspend(kvt_sequence_t* s, void** out_image, uint64_t* out_bytes) {
-  return Guard([&]() -> kvt_status_t {
+  return AbiGuard([&]() -> kvt_status_t {
     if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);
     if (out_image == nullptr || out_bytes == nullptr) return AbiFail(kvt::InvalidArgument("suspend: null output"));
     *out_image = nullptr;
@@ -155,37 +143,37 @@ kvt_status_t kvt_sequence_suspend(kvt_sequence_t* s, void** out_image, uint64_t*
 }
 
 kvt_status_t kvt_sequence_resume(kvt_sequence_t* s, const void* image, uint64_t bytes) {
-  return Guard([&]() -> kvt_status_t {
+  return AbiGuard([&]() -> kvt_status_t {
     if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);
     if (image == nullptr && bytes > 0) return AbiFail(kvt::InvalidArgument("resume: null image"));
     kvt::Status st = s->seq->Resume(std::span(static_cast<const uint8_t*>(image), static_cast<size_t>(bytes)));
     s->After(-1, /*step=*/false);
-    return Done(st);
+    return AbiDone(st);
   });
 }
 
 kvt_status_t kvt_sequence_suspend_to_file(kvt_sequence_t* s, const char* path) {
-  return Guard([&]() -> kvt_status_t {
+  return AbiGuard([&]() -> kvt_status_t {
     if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);
     if (path == nullptr || *path == '\0') return AbiFail(kvt::InvalidArgument("suspend_to_file: null or empty path"));
     kvt::Status st = s->seq->SuspendToFile(path);
     s->After(-1, /*step=*/false);
-    return Done(st);
+    return AbiDone(st);
   });
 }
 
 kvt_status_t kvt_sequence_resume_from_file(kvt_sequence_t* s, const char* path) {
-  return Guard([&]() -> kvt_status_t {
+  return AbiGuard([&]() -> kvt_status_t {
     if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);
     if (path == nullptr || *path == '\0') return AbiFail(kvt::InvalidArgument("resume_from_file: null or empty path"));
     kvt::Status st = s->seq->ResumeFromFile(path);
     s->After(-1, /*step=*/false);
-    return Done(st);
+    return AbiDone(st);
   });
 }
 
 kvt_status_t kvt_sequence_attach(kvt_sequence_t* s, kvt_client_t* client) {
-  return Guard([&]() -> kvt_status_t {
+  return AbiGuard([&]() -> kvt_status_t {
     if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);
     if (client == nullptr) {
       s->reporter.reset();
