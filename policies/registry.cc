@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "host/kernels/cpu_requirements.h"
 #include "policies/baselines/quest_cache.h"
 #include "policies/baselines/snapkv_cache.h"
 #include "policies/baselines/streaming_llm_cache.h"
@@ -36,6 +37,7 @@ std::span<const MethodEntry> RegisteredMethods() { return kMethods; }
 
 StatusOr<std::unique_ptr<LayerCache>> MakeLayerCache(std::string_view method_spec,
                                                      const LayerShape& shape) {
+  KVT_RETURN_IF_ERROR(kernels::RequireHostKernelCpu());
   const size_t colon = method_spec.find(':');
   const std::string_view name = method_spec.substr(0, colon);
   const std::string_view args = colon == std::string_view::npos ? std::string_view() : method_spec.substr(colon + 1);

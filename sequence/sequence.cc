@@ -3,6 +3,8 @@
 #include <string>
 #include <utility>
 
+#include "host/kernels/cpu_requirements.h"
+
 namespace kvt::sequence {
 namespace {
 
@@ -49,6 +51,7 @@ Status Sequence::BuildLayers() {
 }
 
 StatusOr<std::unique_ptr<Sequence>> Sequence::Open(const SequencePlan& plan, SequenceOptions options) {
+  KVT_RETURN_IF_ERROR(kernels::RequireHostKernelCpu());
   KVT_RETURN_IF_ERROR(plan.Validate());
   std::unique_ptr<Sequence> s(new Sequence(plan, options));
   KVT_RETURN_IF_ERROR(s->BuildLayers());
@@ -189,6 +192,7 @@ Status Sequence::Resume(std::span<const uint8_t> image) {
 }
 
 StatusOr<std::unique_ptr<Sequence>> Sequence::Restore(std::span<const uint8_t> image, SequenceOptions options) {
+  KVT_RETURN_IF_ERROR(kernels::RequireHostKernelCpu());
   std::unique_ptr<Sequence> s(new Sequence(SequencePlan{}, options));
   s->suspended_ = true;
   KVT_RETURN_IF_ERROR(s->Resume(image));

@@ -44,7 +44,7 @@ StatusOr<LayerPlan> ParseKindAndParams(std::string_view kind, std::string_view p
     KVT_ASSIGN_OR_RETURN(l.sketch_bits, p.Int("sketch_bits", 2, 1, 8));
     KVT_ASSIGN_OR_RETURN(l.sketch_group, p.Int("sketch_group", 64, 8, 4096));
   } else {
-    return NotFound("unknown layer kind '" + std::string(kind) + "' (full, offload, kivi, sparse)");
+    return InvalidArgument("unknown layer kind '" + std::string(kind) + "' (full, offload, kivi, sparse)");
   }
   KVT_ASSIGN_OR_RETURN(l.score, p.Float("score", -1.0f, -1.0f, 1.0f));
   KVT_RETURN_IF_ERROR(p.Finish());

@@ -140,7 +140,7 @@ def test_suspend_to_file_resumes_bit_exact(tmp_path):
 
 
 def test_bad_inputs_raise_kvtier_errors():
-    with pytest.raises(kvtier.KvtError, match="unknown layer kind 'nonsense'"):  # the parser says NOT_FOUND
+    with pytest.raises(kvtier.InvalidArgument, match="unknown layer kind 'nonsense'"):
         kvtier.Sequence("kvt-sequence-plan 1\nshape layers=1\nlayer 0 nonsense\n")
     with pytest.raises(kvtier.InvalidArgument):
         kvtier.Sequence("kvt-sequence-plan 1\nshape layers=1,q_heads=3,kv_heads=2,head_dim=8\nlayer 0 full\n")

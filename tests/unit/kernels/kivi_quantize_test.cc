@@ -11,6 +11,7 @@
 #include <tuple>
 #include <vector>
 
+#include "host/kernels/cpu_requirements.h"
 #include "host/kernels/internal/kivi_quantize_isa.h"
 
 #include "tests/unit/kernels/reference.h"
@@ -52,6 +53,18 @@ struct Case {
   int bits, kv_heads, head_dim, group, value_group;
   int64_t groups, tokens;
 };
+
+// The entry points' CPU check answers what CPUID says, and names the missing extensions.
+TEST(HostKernelCpu, RequirementMatchesCpuid) {
+  __builtin_cpu_init();
+  const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  const Status s = RequireHostKernelCpu();
+  EXPECT_EQ(s.ok(), has);
+  if (!has) {
+    EXPECT_EQ(s.code(), StatusCode::kUnsupported);
+    EXPECT_NE(s.message().find("AVX2"), std::string::npos);
+  }
+}
 
 class KiviQuantizeTest : public ::testing::TestWithParam<std::tuple<CpuIsa, Case>> {
  protected:

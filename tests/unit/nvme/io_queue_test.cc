@@ -59,7 +59,9 @@ TEST_P(IoQueueTest, RoundTripOnBuildTree) {
   ASSERT_TRUE(q.ok()) << q.status().ToString();
   std::printf("%s on %s: backend=%s direct=%d note=%s\n", GetParam().name, dir.c_str(),
               (*q)->capabilities().backend.c_str(), (*q)->capabilities().direct, (*q)->capabilities().note.c_str());
-  if (GetParam().backend == IoBackend::kThreadPool) EXPECT_EQ((*q)->capabilities().backend, "threadpool");
+  if (GetParam().backend == IoBackend::kThreadPool) {
+    EXPECT_EQ((*q)->capabilities().backend, "threadpool");
+  }
   RoundTrip(**q, dir);
   std::filesystem::remove_all(dir);
 }

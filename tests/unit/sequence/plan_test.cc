@@ -35,7 +35,7 @@ TEST(SequencePlan, BadInputIsAnError) {
   EXPECT_FALSE(ParseLayerSpec("sparse:budget=10,sinks=4,recent=8").ok());  // sinks + recent >= budget
   EXPECT_FALSE(ParseLayerSpec("sparse:scorer=magic").ok());
   EXPECT_FALSE(ParseLayerSpec("kivi:bitz=2").ok());
-  EXPECT_FALSE(ParseLayerSpec("nonsense").ok());
+  EXPECT_EQ(ParseLayerSpec("nonsense").status().code(), StatusCode::kInvalidArgument);
   EXPECT_FALSE(ParsePlan("").ok());
   EXPECT_FALSE(ParsePlan("kvt-sequence-plan 1\nshape layers=2,q_heads=8,kv_heads=4,head_dim=8\nlayer 0 full\n").ok());
   EXPECT_FALSE(ParsePlan("kvt-sequence-plan 1\nshape layers=1,q_heads=8,kv_heads=4,head_dim=8\nlayer 7 full\n").ok());
