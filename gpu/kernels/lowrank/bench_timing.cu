@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "gpu/kernels/decode_attention.cuh"
-#include "gpu/kernels/lowrank/dense_attention.cuh"
 #include "gpu/kernels/lowrank/internal/cuda_check.h"
 #include "gpu/kernels/lowrank/tale_attention.cuh"
 

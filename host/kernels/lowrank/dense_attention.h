@@ -1,7 +1,7 @@
 // DenseAttention / DenseAttentionF16 — exact grouped-query decode attention over a head-major
 // cache. The float version serves caches that keep selected tokens (KVCompose); the fp16 version
-// is the dense baseline kvt-bench compares TALE against (CPU twin of
-// gpu/kernels/lowrank/dense_attention.cuh).
+// is the dense baseline kvt-bench compares TALE against on the CPU (on the GPU the baseline is
+// gpu/kernels/decode_attention.cuh over the same cache, checked against this in lowrank_gpu_test).
 //
 //   out[qh] = softmax(scale * q[qh] K_h^T) V_h,   h = qh / (q_heads / kv_heads)
 //

@@ -7,7 +7,7 @@
 #include <random>
 #include <vector>
 
-#include "gpu/kernels/lowrank/dense_attention.cuh"
+#include "gpu/kernels/decode_attention.cuh"
 #include "gpu/kernels/lowrank/tale_attention.cuh"
 #include "host/kernels/lowrank/dense_attention.h"
 #include "host/kernels/lowrank/tale_attention.h"
@@ -93,7 +93,9 @@ TEST(TaleAttentionCuda, MatchesCpuTwin) {
   }
 }
 
-TEST(DenseAttentionF16Cuda, MatchesCpuTwin) {
+// The lowrank bench's GPU dense baseline is the product's decode kernel over TALE's head-major
+// fp16 cache: it computes the CPU dense twin's function.
+TEST(DenseBaselineCuda, DecodeKernelMatchesTheCpuDenseTwin) {
   if (!HaveDevice()) GTEST_SKIP() << "no CUDA device";
   std::mt19937 rng(78);
   klr::DenseAttentionShape s{8, 32, 128, 3000, 0.0f};
@@ -111,9 +113,12 @@ TEST(DenseAttentionF16Cuda, MatchesCpuTwin) {
   ASSERT_TRUE(klr::DenseAttentionF16(s, k.data(), v.data(), tokens, q.data(), cpu.data(), ws.data(), ws.size()).ok());
   DeviceBuffers dev;
   float* out = static_cast<float*>(dev.Alloc(cpu.size() * 4));
-  const size_t bytes = DenseAttentionF16WorkspaceBytesCuda(s, tokens);
-  ASSERT_TRUE(DenseAttentionF16Cuda(s, dev.Upload(k), dev.Upload(v), tokens, dev.Upload(q), out, dev.Alloc(bytes),
-                                    bytes, nullptr).ok());
+  const kernels::AttentionShape shape{s.num_q_heads, s.num_kv_heads, s.head_dim};
+  const kernels::KvSegment<kernels::Half> seg{reinterpret_cast<const kernels::Half*>(dev.Upload(k)),
+                                              reinterpret_cast<const kernels::Half*>(dev.Upload(v)), tokens,
+                                              s.head_dim, static_cast<int64_t>(s.capacity) * s.head_dim};
+  const size_t bytes = DecodeAttentionWorkspaceBytesCuda(shape, tokens);
+  ASSERT_TRUE(DecodeAttentionCuda(shape, std::span(&seg, 1), dev.Upload(q), out, dev.Alloc(bytes), bytes, nullptr).ok());
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   std::vector<float> got(cpu.size());
   ASSERT_EQ(cudaMemcpy(got.data(), out, got.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
