@@ -127,6 +127,21 @@ Status RunKernelsBenchGpu(const std::vector<int64_t>& contexts, std::vector<GpuR
                                       static_cast<Half*>(vz.p), nullptr);
       }, &ms));
       emit("kivi_quantize_values", T, bits, vq, ms);
+      {  // Dequantize back to fp32: codes + scales + zeros read, 4 bytes per element written.
+        Buf kf, vf;
+        KVT_CUDA_RETURN_IF_ERROR(cudaMalloc(&kf.p, qt * row * 4));
+        KVT_CUDA_RETURN_IF_ERROR(cudaMalloc(&vf.p, qt * row * 4));
+        KVT_RETURN_IF_ERROR(TimeMs([&] {
+          return KiviDequantizeKeysCuda(l, static_cast<uint8_t*>(kc.p), static_cast<Half*>(ks.p),
+                                        static_cast<Half*>(kz.p), groups, static_cast<float*>(kf.p), nullptr);
+        }, &ms));
+        emit("kivi_dequantize_keys", T, bits, kq - 2.0 * qt * row + 4.0 * qt * row, ms);
+        KVT_RETURN_IF_ERROR(TimeMs([&] {
+          return KiviDequantizeValuesCuda(l, static_cast<uint8_t*>(vc.p), static_cast<Half*>(vs.p),
+                                          static_cast<Half*>(vz.p), qt, static_cast<float*>(vf.p), nullptr);
+        }, &ms));
+        emit("kivi_dequantize_values", T, bits, vq - 2.0 * qt * row + 4.0 * qt * row, ms);
+      }
       kernels::KiviCacheView v{static_cast<uint8_t*>(kc.p), static_cast<Half*>(ks.p), static_cast<Half*>(kz.p), groups,
                                K + qt * row, T - qt, static_cast<uint8_t*>(vc.p), static_cast<Half*>(vs.p),
                                static_cast<Half*>(vz.p), qt, V + qt * row, T - qt, 0, T - qt};

@@ -1,5 +1,6 @@
 #include "gpu/kernels/kivi_quantize.cuh"
 
+#include <algorithm>
 #include <type_traits>
 
 #include "gpu/kernels/cuda_status.h"
@@ -77,11 +78,58 @@ __global__ void QuantizeKeysKernel(KiviLayout l, const Half* keys, int64_t token
   }
 }
 
+// One block per (key group, KV head), grid-stride: the group's [key_group][head_dim] tile is staged
+// in shared memory with 16-byte loads (all of a thread's loads in flight at once), then one thread
+// per channel reads its column twice (min/max, then codes) and writes its code stream a 32-bit
+// word at a time. Needs head_dim % 8 == 0, 16-byte-aligned rows (keys aligned, token_stride % 8
+// == 0), key_group * bits a multiple of 32 and `codes` 4-byte aligned; dynamic smem key_group *
+// head_dim * 2 bytes.
+__global__ void QuantizeKeysTileKernel(KiviLayout l, const Half* keys, int64_t token_stride, int64_t groups,
+                                       uint8_t* codes, Half* scale, Half* zero) {
+  extern __shared__ uint4 tile4[];
+  const Half* tile = reinterpret_cast<const Half*>(tile4);  // [key_group][head_dim]
+  const int d = l.shape.head_dim, g = l.key_group, kvh = l.shape.kv_heads, bits = l.bits;
+  const int vec_per_row = d / 8, per_word = 32 / bits;
+  for (int64_t i = blockIdx.x; i < groups * kvh; i += gridDim.x) {  // i = group * kv_heads + head
+    const int64_t grp = internal::DivNonNeg(i, kvh);
+    const int head = static_cast<int>(i - grp * kvh);
+    const Half* base = keys + grp * g * token_stride + head * d;
+    __syncthreads();  // the previous tile's readers are done
+#pragma unroll 4
+    for (int v = threadIdx.x; v < g * vec_per_row; v += blockDim.x) {
+      const int t = v / vec_per_row, q = v - t * vec_per_row;
+      tile4[v] = *reinterpret_cast<const uint4*>(base + t * token_stride + q * 8);
+    }
+    __syncthreads();
+    for (int c = threadIdx.x; c < d; c += blockDim.x) {
+      float mn = INFINITY, mx = -INFINITY;
+#pragma unroll 8
+      for (int t = 0; t < g; ++t) {
+        const float x = Ld(tile + t * d + c);
+        mn = fminf(mn, x);
+        mx = fmaxf(mx, x);
+      }
+      const Params p = MakeParams(mn, mx, l.levels());
+      scale[i * d + c] = p.scale_h;
+      zero[i * d + c] = p.zero_h;
+      uint32_t* stream = reinterpret_cast<uint32_t*>(codes + i * l.KeyGroupCodeBytes() + static_cast<int64_t>(c) * g * bits / 8);
+      for (int w = 0; w < g / per_word; ++w) {
+        uint32_t word = 0;
+#pragma unroll 8
+        for (int k = 0; k < per_word; ++k) {
+          word |= static_cast<uint32_t>(QuantizeOne(Ld(tile + (w * per_word + k) * d + c), p, l.levels())) << (k * bits);
+        }
+        stream[w] = word;
+      }
+    }
+  }
+}
+
 // One thread per 8 channels of a (token, head) row, value_group / 8 neighbouring lanes per group:
 // coalesced 16-byte loads, the group's min and max by shuffles, and the 8 codes stored as one
 // kBits-byte word. Needs 16-byte-aligned rows, value_group / 8 dividing 32 and `codes` 8-aligned.
-// Grid (ceil(lanes / blockDim), min(tokens, 65535)), lanes = kv_heads * head_dim / 8; blocks walk
-// tokens by gridDim.y.
+// Grid (ceil(lanes / blockDim), min(ceil(tokens / 2), 65535)), lanes = kv_heads * head_dim / 8;
+// blocks walk token pairs by gridDim.y.
 template <int kBits>
 __global__ void QuantizeValuesVecKernel(KiviLayout l, const Half* values, int64_t token_stride, int64_t n,
                                         uint8_t* codes, Half* scale, Half* zero) {
@@ -91,40 +139,49 @@ __global__ void QuantizeValuesVecKernel(KiviLayout l, const Half* values, int64_
   const bool live = idx < l.shape.kv_heads * lanes_per_row;  // whole groups are live or not
   const int head = live ? idx / lanes_per_row : 0;
   const int c0 = (idx - head * lanes_per_row) * 8;
-  for (int64_t t = blockIdx.y; t < n; t += gridDim.y) {
-    const int64_t row = t * l.shape.kv_heads + head;
-    float x[8];
-    if (live) {
-      internal::Load8(values + t * token_stride + head * d + c0, x);
-    } else {
+  // Two tokens per iteration: both rows' loads are in flight before either is quantized.
+  for (int64_t t0 = 2 * static_cast<int64_t>(blockIdx.y); t0 < n; t0 += 2 * static_cast<int64_t>(gridDim.y)) {
+    float xs[2][8];
 #pragma unroll
-      for (int e = 0; e < 8; ++e) x[e] = 0.0f;
-    }
-    float mn = x[0], mx = x[0];
+    for (int k = 0; k < 2; ++k) {
+      if (live && t0 + k < n) {
+        internal::Load8(values + (t0 + k) * token_stride + head * d + c0, xs[k]);
+      } else {
 #pragma unroll
-    for (int e = 1; e < 8; ++e) {
-      mn = fminf(mn, x[e]);
-      mx = fmaxf(mx, x[e]);
+        for (int e = 0; e < 8; ++e) xs[k][e] = 0.0f;
+      }
     }
-    for (int o = 1; o < lanes_per_group; o <<= 1) {
-      mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, o));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-    }
-    if (!live) continue;
-    const Params p = MakeParams(mn, mx, l.levels());
-    if ((c0 / 8) % lanes_per_group == 0) {
-      const int64_t gi = row * l.ValueGroups() + c0 / l.value_group;
-      scale[gi] = p.scale_h;
-      zero[gi] = p.zero_h;
-    }
-    Word word = 0;
 #pragma unroll
-    for (int e = 0; e < 8; ++e) word |= static_cast<Word>(QuantizeOne(x[e], p, l.levels())) << (e * kBits);
-    uint8_t* out = codes + row * l.ValueTokenCodeBytes() + c0 * kBits / 8;
-    if constexpr (kBits == 1) *out = static_cast<uint8_t>(word);
-    if constexpr (kBits == 2) *reinterpret_cast<uint16_t*>(out) = static_cast<uint16_t>(word);
-    if constexpr (kBits == 4) *reinterpret_cast<uint32_t*>(out) = static_cast<uint32_t>(word);
-    if constexpr (kBits == 8) *reinterpret_cast<uint64_t*>(out) = word;
+    for (int k = 0; k < 2; ++k) {
+      const int64_t t = t0 + k;
+      const float* x = xs[k];
+      float mn = x[0], mx = x[0];
+#pragma unroll
+      for (int e = 1; e < 8; ++e) {
+        mn = fminf(mn, x[e]);
+        mx = fmaxf(mx, x[e]);
+      }
+      for (int o = 1; o < lanes_per_group; o <<= 1) {
+        mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, o));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+      }
+      if (!live || t >= n) continue;  // uniform over a warp for t (the last pair may be odd)
+      const int64_t row = t * l.shape.kv_heads + head;
+      const Params p = MakeParams(mn, mx, l.levels());
+      if ((c0 / 8) % lanes_per_group == 0) {
+        const int64_t gi = row * l.ValueGroups() + c0 / l.value_group;
+        scale[gi] = p.scale_h;
+        zero[gi] = p.zero_h;
+      }
+      Word word = 0;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) word |= static_cast<Word>(QuantizeOne(x[e], p, l.levels())) << (e * kBits);
+      uint8_t* out = codes + row * l.ValueTokenCodeBytes() + c0 * kBits / 8;
+      if constexpr (kBits == 1) *out = static_cast<uint8_t>(word);
+      if constexpr (kBits == 2) *reinterpret_cast<uint16_t*>(out) = static_cast<uint16_t>(word);
+      if constexpr (kBits == 4) *reinterpret_cast<uint32_t*>(out) = static_cast<uint32_t>(word);
+      if constexpr (kBits == 8) *reinterpret_cast<uint64_t*>(out) = word;
+    }
   }
 }
 
@@ -182,6 +239,37 @@ __global__ void DequantizeValuesKernel(KiviLayout l, const uint8_t* codes, const
                      Ld(scale + p), Ld(zero + p));
 }
 
+// One thread per 8 neighbouring channels of a (token, head) row: their codes are one kBits-byte
+// load, the output two 16-byte stores. Needs head_dim % 8 == 0, value_group % 8 == 0, `values`
+// 16-byte aligned and `codes` 8-byte aligned. Grid-stride over n * kv_heads * head_dim / 8 lanes.
+template <int kBits>
+__global__ void DequantizeValuesVecKernel(KiviLayout l, const uint8_t* codes, const Half* scale, const Half* zero,
+                                          int64_t lanes, float* values) {
+  using Word = std::conditional_t<kBits == 8, uint64_t, uint32_t>;
+  const int lanes_per_row = l.shape.head_dim / 8;
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < lanes;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t row = internal::DivNonNeg(idx, lanes_per_row);
+    const int c0 = static_cast<int>(idx - row * lanes_per_row) * 8;
+    const int64_t p = row * l.ValueGroups() + c0 / l.value_group;
+    const float s = Ld(scale + p), z = Ld(zero + p);
+    const uint8_t* in = codes + row * l.ValueTokenCodeBytes() + c0 * kBits / 8;
+    Word word;
+    if constexpr (kBits == 1) word = *in;
+    if constexpr (kBits == 2) word = *reinterpret_cast<const uint16_t*>(in);
+    if constexpr (kBits == 4) word = *reinterpret_cast<const uint32_t*>(in);
+    if constexpr (kBits == 8) word = *reinterpret_cast<const uint64_t*>(in);
+    float x[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      x[e] = fmaf(static_cast<float>(static_cast<uint32_t>(word >> (e * kBits)) & ((1u << kBits) - 1)), s, z);
+    }
+    float4* out = reinterpret_cast<float4*>(values + row * l.shape.head_dim + c0);
+    out[0] = make_float4(x[0], x[1], x[2], x[3]);
+    out[1] = make_float4(x[4], x[5], x[6], x[7]);
+  }
+}
+
 Status Check(const KiviLayout& l, int64_t n, const void* a, const void* b, const void* c, const void* d) {
   KVT_RETURN_IF_ERROR(l.Validate());
   if (n < 0) return InvalidArgument("kivi cuda: negative count");
@@ -203,6 +291,13 @@ Status KiviQuantizeKeysCuda(const KiviLayout& l, const Half* keys, int64_t token
   }
   if (groups == 0) return Status::Ok();
   const bool words = (l.key_group * l.bits / 8) % 4 == 0 && AlignedTo(codes, 4);
+  const size_t tile_bytes = static_cast<size_t>(l.key_group) * l.shape.head_dim * 2;
+  if (words && l.shape.head_dim % 8 == 0 && token_stride % 8 == 0 && AlignedTo(keys, 16) && tile_bytes <= 48 * 1024) {
+    const int64_t blocks = groups * l.shape.kv_heads;
+    QuantizeKeysTileKernel<<<static_cast<unsigned>(blocks < (1 << 30) ? blocks : (1 << 30)), Threads(l.shape.head_dim),
+                             tile_bytes, stream>>>(l, keys, token_stride, groups, codes, scale, zero);
+    return LaunchStatus("QuantizeKeysTileKernel");
+  }
   QuantizeKeysKernel<<<static_cast<unsigned>(groups * l.shape.kv_heads), Threads(l.shape.head_dim), 0, stream>>>(
       l, keys, token_stride, codes, scale, zero, words);
   return LaunchStatus("QuantizeKeysKernel");
@@ -223,7 +318,7 @@ Status KiviQuantizeValuesCuda(const KiviLayout& l, const Half* values, int64_t t
     const int lanes = l.shape.kv_heads * (l.shape.head_dim / 8);
     const int threads = lanes >= 256 ? 256 : static_cast<int>(internal::CeilDiv(lanes, 32) * 32);
     const dim3 blocks(static_cast<unsigned>(internal::CeilDiv(lanes, threads)),
-                      static_cast<unsigned>(tokens < 65535 ? tokens : 65535));
+                      static_cast<unsigned>(std::min<int64_t>(internal::CeilDiv(tokens, 2), 65535)));
     switch (l.bits) {
       case 1: QuantizeValuesVecKernel<1><<<blocks, threads, 0, stream>>>(l, values, token_stride, tokens, codes, scale, zero); break;
       case 2: QuantizeValuesVecKernel<2><<<blocks, threads, 0, stream>>>(l, values, token_stride, tokens, codes, scale, zero); break;
@@ -251,6 +346,17 @@ Status KiviDequantizeValuesCuda(const KiviLayout& l, const uint8_t* codes, const
   KVT_RETURN_IF_ERROR(Check(l, tokens, codes, scale, zero, values));
   const int64_t n = tokens * l.shape.kv_heads * l.shape.head_dim;
   if (n == 0) return Status::Ok();
+  if (l.shape.head_dim % 8 == 0 && l.value_group % 8 == 0 && AlignedTo(values, 16) && AlignedTo(codes, 8)) {
+    const int64_t lanes = n / 8;
+    const unsigned blocks = static_cast<unsigned>(std::min<int64_t>(internal::CeilDiv(lanes, 256), 1 << 20));
+    switch (l.bits) {
+      case 1: DequantizeValuesVecKernel<1><<<blocks, 256, 0, stream>>>(l, codes, scale, zero, lanes, values); break;
+      case 2: DequantizeValuesVecKernel<2><<<blocks, 256, 0, stream>>>(l, codes, scale, zero, lanes, values); break;
+      case 4: DequantizeValuesVecKernel<4><<<blocks, 256, 0, stream>>>(l, codes, scale, zero, lanes, values); break;
+      default: DequantizeValuesVecKernel<8><<<blocks, 256, 0, stream>>>(l, codes, scale, zero, lanes, values); break;
+    }
+    return LaunchStatus("DequantizeValuesVecKernel");
+  }
   DequantizeValuesKernel<<<static_cast<unsigned>(internal::CeilDiv(n, 256)), 256, 0, stream>>>(
       l, codes, scale, zero, tokens, values);
   return LaunchStatus("DequantizeValuesKernel");

@@ -52,7 +52,8 @@ TEST(KiviQuantizeCuda, MatchesCpu) {
   std::mt19937 rng(1);
   for (auto [bits, kvh, d, g, groups, tokens] :
        {std::tuple{2, 8, 128, 64, 5, 301}, std::tuple{1, 2, 128, 64, 3, 7}, std::tuple{4, 3, 96, 32, 4, 65},
-        std::tuple{8, 1, 40, 8, 9, 17}, std::tuple{1, 2, 64, 8, 5, 9}}) {
+        std::tuple{8, 1, 40, 8, 9, 17}, std::tuple{1, 2, 64, 8, 5, 9},
+        std::tuple{1, 1, 8, 32, 65600, 9}}) {  // more key groups than a grid's y extent
     KiviLayout l{{kvh, kvh, d}, bits, g, std::min(g, d) % 8 == 0 && d % std::min(g, d) == 0 ? std::min(g, d) : 8};
     const int64_t row = kvh * d;
     auto keys = RandomHalves(groups * g * row, rng, 3.0f);

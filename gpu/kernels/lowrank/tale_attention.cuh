@@ -1,11 +1,14 @@
 // TaleAttentionCuda — CUDA twin of host/kernels/lowrank/tale_attention.h (same arguments, same
 // function): TALE's reconstruction-free decode attention.
 //
-// Split-K ("flash-decoding"): kernel 1 projects every query into its head's key basis once;
-// kernel 2 runs one block per (chunk of kChunk tokens, KV head): one warp per token, lanes over
-// the record's coefficients, it scores the tokens with truncated dot products and accumulates
-// softmax-weighted value coefficients in registers; kernel 3 merges the chunks of each query and
-// projects the coefficients back through the value basis once.
+// Split-K ("flash-decoding"), four kernels: (1) every query is projected into its head's key basis
+// once; (2) one block per (chunk of up to 256 tokens of one rank bucket or of the window, KV head):
+// the chunk's key records are staged in shared memory and one thread per token scores its record
+// segment by segment (the bit width is uniform over a bucket, so decoding is shifts and masks, 32
+// bits of codes at a time), then the value records replace them and each thread owns one byte (or
+// fp16/fp32 coefficient) position and accumulates softmax-weighted coefficients over a stripe of
+// the tokens; (3) per query and slice of 32 coefficients, the chunks merge in one online-softmax
+// pass; (4) the merged coefficients are projected back through the value basis once per query.
 //
 // Every pointer in args (bases, records, per-level token counts, window, query, out,
 // window_attention) is device memory. Counts are read on the device: the caller guarantees

@@ -55,11 +55,17 @@ struct DeviceBuffers {
 TEST(TaleAttentionCuda, MatchesCpuTwin) {
   if (!HaveDevice()) GTEST_SKIP() << "no CUDA device";
   std::mt19937 rng(77);
-  struct Case { int kv, q, d, max_tokens, window; };
-  for (const Case c : {Case{1, 1, 8, 40, 0}, Case{4, 8, 8, 700, 5}, Case{3, 9, 20, 300, 70}, Case{8, 32, 128, 600, 64}}) {
+  // Formats: the default one, and every bit width (fp32 and fp16 segments, 2-bit codes whose last
+  // byte is partly outside the segment). Token counts span several blocks per bucket (a block
+  // takes up to 256 tokens) and windows of one and two blocks; groups 1, 2, 3, 4, 5 and 8.
+  struct Case { int kv, q, d, max_tokens, window, kbits[4], vbits[4]; };
+  for (const Case c : {Case{1, 1, 8, 40, 0, {8, 8, 4, 4}, {8, 4, 4, 2}}, Case{4, 8, 8, 700, 5, {8, 8, 4, 4}, {8, 4, 4, 2}},
+                       Case{3, 9, 20, 300, 70, {8, 8, 4, 4}, {8, 4, 4, 2}}, Case{8, 32, 128, 600, 64, {8, 8, 4, 4}, {8, 4, 4, 2}},
+                       Case{2, 16, 128, 3000, 300, {8, 8, 4, 4}, {8, 4, 4, 2}}, Case{3, 15, 44, 1100, 17, {32, 16, 8, 2}, {16, 2, 8, 4}},
+                       Case{2, 8, 256, 900, 260, {16, 8, 4, 2}, {32, 8, 2, 4}}}) {
     lowrank_test::TaleFixture f;
-    f.Build(rng, c.kv, c.q, c.d, c.max_tokens, c.window, klr::DefaultTaleFormat(c.d, {8, 8, 4, 4}),
-            klr::DefaultTaleFormat(c.d, {8, 4, 4, 2}));
+    f.Build(rng, c.kv, c.q, c.d, c.max_tokens, c.window, klr::DefaultTaleFormat(c.d, c.kbits),
+            klr::DefaultTaleFormat(c.d, c.vbits));
     std::vector<float> cpu(static_cast<size_t>(c.q) * c.d), cpu_wa(static_cast<size_t>(c.kv) * c.window + 1);
     auto args = f.Args(cpu.data(), cpu_wa.data());
     std::vector<uint8_t> ws(klr::TaleAttentionWorkspaceBytes(args));
