@@ -71,21 +71,26 @@ Status RunKernelsBenchGpu(const std::vector<int64_t>& contexts, std::vector<GpuR
   const std::string device = std::string("gpu:") + prop.name;
   std::mt19937 rng(42);
   double copy_gbps = 0;
+  const size_t copy_max = size_t{1} << 30;
+  Buf copy_src, copy_dst;
+  KVT_CUDA_RETURN_IF_ERROR(cudaMalloc(&copy_src.p, copy_max));
+  KVT_CUDA_RETURN_IF_ERROR(cudaMalloc(&copy_dst.p, copy_max));
+  auto copy = [&](size_t n) {
+    return CudaStatus(cudaMemcpyAsync(copy_dst.p, copy_src.p, n, cudaMemcpyDeviceToDevice), "d2d");
+  };
   {
-    const size_t n = size_t{1} << 30;
-    void *a = nullptr, *b = nullptr;
-    KVT_CUDA_RETURN_IF_ERROR(cudaMalloc(&a, n));
-    KVT_CUDA_RETURN_IF_ERROR(cudaMalloc(&b, n));
     double ms = 0;
-    KVT_RETURN_IF_ERROR(TimeMs([&] { return CudaStatus(cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice), "d2d"); }, &ms));
-    cudaFree(a);
-    cudaFree(b);
-    copy_gbps = 2.0 * n / (ms * 1e6);
+    KVT_RETURN_IF_ERROR(TimeMs([&] { return copy(copy_max); }, &ms));
+    copy_gbps = 2.0 * copy_max / (ms * 1e6);
   }
   const kernels::AttentionShape shape{32, 8, 128};
   const int64_t row = 8 * 128;
-  auto emit = [&](const char* name, int64_t ctx, int bits, double bytes, double ms) {
-    out->push_back({name, device, ctx, bits, bytes, ms, copy_gbps});
+  auto emit = [&](const char* name, int64_t ctx, int bits, double bytes, double ms) -> Status {
+    const size_t n = std::min(copy_max, static_cast<size_t>(bytes / 2) / 256 * 256 + 256);
+    double copy_ms = 0;
+    KVT_RETURN_IF_ERROR(TimeMs([&] { return copy(n); }, &copy_ms));
+    out->push_back({name, device, ctx, bits, bytes, ms, copy_gbps, 2.0 * n / (copy_ms * 1e6)});
+    return Status::Ok();
   };
   for (const int64_t T : contexts) {
     Buf keys, values, q, o, ws;
@@ -104,7 +109,7 @@ Status RunKernelsBenchGpu(const std::vector<int64_t>& contexts, std::vector<GpuR
       return DecodeAttentionCuda(shape, std::span(&seg, 1), static_cast<float*>(q.p), static_cast<float*>(o.p),
                                  ws.p, ws_bytes, nullptr);
     }, &ms));
-    emit("dense_attention_fp16", T, 16, 4.0 * T * row, ms);
+    KVT_RETURN_IF_ERROR(emit("dense_attention_fp16", T, 16, 4.0 * T * row, ms));
     for (auto [bits, group] : {std::pair{2, 32}, std::pair{4, 32}, std::pair{1, 64}}) {
       const kernels::KiviLayout l{shape, bits, group, group};
       const int64_t groups = (T - 128) / group, qt = groups * group;
@@ -121,12 +126,12 @@ Status RunKernelsBenchGpu(const std::vector<int64_t>& contexts, std::vector<GpuR
         return KiviQuantizeKeysCuda(l, K, row, groups, static_cast<uint8_t*>(kc.p), static_cast<Half*>(ks.p),
                                     static_cast<Half*>(kz.p), nullptr);
       }, &ms));
-      emit("kivi_quantize_keys", T, bits, kq, ms);
+      KVT_RETURN_IF_ERROR(emit("kivi_quantize_keys", T, bits, kq, ms));
       KVT_RETURN_IF_ERROR(TimeMs([&] {
         return KiviQuantizeValuesCuda(l, V, row, qt, static_cast<uint8_t*>(vc.p), static_cast<Half*>(vs.p),
                                       static_cast<Half*>(vz.p), nullptr);
       }, &ms));
-      emit("kivi_quantize_values", T, bits, vq, ms);
+      KVT_RETURN_IF_ERROR(emit("kivi_quantize_values", T, bits, vq, ms));
       {  // Dequantize back to fp32: codes + scales + zeros read, 4 bytes per element written.
         Buf kf, vf;
         KVT_CUDA_RETURN_IF_ERROR(cudaMalloc(&kf.p, qt * row * 4));
@@ -135,12 +140,12 @@ Status RunKernelsBenchGpu(const std::vector<int64_t>& contexts, std::vector<GpuR
           return KiviDequantizeKeysCuda(l, static_cast<uint8_t*>(kc.p), static_cast<Half*>(ks.p),
                                         static_cast<Half*>(kz.p), groups, static_cast<float*>(kf.p), nullptr);
         }, &ms));
-        emit("kivi_dequantize_keys", T, bits, kq - 2.0 * qt * row + 4.0 * qt * row, ms);
+        KVT_RETURN_IF_ERROR(emit("kivi_dequantize_keys", T, bits, kq - 2.0 * qt * row + 4.0 * qt * row, ms));
         KVT_RETURN_IF_ERROR(TimeMs([&] {
           return KiviDequantizeValuesCuda(l, static_cast<uint8_t*>(vc.p), static_cast<Half*>(vs.p),
                                           static_cast<Half*>(vz.p), qt, static_cast<float*>(vf.p), nullptr);
         }, &ms));
-        emit("kivi_dequantize_values", T, bits, vq - 2.0 * qt * row + 4.0 * qt * row, ms);
+        KVT_RETURN_IF_ERROR(emit("kivi_dequantize_values", T, bits, vq - 2.0 * qt * row + 4.0 * qt * row, ms));
       }
       kernels::KiviCacheView v{static_cast<uint8_t*>(kc.p), static_cast<Half*>(ks.p), static_cast<Half*>(kz.p), groups,
                                K + qt * row, T - qt, static_cast<uint8_t*>(vc.p), static_cast<Half*>(vs.p),
@@ -148,7 +153,7 @@ Status RunKernelsBenchGpu(const std::vector<int64_t>& contexts, std::vector<GpuR
       KVT_RETURN_IF_ERROR(TimeMs([&] {
         return KiviDecodeAttentionCuda(l, v, static_cast<float*>(q.p), static_cast<float*>(o.p), ws.p, ws_bytes, nullptr);
       }, &ms));
-      emit("kivi_attention", T, bits, kq + vq - 4.0 * qt * row + 4.0 * (T - qt) * row, ms);
+      KVT_RETURN_IF_ERROR(emit("kivi_attention", T, bits, kq + vq - 4.0 * qt * row + 4.0 * (T - qt) * row, ms));
     }
     {  // TailorKV selection: approximate scores on 8 channel rows, top-128, gather K and V
       Buf scores, sel, qhat, idx, gk, gv;
@@ -167,16 +172,16 @@ Status RunKernelsBenchGpu(const std::vector<int64_t>& contexts, std::vector<GpuR
         return ApproxScoresCuda(8, 128, static_cast<float*>(qhat.p), static_cast<int32_t*>(sel.p), 8, sk,
                                 static_cast<float*>(scores.p), T, nullptr);
       }, &ms));
-      emit("tailorkv_approx_scores", T, 16, 2.0 * 64 * T + 4.0 * 8 * T, ms);
+      KVT_RETURN_IF_ERROR(emit("tailorkv_approx_scores", T, 16, 2.0 * 64 * T + 4.0 * 8 * T, ms));
       KVT_RETURN_IF_ERROR(TimeMs([&] {
         return TopKCuda(static_cast<float*>(scores.p), 8, T, T, 128, static_cast<int32_t*>(idx.p), nullptr);
       }, &ms));
-      emit("topk_128", T, 32, 4.0 * 8 * T + 4.0 * 8 * 128, ms);
+      KVT_RETURN_IF_ERROR(emit("topk_128", T, 32, 4.0 * 8 * T + 4.0 * 8 * 128, ms));
       KVT_RETURN_IF_ERROR(TimeMs([&] {
         KVT_RETURN_IF_ERROR(GatherRowsCuda(K, T, row, 8, 128, static_cast<int32_t*>(idx.p), 128, static_cast<Half*>(gk.p), nullptr));
         return GatherRowsCuda(V, T, row, 8, 128, static_cast<int32_t*>(idx.p), 128, static_cast<Half*>(gv.p), nullptr);
       }, &ms));
-      emit("gather_kv_128", T, 16, 4.0 * 2 * 8 * 128 * 128, ms);
+      KVT_RETURN_IF_ERROR(emit("gather_kv_128", T, 16, 4.0 * 2 * 8 * 128 * 128, ms));
     }
     {
       const int64_t pages = T / 16;
@@ -187,12 +192,12 @@ Status RunKernelsBenchGpu(const std::vector<int64_t>& contexts, std::vector<GpuR
       KVT_RETURN_IF_ERROR(TimeMs([&] {
         return QuestPageMinMaxCuda(shape, 16, K, row, pages, static_cast<Half*>(mn.p), static_cast<Half*>(mx.p), nullptr);
       }, &ms));
-      emit("quest_page_minmax", T, 16, 2.0 * T * row + 4.0 * pages * row, ms);
+      KVT_RETURN_IF_ERROR(emit("quest_page_minmax", T, 16, 2.0 * T * row + 4.0 * pages * row, ms));
       KVT_RETURN_IF_ERROR(TimeMs([&] {
         return QuestPageScoresCuda(shape, static_cast<float*>(q.p), static_cast<Half*>(mn.p), static_cast<Half*>(mx.p),
                                    pages, static_cast<float*>(sc.p), nullptr);
       }, &ms));
-      emit("quest_page_scores", T, 16, 4.0 * pages * row + 32.0 * pages, ms);
+      KVT_RETURN_IF_ERROR(emit("quest_page_scores", T, 16, 4.0 * pages * row + 32.0 * pages, ms));
     }
   }
   return CudaStatus(cudaDeviceSynchronize(), "cudaDeviceSynchronize");

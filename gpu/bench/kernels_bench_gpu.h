@@ -16,6 +16,9 @@ struct GpuRecord {
   int64_t context = 0;
   int bits = 0;
   double bytes = 0, ms = 0, copy_gbps = 0;
+  // A device-to-device copy moving the record's own bytes (half read, half written), timed the
+  // same way: the physical limit at this size, where launch latency and L2 residency weigh in.
+  double same_bytes_copy_gbps = 0;
 };
 
 Status RunKernelsBenchGpu(const std::vector<int64_t>& contexts, std::vector<GpuRecord>* out);

@@ -128,8 +128,8 @@ __global__ void QuantizeKeysTileKernel(KiviLayout l, const Half* keys, int64_t t
 // One thread per 8 channels of a (token, head) row, value_group / 8 neighbouring lanes per group:
 // coalesced 16-byte loads, the group's min and max by shuffles, and the 8 codes stored as one
 // kBits-byte word. Needs 16-byte-aligned rows, value_group / 8 dividing 32 and `codes` 8-aligned.
-// Grid (ceil(lanes / blockDim), min(ceil(tokens / 2), 65535)), lanes = kv_heads * head_dim / 8;
-// blocks walk token pairs by gridDim.y.
+// Grid (ceil(lanes / blockDim), min(ceil(tokens / 4), 65535)), lanes = kv_heads * head_dim / 8;
+// blocks walk runs of 4 tokens by gridDim.y.
 template <int kBits>
 __global__ void QuantizeValuesVecKernel(KiviLayout l, const Half* values, int64_t token_stride, int64_t n,
                                         uint8_t* codes, Half* scale, Half* zero) {
@@ -139,22 +139,26 @@ __global__ void QuantizeValuesVecKernel(KiviLayout l, const Half* values, int64_
   const bool live = idx < l.shape.kv_heads * lanes_per_row;  // whole groups are live or not
   const int head = live ? idx / lanes_per_row : 0;
   const int c0 = (idx - head * lanes_per_row) * 8;
-  // Two tokens per iteration: both rows' loads are in flight before either is quantized.
-  for (int64_t t0 = 2 * static_cast<int64_t>(blockIdx.y); t0 < n; t0 += 2 * static_cast<int64_t>(gridDim.y)) {
-    float xs[2][8];
+  // kTokens tokens per iteration: their rows' loads are all in flight before any is quantized.
+  constexpr int kTokens = 4;
+  for (int64_t t0 = kTokens * static_cast<int64_t>(blockIdx.y); t0 < n; t0 += kTokens * static_cast<int64_t>(gridDim.y)) {
+    uint4 raw[kTokens];  // 8 fp16 values each, converted one token at a time (registers)
 #pragma unroll
-    for (int k = 0; k < 2; ++k) {
-      if (live && t0 + k < n) {
-        internal::Load8(values + (t0 + k) * token_stride + head * d + c0, xs[k]);
-      } else {
-#pragma unroll
-        for (int e = 0; e < 8; ++e) xs[k][e] = 0.0f;
-      }
+    for (int k = 0; k < kTokens; ++k) {
+      raw[k] = live && t0 + k < n ? *reinterpret_cast<const uint4*>(values + (t0 + k) * token_stride + head * d + c0)
+                                  : make_uint4(0, 0, 0, 0);
     }
 #pragma unroll
-    for (int k = 0; k < 2; ++k) {
+    for (int k = 0; k < kTokens; ++k) {
       const int64_t t = t0 + k;
-      const float* x = xs[k];
+      float x[8];
+      const __half2* h2 = reinterpret_cast<const __half2*>(&raw[k]);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const float2 f = __half22float2(h2[e]);
+        x[2 * e] = f.x;
+        x[2 * e + 1] = f.y;
+      }
       float mn = x[0], mx = x[0];
 #pragma unroll
       for (int e = 1; e < 8; ++e) {
@@ -165,7 +169,7 @@ __global__ void QuantizeValuesVecKernel(KiviLayout l, const Half* values, int64_
         mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, o));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
       }
-      if (!live || t >= n) continue;  // uniform over a warp for t (the last pair may be odd)
+      if (!live || t >= n) continue;  // uniform over a warp for t (the last tokens may be fewer)
       const int64_t row = t * l.shape.kv_heads + head;
       const Params p = MakeParams(mn, mx, l.levels());
       if ((c0 / 8) % lanes_per_group == 0) {
@@ -318,7 +322,7 @@ Status KiviQuantizeValuesCuda(const KiviLayout& l, const Half* values, int64_t t
     const int lanes = l.shape.kv_heads * (l.shape.head_dim / 8);
     const int threads = lanes >= 256 ? 256 : static_cast<int>(internal::CeilDiv(lanes, 32) * 32);
     const dim3 blocks(static_cast<unsigned>(internal::CeilDiv(lanes, threads)),
-                      static_cast<unsigned>(std::min<int64_t>(internal::CeilDiv(tokens, 2), 65535)));
+                      static_cast<unsigned>(std::min<int64_t>(internal::CeilDiv(tokens, 4), 65535)));
     switch (l.bits) {
       case 1: QuantizeValuesVecKernel<1><<<blocks, threads, 0, stream>>>(l, values, token_stride, tokens, codes, scale, zero); break;
       case 2: QuantizeValuesVecKernel<2><<<blocks, threads, 0, stream>>>(l, values, token_stride, tokens, codes, scale, zero); break;

@@ -1,6 +1,9 @@
 // kvt-bench kernels — throughput of the issue-4 kernels at Llama-3.1-8B shapes (32 query heads,
 // 8 KV heads, head_dim 128), next to the copy bandwidth measured in the same run:
-//   CPU: single-thread memcpy of 256 MiB (memcpy_gbps);  GPU: device-to-device cudaMemcpy (copy_gbps).
+//   CPU: single-thread memcpy of 256 MiB (memcpy_gbps);  GPU: device-to-device cudaMemcpy of 1 GiB
+//   (copy_gbps), and per GPU record a copy of that record's own bytes timed the same way
+//   (same_bytes_copy_gbps: at 4K tokens a whole op is a few MB, L2-resident, and launch latency
+//   dominates a copy as much as a kernel).
 // gbps counts bytes read plus written by the kernel (memcpy/copy likewise count 2x the size).
 // One JSON record per operation, shape and device with --json.
 //
@@ -62,6 +65,7 @@ struct Record {
   int64_t context;
   int bits;
   double bytes, ms, copy_gbps;
+  double same_bytes_copy_gbps = 0;  // GPU: a copy of the record's own bytes (0: not measured)
 };
 
 std::vector<Record> g_records;
@@ -258,10 +262,15 @@ void PrintJson(double memcpy_gbps, const std::vector<int64_t>& contexts) {
   for (size_t i = 0; i < g_records.size(); ++i) {
     const Record& r = g_records[i];
     const double gbps = r.bytes / (r.ms * 1e6);
+    char same[128] = "";
+    if (r.same_bytes_copy_gbps > 0) {
+      std::snprintf(same, sizeof(same), ", \"same_bytes_copy_gbps\": %.3f, \"same_bytes_ratio\": %.3f",
+                    r.same_bytes_copy_gbps, gbps / r.same_bytes_copy_gbps);
+    }
     std::printf("    {\"name\": \"%s\", \"device\": \"%s\", \"context\": %lld, \"bits\": %d, \"ms\": %.4f, "
-                "\"bytes\": %.0f, \"gbps\": %.3f, \"%s\": %.3f, \"ratio\": %.3f}%s\n",
+                "\"bytes\": %.0f, \"gbps\": %.3f, \"%s\": %.3f, \"ratio\": %.3f%s}%s\n",
                 r.name.c_str(), r.device.c_str(), static_cast<long long>(r.context), r.bits, r.ms, r.bytes, gbps,
-                r.device == "cpu" ? "memcpy_gbps" : "copy_gbps", r.copy_gbps, gbps / r.copy_gbps,
+                r.device == "cpu" ? "memcpy_gbps" : "copy_gbps", r.copy_gbps, gbps / r.copy_gbps, same,
                 i + 1 < g_records.size() ? "," : "");
   }
   std::printf("  ]\n}\n");
@@ -317,7 +326,7 @@ int RunKernelsBench(int argc, char** argv) {
     if (!s.ok()) {
       std::fprintf(stderr, "kvt-bench kernels: GPU part skipped: %s\n", s.ToString().c_str());
     }
-    for (const auto& r : recs) Emit({r.name, r.device, r.context, r.bits, r.bytes, r.ms, r.copy_gbps});
+    for (const auto& r : recs) Emit({r.name, r.device, r.context, r.bits, r.bytes, r.ms, r.copy_gbps, r.same_bytes_copy_gbps});
   }
 #else
   if (gpu && !g_json) std::fprintf(stderr, "kvt-bench kernels: built without CUDA; CPU only\n");
