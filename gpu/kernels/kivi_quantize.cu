@@ -26,11 +26,11 @@ __device__ Params MakeParams(float mn, float mx, int levels) {
   return p;
 }
 
-// rint then clamp, as the CPU does: F2I.RN rounds half to even like rintf (NaN -> 0, +-inf saturate),
-// and clamping the integer equals clamping the rounded float.
+// rint then clamp to [0, levels], as the CPU does: the unsigned F2I.RN rounds half to even like
+// rintf and saturates (negatives and NaN to 0, +inf to UINT_MAX), so one min finishes the clamp.
 __device__ __forceinline__ int QuantizeOne(float x, const Params& p, int levels) {
-  const int c = __float2int_rn(__fmul_rn(__fsub_rn(x, p.zero), p.inv));
-  return min(max(c, 0), levels);
+  const unsigned c = __float2uint_rn(__fmul_rn(__fsub_rn(x, p.zero), p.inv));
+  return static_cast<int>(min(c, static_cast<unsigned>(levels)));
 }
 
 // One block per (group, head); one thread per channel.
@@ -80,16 +80,16 @@ __global__ void QuantizeKeysKernel(KiviLayout l, const Half* keys, int64_t token
 
 // One block per (key group, KV head), grid-stride: the group's [key_group][head_dim] tile is staged
 // in shared memory with 16-byte loads (all of a thread's loads in flight at once), then one thread
-// per channel reads its column twice (min/max, then codes) and writes its code stream a 32-bit
-// word at a time. Needs head_dim % 8 == 0, 16-byte-aligned rows (keys aligned, token_stride % 8
-// == 0), key_group * bits a multiple of 32 and `codes` 4-byte aligned; dynamic smem key_group *
-// head_dim * 2 bytes.
+// per pair of channels reads their columns twice (min/max, then codes; one 32-bit shared load per
+// token) and writes their code streams a 32-bit word at a time. Needs head_dim % 8 == 0,
+// 16-byte-aligned rows (keys aligned, token_stride % 8 == 0), key_group * bits a multiple of 32
+// and `codes` 4-byte aligned; dynamic smem key_group * head_dim * 2 bytes.
 __global__ void QuantizeKeysTileKernel(KiviLayout l, const Half* keys, int64_t token_stride, int64_t groups,
                                        uint8_t* codes, Half* scale, Half* zero) {
   extern __shared__ uint4 tile4[];
-  const Half* tile = reinterpret_cast<const Half*>(tile4);  // [key_group][head_dim]
+  const __half2* tile = reinterpret_cast<const __half2*>(tile4);  // [key_group][head_dim / 2]
   const int d = l.shape.head_dim, g = l.key_group, kvh = l.shape.kv_heads, bits = l.bits;
-  const int vec_per_row = d / 8, per_word = 32 / bits;
+  const int vec_per_row = d / 8, pairs = d / 2, per_word = 32 / bits;
   for (int64_t i = blockIdx.x; i < groups * kvh; i += gridDim.x) {  // i = group * kv_heads + head
     const int64_t grp = internal::DivNonNeg(i, kvh);
     const int head = static_cast<int>(i - grp * kvh);
@@ -101,25 +101,35 @@ __global__ void QuantizeKeysTileKernel(KiviLayout l, const Half* keys, int64_t t
       tile4[v] = *reinterpret_cast<const uint4*>(base + t * token_stride + q * 8);
     }
     __syncthreads();
-    for (int c = threadIdx.x; c < d; c += blockDim.x) {
-      float mn = INFINITY, mx = -INFINITY;
+    for (int c2 = threadIdx.x; c2 < pairs; c2 += blockDim.x) {
+      float mn0 = INFINITY, mx0 = -INFINITY, mn1 = INFINITY, mx1 = -INFINITY;
 #pragma unroll 8
       for (int t = 0; t < g; ++t) {
-        const float x = Ld(tile + t * d + c);
-        mn = fminf(mn, x);
-        mx = fmaxf(mx, x);
+        const float2 x = __half22float2(tile[t * pairs + c2]);
+        mn0 = fminf(mn0, x.x);
+        mx0 = fmaxf(mx0, x.x);
+        mn1 = fminf(mn1, x.y);
+        mx1 = fmaxf(mx1, x.y);
       }
-      const Params p = MakeParams(mn, mx, l.levels());
-      scale[i * d + c] = p.scale_h;
-      zero[i * d + c] = p.zero_h;
-      uint32_t* stream = reinterpret_cast<uint32_t*>(codes + i * l.KeyGroupCodeBytes() + static_cast<int64_t>(c) * g * bits / 8);
+      const Params p0 = MakeParams(mn0, mx0, l.levels()), p1 = MakeParams(mn1, mx1, l.levels());
+      const int c = 2 * c2;
+      scale[i * d + c] = p0.scale_h;
+      scale[i * d + c + 1] = p1.scale_h;
+      zero[i * d + c] = p0.zero_h;
+      zero[i * d + c + 1] = p1.zero_h;
+      const int64_t stream_words = static_cast<int64_t>(g) * bits / 32;
+      uint32_t* stream0 = reinterpret_cast<uint32_t*>(codes + i * l.KeyGroupCodeBytes()) + c * stream_words;
+      uint32_t* stream1 = stream0 + stream_words;
       for (int w = 0; w < g / per_word; ++w) {
-        uint32_t word = 0;
+        uint32_t word0 = 0, word1 = 0;
 #pragma unroll 8
         for (int k = 0; k < per_word; ++k) {
-          word |= static_cast<uint32_t>(QuantizeOne(Ld(tile + (w * per_word + k) * d + c), p, l.levels())) << (k * bits);
+          const float2 x = __half22float2(tile[(w * per_word + k) * pairs + c2]);
+          word0 |= static_cast<uint32_t>(QuantizeOne(x.x, p0, l.levels())) << (k * bits);
+          word1 |= static_cast<uint32_t>(QuantizeOne(x.y, p1, l.levels())) << (k * bits);
         }
-        stream[w] = word;
+        stream0[w] = word0;
+        stream1[w] = word1;
       }
     }
   }
@@ -298,7 +308,7 @@ Status KiviQuantizeKeysCuda(const KiviLayout& l, const Half* keys, int64_t token
   const size_t tile_bytes = static_cast<size_t>(l.key_group) * l.shape.head_dim * 2;
   if (words && l.shape.head_dim % 8 == 0 && token_stride % 8 == 0 && AlignedTo(keys, 16) && tile_bytes <= 48 * 1024) {
     const int64_t blocks = groups * l.shape.kv_heads;
-    QuantizeKeysTileKernel<<<static_cast<unsigned>(blocks < (1 << 30) ? blocks : (1 << 30)), Threads(l.shape.head_dim),
+    QuantizeKeysTileKernel<<<static_cast<unsigned>(blocks < (1 << 30) ? blocks : (1 << 30)), Threads(l.shape.head_dim / 2),
                              tile_bytes, stream>>>(l, keys, token_stride, groups, codes, scale, zero);
     return LaunchStatus("QuantizeKeysTileKernel");
   }
