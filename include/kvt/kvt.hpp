@@ -98,6 +98,17 @@ class Namespace {
     return Result::From(kvt_block_retrieve_async(ns_, tokens, n, out, out_bytes, op->out()));
   }
 
+  // GPU tier (a daemon with --gpu-pool-bytes; UNSUPPORTED otherwise): pins the longest present
+  // prefix's chunks in the GPU pool, at most max_chunks; offsets[i] is chunk i's byte offset in
+  // the pool (see Client::MapGpuPool). Balance each GpuPin with a GpuUnpin.
+  Result GpuPin(const uint32_t* tokens, uint64_t n, uint64_t* offsets, uint64_t max_chunks,
+                uint64_t* pinned_tokens = nullptr) {
+    return Result::From(kvt_block_gpu_pin(ns_, tokens, n, offsets, max_chunks, pinned_tokens));
+  }
+  Result GpuUnpin(const uint32_t* tokens, uint64_t n, uint64_t* unpinned_tokens = nullptr) {
+    return Result::From(kvt_block_gpu_unpin(ns_, tokens, n, unpinned_tokens));
+  }
+
   kvt_namespace_t* get() const { return ns_; }
   kvt_namespace_t** out() { return &ns_; }
 
@@ -132,6 +143,12 @@ class Client {
   // A buffer in shared memory: stores from it and retrieves into it skip the client-side copy.
   Result AllocateBuffer(uint64_t bytes, void** ptr) { return Result::From(kvt_buffer_alloc(client_, bytes, ptr)); }
   void FreeBuffer(void* ptr) { kvt_buffer_free(client_, ptr); }
+
+  // Maps the daemon's GPU pool into this process (once; later calls return the same mapping).
+  Result MapGpuPool(kvt_gpu_pool_t* pool) {
+    pool->struct_size = sizeof *pool;
+    return Result::From(kvt_gpu_pool_map(client_, pool));
+  }
 
   Result Stats(kvt_daemon_stats_t* stats) {
     stats->struct_size = sizeof *stats;

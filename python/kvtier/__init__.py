@@ -14,7 +14,7 @@
 
 Built on libkvtier's C ABI through ctypes (one ABI for C, C++ and Python). See README.md.
 """
-from ._client import (Client, DaemonStats, Layout, Namespace, NamespaceInfo, Op, connect,
+from ._client import (Client, DaemonStats, GpuPins, GpuPool, Layout, Namespace, NamespaceInfo, Op, connect,
                       default_socket_path, protocol_version, version)
 from ._errors import (AlreadyExists, Busy, Corruption, Disconnected, InternalError, InvalidArgument,
                       IoError, KvtError, LibraryNotFound, NotFound, PermissionDenied, ProtocolMismatch,
@@ -26,8 +26,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ABI_MAJOR", "AlreadyExists", "Busy", "Client", "Corruption", "DaemonStats", "Disconnected",
-    "InternalError", "InvalidArgument", "IoError", "KvSegment", "KvtError", "Layout", "LibraryNotFound",
-    "Namespace", "NamespaceInfo", "NotFound", "Op", "POLICIES", "PermissionDenied", "ProtocolMismatch",
-    "ResourceExhausted", "Sequence", "Status", "Timeout", "Unsupported", "connect",
+    "GpuPins", "GpuPool", "InternalError", "InvalidArgument", "IoError", "KvSegment", "KvtError", "Layout",
+    "LibraryNotFound", "Namespace", "NamespaceInfo", "NotFound", "Op", "POLICIES", "PermissionDenied",
+    "ProtocolMismatch", "ResourceExhausted", "Sequence", "Status", "Timeout", "Unsupported", "connect",
     "default_socket_path", "library_path", "protocol_version", "version", "__version__",
 ]

@@ -296,6 +296,11 @@ class DaemonStats:
     fetch_bytes: int = 0
     transfer_hidden_ns: int = 0
     transfer_exposed_ns: int = 0
+    # The GPU tier (kv-tierd --gpu-pool-bytes); 0 without one or from a daemon older than 1.2.
+    gpu_capacity_bytes: int = 0
+    gpu_used_bytes: int = 0
+    gpu_chunks: int = 0
+    gpu_pinned_chunks: int = 0
 
     @property
     def hit_rate(self) -> float:
@@ -328,6 +333,25 @@ class NamespaceInfo:
     tokens_per_chunk: int
     chunks: int
     bytes: int
+
+
+@dataclass(frozen=True)
+class GpuPool:
+    """The daemon's GPU pool as mapped into this process (Client.map_gpu_pool()): a chunk pinned
+    at `offset` lies at device address device_base + offset on CUDA device `device`."""
+
+    device: int
+    capacity_bytes: int
+    device_base: int
+
+
+@dataclass(frozen=True)
+class GpuPins:
+    """What Namespace.gpu_pin() pinned: the prefix tokens covered (0 is a miss) and each pinned
+    chunk's byte offset in the GPU pool, in prefix order."""
+
+    tokens: int
+    offsets: List[int]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -558,6 +582,37 @@ class Namespace:
     def unpin(self, tokens: Tokens) -> int:
         return self._simple("kvt_block_unpin", tokens)
 
+    def gpu_pin(self, tokens: Tokens, max_chunks: Optional[int] = None) -> GpuPins:
+        """Makes the longest present prefix's chunks (at most max_chunks; None: all of them)
+        resident in the daemon's GPU pool and pins them there for this client. Balance it with
+        gpu_unpin(). Unsupported without a GPU pool (kv-tierd --gpu-pool-bytes). ResourceExhausted
+        when the pool is full of pinned chunks: the leading chunks that fit stay pinned, and the
+        exception's `pins` attribute says which."""
+        toks = _tokens(tokens)
+        whole = self._whole_chunks(toks)
+        limit = whole if max_chunks is None else int(max_chunks)
+        if limit < 0:
+            raise InvalidArgument(f"max_chunks must be >= 0, got {max_chunks!r}")
+        offsets = np.zeros(max(limit, 1), dtype=np.uint64)
+        pinned = c_uint64(0)
+        fn = _native.required("kvt_block_gpu_pin")
+        status = fn(self._require(), _ptr(toks), toks.size, _ptr(offsets), limit, byref(pinned))
+        pins = GpuPins(tokens=pinned.value,
+                       offsets=[int(o) for o in offsets[: pinned.value // self.tokens_per_chunk]])
+        if status != 0:
+            error = make_error(status, _native.lib().kvt_last_error_message().decode("utf-8", "replace"))
+            error.pins = pins  # type: ignore[attr-defined]
+            raise error
+        return pins
+
+    def gpu_unpin(self, tokens: Tokens) -> int:
+        """Gives back one GPU pin of each chunk of the prefix that this client holds; returns the
+        prefix tokens unpinned."""
+        toks = _tokens(tokens)
+        out = c_uint64(0)
+        _check(_native.required("kvt_block_gpu_unpin")(self._require(), _ptr(toks), toks.size, byref(out)))
+        return out.value
+
     def _simple(self, fn: str, tokens: Tokens) -> int:
         toks = _tokens(tokens)
         out = c_uint64(0)
@@ -728,6 +783,16 @@ class Client:
         amount = 2**64 - 1 if nbytes is None else int(nbytes)
         _check(_native.lib().kvt_daemon_evict(self._handle.require(), amount, byref(out)))
         return out.value
+
+    def map_gpu_pool(self) -> GpuPool:
+        """Maps the daemon's GPU pool into this process through CUDA IPC (once; later calls return
+        the same mapping, valid until the client closes). Unsupported without a GPU pool, a GPU,
+        or a CUDA build."""
+        pool = _native.GpuPool()
+        pool.struct_size = ctypes.sizeof(pool)
+        _check(_native.required("kvt_gpu_pool_map")(self._handle.require(), byref(pool)))
+        return GpuPool(device=int(pool.device), capacity_bytes=int(pool.capacity_bytes),
+                       device_base=int(pool.device_base or 0))
 
     def list_namespaces(self) -> List[NamespaceInfo]:
         """Namespaces opened since the daemon started (needs the daemon's uid or root)."""

@@ -14,9 +14,9 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-from ctypes import POINTER, Structure, c_char, c_char_p, c_int, c_int64, c_uint32, c_uint64, c_void_p
+from ctypes import POINTER, Structure, c_char, c_char_p, c_int, c_int32, c_int64, c_uint32, c_uint64, c_void_p
 
-from ._errors import LibraryNotFound, ProtocolMismatch
+from ._errors import LibraryNotFound, ProtocolMismatch, Unsupported
 
 #: The C ABI major this package is written against (KVT_ABI_VERSION_MAJOR).
 ABI_MAJOR = 1
@@ -61,12 +61,16 @@ SEQUENCE_STATS_FIELDS = ("sequences", "policy_bytes", "policy_layer_tokens", "fe
                          "transfer_hidden_ns", "transfer_exposed_ns")
 
 
+#: Appended in C ABI 1.2: the GPU tier (0 without one).
+GPU_STATS_FIELDS = ("gpu_capacity_bytes", "gpu_used_bytes", "gpu_chunks", "gpu_pinned_chunks")
+
+
 class DaemonStats(Structure):
     _fields_ = [("struct_size", c_uint32), ("protocol_version", c_uint32)] + [
         (name, c_uint64) for name in STATS_FIELDS] + [
         ("sequences", c_uint64), ("policy_bytes", c_uint64 * 4), ("policy_layer_tokens", c_uint64 * 4),
         ("fetch_steps", c_uint64), ("fetch_bytes", c_uint64), ("transfer_hidden_ns", c_uint64),
-        ("transfer_exposed_ns", c_uint64)]
+        ("transfer_exposed_ns", c_uint64)] + [(name, c_uint64) for name in GPU_STATS_FIELDS]
 
 
 class KvSegment(Structure):
@@ -89,6 +93,11 @@ class NamespaceInfo(Structure):
         ("chunks", c_uint64),
         ("bytes", c_uint64),
     ]
+
+
+class GpuPool(Structure):
+    _fields_ = [("struct_size", c_uint32), ("device", c_int32), ("capacity_bytes", c_uint64),
+                ("device_base", c_void_p)]
 
 
 _u32p = POINTER(c_uint32)
@@ -148,6 +157,9 @@ _OPTIONAL_PROTOTYPES = {
     # Added in C ABI 1.2.
     "kvt_sequence_suspend_to_file": (S, [c_void_p, c_char_p]),
     "kvt_sequence_resume_from_file": (S, [c_void_p, c_char_p]),
+    "kvt_gpu_pool_map": (S, [c_void_p, POINTER(GpuPool)]),
+    "kvt_block_gpu_pin": (S, [c_void_p, c_void_p, c_uint64, c_void_p, c_uint64, _u64p]),
+    "kvt_block_gpu_unpin": (S, [c_void_p, c_void_p, c_uint64, _u64p]),
 }
 
 _lock = threading.Lock()
@@ -229,3 +241,11 @@ def optional(name: str):
     if name not in _OPTIONAL_PROTOTYPES:
         raise KeyError(name)
     return getattr(lib(), name, None)
+
+
+def required(name: str, abi: str = "1.2"):
+    """An optional C ABI function of the loaded library; Unsupported when the library predates it."""
+    fn = optional(name)
+    if fn is None:
+        raise Unsupported(f"{library_path()} predates {name} (C ABI {abi})")
+    return fn

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import _native
 from ._client import Client, _as_array, _check
-from ._errors import InvalidArgument, Unsupported
+from ._errors import InvalidArgument
 
 #: Layer policies, in kvt_layer_policy_t order (the index of DaemonStats.policy_bytes).
 POLICIES = ("full", "offload", "kivi", "sparse")
@@ -243,7 +243,7 @@ class Sequence:
         """Suspends to a file on local storage (NVMe) instead of memory: written beside `path`,
         fsync'd and renamed over it; the sequence's memory is then freed. A full disk raises
         ResourceExhausted and leaves the sequence live. Needs C ABI 1.2."""
-        fn = self._optional("kvt_sequence_suspend_to_file")
+        fn = _native.required("kvt_sequence_suspend_to_file")
         with self._lock:
             _check(fn(self._require(), os.fsencode(path)))
             self._suspended = True
@@ -252,25 +252,16 @@ class Sequence:
         """Resumes, bit for bit, from a suspend_to_file() file (left in place). A truncated or
         corrupt file raises Corruption, a foreign one InvalidArgument; either way the sequence stays
         suspended and can be resumed from a good copy. Needs C ABI 1.2."""
-        fn = self._optional("kvt_sequence_resume_from_file")
+        fn = _native.required("kvt_sequence_resume_from_file")
         with self._lock:
             _check(fn(self._require(), os.fsencode(path)))
             self._suspended = False
-
-    @staticmethod
-    def _optional(name: str) -> Any:
-        fn = _native.optional(name)
-        if fn is None:
-            raise Unsupported(f"{_native.library_path()} predates {name} (C ABI 1.2)")
-        return fn
 
     # ---- reporting --------------------------------------------------------------------------
     def attach(self, client: Optional[Client]) -> None:
         """Reports this sequence's figures to `client`'s kv-tierd (None: stop reporting). Costs a
         few atomic adds per call, no round trip. Unsupported from a daemon older than protocol 1.1."""
-        attach = _native.optional("kvt_sequence_attach")
-        if attach is None:
-            raise Unsupported(f"{_native.library_path()} predates kvt_sequence_attach (C ABI 1.1)")
+        attach = _native.required("kvt_sequence_attach", "1.1")
         cptr = None if client is None else client._handle.require()
         with self._lock:
             _check(attach(self._require(), cptr))

@@ -167,5 +167,33 @@ TEST_F(GpuTierSimulatedTest, ADisconnectingClientGivesItsGpuPinsBack) {
   EXPECT_EQ(s.gpu_chunks, 4u);  // still resident, now evictable
 }
 
+// The C++ layer (kvt.hpp) over the same calls: offsets, pins and the error of an unmappable pool.
+TEST_F(GpuTierSimulatedTest, CppWrappers) {
+  const uint64_t chunks = 3;
+  const auto t = Tokens(5, chunks * kTokensPerChunk);
+  Store(t, Kv(55, chunks * kChunkBytes));
+  kvt_gpu_pool_t pool{};
+  const kvt::Result mapped = client_.MapGpuPool(&pool);
+  EXPECT_EQ(mapped.status, KVT_STATUS_UNSUPPORTED);
+  EXPECT_FALSE(mapped.message.empty());
+  kvt::Namespace ns;
+  kvt_layout_t l = SmallLayout("gpu-simulated", kTokensPerChunk);
+  l.num_kv_heads = 4;
+  l.head_dim = 64;
+  ASSERT_TRUE(client_.OpenNamespace(l, &ns));
+  std::vector<uint64_t> offsets(chunks, ~0ull);
+  uint64_t pinned = 0;
+  ASSERT_TRUE(ns.GpuPin(t.data(), t.size(), offsets.data(), 2, &pinned));  // at most 2 chunks
+  EXPECT_EQ(pinned, 2 * kTokensPerChunk);
+  EXPECT_EQ(offsets[2], ~0ull);  // untouched
+  ExpectDistinctExtents({offsets[0], offsets[1]});
+  EXPECT_EQ(Stats().gpu_pinned_chunks, 2u);
+  uint64_t unpinned = 0;
+  ASSERT_TRUE(ns.GpuUnpin(t.data(), t.size(), &unpinned));
+  EXPECT_EQ(unpinned, 2 * kTokensPerChunk);
+  EXPECT_EQ(Stats().gpu_pinned_chunks, 0u);
+  EXPECT_EQ(ns.GpuPin(nullptr, 5, offsets.data(), 1).status, KVT_STATUS_INVALID_ARGUMENT);
+}
+
 }  // namespace
 }  // namespace kvt::testing
