@@ -7,8 +7,8 @@
 #                                       with the packages: for a GPU machine that has only the driver.
 #
 # Each GPU test compares a CUDA kernel (or kvt-llama's CUDA forward, on $KVT_SHARED_DATA) with its CPU
-# twin; a test that skips (exit 77) on a machine
-# with a device counts as a failure. Results go to bench/results/<name>-<device>-<stamp>.{log,json},
+# twin; a test that skips (exit 77) on a machine with a device counts as a failure. Then
+# compute-sanitizer's memcheck and racecheck run over the kernel tests when the toolkit has it. Results go to bench/results/<name>-<device>-<stamp>.{log,json},
 # and also to $OUT when that is set (the device tool brings $OUT back).
 # Exits non-zero if there is no device, a test fails or skips, or a benchmark fails.
 set -euo pipefail
@@ -70,6 +70,29 @@ else
       *) echo "FAIL    $name (exit $rc)" | tee -a "$LOG"; status=1 ;;
     esac
   done < "$BUNDLE/tests.list"
+fi
+
+# compute-sanitizer over the kernel tests, when the toolkit has it (KVT_GPU_SANITIZE=0 skips):
+# memcheck on every kernel test, racecheck on the kernels that share memory between warps.
+SANITIZER="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
+if [[ "${KVT_GPU_SANITIZE:-1}" != 0 && -x "$SANITIZER" ]]; then
+  if [[ "$MODE" == bundle ]]; then TESTS_DIR="$BUNDLE/tests"; else TESTS_DIR="$BUILD/bin"; fi
+  for check in "memcheck kernels_gpu_test *" "memcheck lowrank_gpu_test *" \
+               "racecheck lowrank_gpu_test TaleAttentionCuda.*" "racecheck kernels_gpu_test *Attention*"; do
+    read -r tool name filter <<< "$check"
+    exe="$(find "$TESTS_DIR" "$BUILD" -maxdepth 6 -type f -name "$name" -perm -u+x 2>/dev/null | head -1)"
+    if [[ -z "$exe" ]]; then
+      echo "SKIPPED $tool $name (not built)" | tee -a "$LOG"
+      continue
+    fi
+    rc=0
+    (cd "$(dirname "$exe")" && "$SANITIZER" --tool "$tool" --error-exitcode 3 "./$name" --gtest_filter="$filter") \
+      >> "$LOG" 2>&1 || rc=$?
+    if [[ $rc -eq 0 ]]; then echo "CLEAN   $tool $name $filter" | tee -a "$LOG"
+    else echo "FAIL    $tool $name $filter (exit $rc)" | tee -a "$LOG"; status=1; fi
+  done
+else
+  echo "compute-sanitizer not found (or KVT_GPU_SANITIZE=0): no memcheck/racecheck" | tee -a "$LOG"
 fi
 save "$LOG"
 
