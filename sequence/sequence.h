@@ -15,8 +15,10 @@
 // K/V in pinned host memory and sinks, recent window, channel maxima and the low-bit key sketch on
 // the device, scored, top-k'd, gathered (zero-copy) and attended there. GPU sparse layers need
 // scorer=sketch (scorer=channels: UNSUPPORTED at Open). Attend (host pointers) works on both;
-// AttendOnDevice takes device pointers and a stream. Select is UNSUPPORTED on a GPU sequence (its
-// contract hands back host pointers); HintNext is a no-op there (nothing to prefetch). Suspend
+// AttendOnDevice takes device pointers and a stream. Select keeps its contract (host pointers):
+// offload and sparse segments point into the pinned host tier, the rest are copied back (for an
+// engine's own CPU-side kernel or inspection, not a fast path). HintNext is a no-op on a GPU
+// sequence (nothing to prefetch). Suspend
 // images are the same bytes on both backends: an image resumes on a CPU or a GPU sequence (the
 // device is an option, not part of the image); full, offload and kivi layers resume bit for bit,
 // a sparse layer's sketch is rebuilt by the resuming side's quantizer (CPU and GPU codes agree

@@ -347,8 +347,8 @@ KVT_API kvt_status_t kvt_sequence_resume_from_file(kvt_sequence_t* sequence, con
  * top-k and the zero-copy gather on the device. KVT_STATUS_UNSUPPORTED without CUDA in the
  * library or without a visible device (and for a plan the GPU path does not run: a sparse layer
  * with scorer=channels); INVALID_ARGUMENT for a device the machine does not have. kvt_sequence_attend
- * and suspend/resume work as on the CPU (images move between CPU and GPU sequences);
- * kvt_sequence_select is UNSUPPORTED on a GPU sequence. */
+ * select (host pointers, copied back from the device where needed) and suspend/resume work as on
+ * the CPU (images move between CPU and GPU sequences). */
 KVT_API kvt_status_t kvt_sequence_open_on_device(const char* plan_text, int32_t cuda_device,
                                                  kvt_sequence_t** out_sequence);
 /* (ABI 1.3) Attention with `query` and `out` ([q_heads][head_dim] float32) in the sequence's device

@@ -52,6 +52,21 @@ class GpuFullLayer final : public GpuLayer {
     return AppendHalf(k.data(), v.data(), static_cast<int64_t>(k.size()) / kv_row());
   }
 
+  // Offload: the pinned host tier itself; full: a host copy of the device K/V.
+  Status Select(const float* query, SelectedKv* out) override {
+    KVT_RETURN_IF_ERROR(gpu_->Synchronize());
+    const Half* k = pk_.data();
+    const Half* v = pv_.data();
+    if (!offload_) {
+      KVT_RETURN_IF_ERROR(Download(&sel_k_, &sel_v_));
+      k = sel_k_.data();
+      v = sel_v_.data();
+    }
+    out->segments.assign(1, kernels::KvSegment<Half>{k, v, tokens_, kv_row(), shape_.head_dim});
+    out->tokens = tokens_;
+    return Status::Ok();
+  }
+
   int64_t tokens() const override { return tokens_; }
   uint64_t device_bytes() const override { return offload_ ? 0 : bytes(); }
   uint64_t host_bytes() const override { return offload_ ? bytes() : 0; }
@@ -104,7 +119,8 @@ class GpuFullLayer final : public GpuLayer {
   DeviceArray<Half> dk_, dv_;  // full
   PinnedArray<Half> pk_, pv_;  // offload
   int64_t tokens_ = 0;
-  std::vector<Half> hk_, hv_;  // conversion scratch
+  std::vector<Half> hk_, hv_;      // conversion scratch
+  std::vector<Half> sel_k_, sel_v_;  // full: what Select returns
 };
 
 }  // namespace

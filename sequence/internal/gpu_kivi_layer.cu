@@ -128,6 +128,27 @@ class GpuKiviLayer final : public GpuLayer {
     return gpu_->Synchronize();
   }
 
+  // Dequantized K/V (fp16) for an engine running its own kernel, as the CPU kivi layer gives them:
+  // the state goes through its image into a host KiviStore, which reconstructs it (slow; not a
+  // decode-step path).
+  Status Select(const float* query, SelectedKv* out) override {
+    std::vector<uint8_t> image;
+    ByteWriter w(&image);
+    KVT_RETURN_IF_ERROR(Save(w));
+    policies::internal::KiviStore store(l_, residual_);
+    ByteReader r(image);
+    KVT_RETURN_IF_ERROR(store.Load(r));
+    std::vector<float> k(static_cast<size_t>(tokens_ * kv_row())), v(k.size());
+    KVT_RETURN_IF_ERROR(store.Reconstruct(k.data(), v.data()));
+    sel_k_.resize(k.size());
+    sel_v_.resize(v.size());
+    kernels::ConvertToHalf(k.data(), sel_k_.data(), static_cast<int64_t>(k.size()));
+    kernels::ConvertToHalf(v.data(), sel_v_.data(), static_cast<int64_t>(v.size()));
+    out->segments.assign(1, kernels::KvSegment<Half>{sel_k_.data(), sel_v_.data(), tokens_, kv_row(), shape_.head_dim});
+    out->tokens = tokens_;
+    return Status::Ok();
+  }
+
   int64_t tokens() const override { return tokens_; }
   uint64_t device_bytes() const override {
     return key_codes_.size() + value_codes_.size() +
@@ -249,7 +270,8 @@ class GpuKiviLayer final : public GpuLayer {
   DeviceArray<Half> key_residual_;  // [residual][kv_heads][head_dim], the first key_residual_count_ rows used
   DeviceArray<Half> value_ring_;    // [residual][kv_heads][head_dim], a ring
   int64_t key_groups_ = 0, key_residual_count_ = 0, value_tokens_ = 0, ring_start_ = 0, ring_count_ = 0;
-  std::vector<Half> hk_, hv_;  // conversion scratch
+  std::vector<Half> hk_, hv_;        // conversion scratch
+  std::vector<Half> sel_k_, sel_v_;  // what Select returns
 };
 
 }  // namespace

@@ -2,12 +2,19 @@
 
 namespace kvt::sequence::internal {
 
-Status GpuLayer::Attend(const float* query, float* out) {
+Status GpuLayer::StageQuery(const float* query) {
   const size_t n = static_cast<size_t>(q_row());
   GpuContext& g = *gpu_;
   KVT_RETURN_IF_ERROR(g.query.Resize(n, g.stream));
+  return gpu::CudaStatus(cudaMemcpyAsync(g.query.data(), query, n * sizeof(float), cudaMemcpyHostToDevice, g.stream),
+                         "cudaMemcpyAsync");
+}
+
+Status GpuLayer::Attend(const float* query, float* out) {
+  const size_t n = static_cast<size_t>(q_row());
+  GpuContext& g = *gpu_;
+  KVT_RETURN_IF_ERROR(StageQuery(query));
   KVT_RETURN_IF_ERROR(g.out.Resize(n, g.stream));
-  KVT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(g.query.data(), query, n * sizeof(float), cudaMemcpyHostToDevice, g.stream));
   KVT_RETURN_IF_ERROR(AttendOn(g.query.data(), g.out.data(), g.stream));
   KVT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(out, g.out.data(), n * sizeof(float), cudaMemcpyDeviceToHost, g.stream));
   return g.Synchronize();

@@ -1,8 +1,9 @@
 // GpuLayer — what the GPU layer states share: Attend from host pointers (the query staged into the
 // context's device buffer, the output copied back, the stream waited), AttendOnDevice on a
 // caller's stream (joined to the sequence's stream before and after), Quiesce = wait for the
-// sequence's stream. A subclass implements AttendOn (device pointers, enqueue only) and must call
-// Quiesce() in its destructor before its buffers go.
+// sequence's stream. A subclass implements AttendOn (device pointers, enqueue only) and Select
+// (host pointers, as the CPU layers' Select: the engine-kernel path), and must call Quiesce() in
+// its destructor before its buffers go.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -18,13 +19,11 @@ class GpuLayer : public LayerState {
 
   Status Attend(const float* query, float* out) final;
   Status AttendOnDevice(const float* query, float* out, CUstream_st* stream) final;
-  // The engine-kernel path hands back host pointers; a GPU sequence does not offer it yet.
-  Status Select(const float* query, SelectedKv* out) override {
-    return Unsupported("select is not available on a GPU sequence yet; use Attend or AttendOnDevice");
-  }
   Status Quiesce() override { return gpu_->Synchronize(); }
 
  protected:
+  // Copies a host query into the context's device query buffer (on the sequence's stream).
+  Status StageQuery(const float* query);
   // query [q_heads][head_dim], out [q_heads][head_dim]: device memory; enqueue on `stream`.
   virtual Status AttendOn(const float* query, float* out, cudaStream_t stream) = 0;
   int64_t q_row() const { return static_cast<int64_t>(shape_.q_heads) * shape_.head_dim; }

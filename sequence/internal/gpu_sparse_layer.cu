@@ -113,14 +113,47 @@ class GpuSparseLayer final : public GpuLayer {
   }
   uint64_t host_bytes() const override { return (keys_.size() + values_.size()) * sizeof(Half); }
 
+  // The same selection on the device; the segments handed back are host pointers: sinks and the
+  // recent window straight from the pinned host tier (the same rows as their resident copies), the
+  // gathered rows copied back.
+  Status Select(const float* query, SelectedKv* out) override {
+    KVT_RETURN_IF_ERROR(StageQuery(query));
+    KVT_RETURN_IF_ERROR(SelectOn(gpu_->query.data(), gpu_->stream));
+    const int d = shape_.head_dim;
+    const int64_t row = kv_row(), t = tokens_;
+    if (seg_count_ == 1) {  // exact: the whole host tier
+      KVT_RETURN_IF_ERROR(gpu_->Synchronize());
+      out->segments.assign(1, kernels::KvSegment<Half>{keys_.data(), values_.data(), t, row, d});
+      out->tokens = t;
+      return Status::Ok();
+    }
+    KVT_RETURN_IF_ERROR(gpu_->gather_k.CopyToHost(&sel_k_, gpu_->stream));
+    KVT_RETURN_IF_ERROR(gpu_->gather_v.CopyToHost(&sel_v_, gpu_->stream));
+    const int64_t k = p_.gathered(), r = p_.recent, recent_at = (t - r) * row;
+    out->segments = {{keys_.data(), values_.data(), p_.sinks, row, d},
+                     {sel_k_.data(), sel_v_.data(), k, d, k * d},
+                     {keys_.data() + recent_at, values_.data() + recent_at, r, row, d}};
+    out->tokens = kept_;
+    return Status::Ok();
+  }
+
  protected:
   Status AttendOn(const float* q, float* out, cudaStream_t stream) override {
+    KVT_RETURN_IF_ERROR(SelectOn(q, stream));
+    return Attention(std::span<const kernels::KvSegment<Half>>(segs_, static_cast<size_t>(seg_count_)), kept_, q, out,
+                     stream);
+  }
+
+ private:
+  // Enqueues the step's selection for device query `q` on `stream` and sets segs_ (device
+  // pointers, attention order), seg_count_ and kept_ (their tokens).
+  Status SelectOn(const float* q, cudaStream_t stream) {
     const int d = shape_.head_dim, kvh = shape_.kv_heads;
     const int64_t row = kv_row(), t = tokens_, n = Candidates();
     GpuContext& g = *gpu_;
     if (n <= p_.gathered()) {  // the budget covers every token: the whole host tier, exact
-      const kernels::KvSegment<Half> seg{keys_.device_data(), values_.device_data(), t, row, d};
-      KVT_RETURN_IF_ERROR(Attention(std::span(&seg, 1), t, q, out, stream));
+      segs_[0] = {keys_.device_data(), values_.device_data(), t, row, d};
+      seg_count_ = 1;
       const uint64_t all = static_cast<uint64_t>(std::max<int64_t>(n, 0)) * row * 2 * sizeof(Half);
       ctx_->pcie_bytes += all;
       ctx_->attention_fetch_bytes += all;
@@ -158,16 +191,14 @@ class GpuSparseLayer final : public GpuLayer {
     ctx_->pcie_bytes += bytes;
     ctx_->attention_fetch_bytes += bytes;
     const int64_t recent_at = (t - p_.recent - win_first_) * row;
-    const kernels::KvSegment<Half> segs[3] = {{sink_k_.data(), sink_v_.data(), begin, row, d},
-                                              {g.gather_k.data(), g.gather_v.data(), k, d, k * d},
-                                              {win_k_.data() + recent_at, win_v_.data() + recent_at, p_.recent, row, d}};
-    KVT_RETURN_IF_ERROR(Attention(std::span<const kernels::KvSegment<Half>>(segs, 3), begin + k + p_.recent, q, out,
-                                  stream));
+    segs_[0] = {sink_k_.data(), sink_v_.data(), begin, row, d};
+    segs_[1] = {g.gather_k.data(), g.gather_v.data(), k, d, k * d};
+    segs_[2] = {win_k_.data() + recent_at, win_v_.data() + recent_at, p_.recent, row, d};
+    seg_count_ = 3;
     kept_ = begin + k + p_.recent;
     return Status::Ok();
   }
 
- private:
   int64_t Candidates() const { return tokens_ - p_.sinks - p_.recent; }
 
   Status Attention(std::span<const kernels::KvSegment<Half>> segs, int64_t total, const float* q, float* out,
@@ -254,7 +285,10 @@ class GpuSparseLayer final : public GpuLayer {
   int64_t win_count_ = 0, win_first_ = 0;
   int64_t tokens_ = 0;
   int64_t kept_ = 0;
-  std::vector<Half> hk_, hv_;  // conversion scratch
+  kernels::KvSegment<Half> segs_[3];  // the last selection, device pointers
+  int seg_count_ = 0;
+  std::vector<Half> hk_, hv_;        // conversion scratch
+  std::vector<Half> sel_k_, sel_v_;  // Select: the gathered rows, copied back
 };
 
 }  // namespace
