@@ -13,15 +13,17 @@
 // (sequence/internal/gpu_layers.h): full fp16 in device memory; offload fp16 in pinned host memory
 // read zero-copy by the attention kernel; kivi quantized and attended on the device; sparse with
 // K/V in pinned host memory and sinks, recent window, channel maxima and the low-bit key sketch on
-// the device, scored, top-k'd, gathered (zero-copy) and attended there. GPU sparse layers need
-// scorer=sketch (scorer=channels: UNSUPPORTED at Open). Attend (host pointers) works on both;
+// the device, scored, top-k'd, gathered (zero-copy) and attended there (scorer=channels: scored on
+// the query's channel rows of a transposed key copy in pinned memory, read zero-copy; the channels
+// come from the real query, so the HintNext speculative query plays no part on the GPU).
+// Attend (host pointers) works on both;
 // AttendOnDevice takes device pointers and a stream. Select keeps its contract (host pointers):
 // offload and sparse segments point into the pinned host tier, the rest are copied back (for an
 // engine's own CPU-side kernel or inspection, not a fast path). HintNext is a no-op on a GPU
 // sequence (nothing to prefetch). Suspend
 // images are the same bytes on both backends: an image resumes on a CPU or a GPU sequence (the
 // device is an option, not part of the image); full, offload and kivi layers resume bit for bit,
-// a sparse layer's sketch is rebuilt by the resuming side's quantizer (CPU and GPU codes agree
+// a sparse layer's sketch (and transposed keys) is rebuilt by the resuming side's quantizer (CPU and GPU codes agree
 // except where a key sits within float rounding of a code boundary).
 // Without CUDA in the build or without a device, Open/Restore with cuda_device >= 0 fail with
 // UNSUPPORTED (a device index the machine lacks: INVALID_ARGUMENT); they never abort.

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "gpu/kernels/cuda_status.h"
@@ -136,6 +137,14 @@ class PinnedArray {
     if (p_ != nullptr) cudaFreeHost(p_);
     p_ = d_ = nullptr;
     size_ = capacity_ = 0;
+  }
+  // For layouts written in place (data() after Reserve): the number of elements in use.
+  void set_size(size_t n) { size_ = n; }
+  void Swap(PinnedArray& other) {
+    std::swap(p_, other.p_);
+    std::swap(d_, other.d_);
+    std::swap(size_, other.size_);
+    std::swap(capacity_, other.capacity_);
   }
 
  private:

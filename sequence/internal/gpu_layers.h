@@ -8,8 +8,9 @@
 //   offload  fp16 K/V in pinned, mapped host memory; attention reads it over PCIe (zero-copy)
 //   kivi     KIVI codes + fp16 residual windows in device memory, quantized on the device
 //   sparse   fp16 K/V in pinned, mapped host memory; resident on the device: sinks, recent window,
-//            channel maxima and the low-bit key sketch (scorer=sketch only); per step the scores,
-//            top-k and the zero-copy gather of the dominant rows run on the device
+//            channel maxima and the low-bit key sketch (scorer=sketch; scorer=channels keeps a
+//            transposed key copy in pinned memory instead); per step the scores, top-k and the
+//            zero-copy gather of the dominant rows run on the device
 // Used by the sequence's thread only. Without CUDA in the build (gpu_layers_none.cc), or without
 // a device, OpenGpuContext fails with UNSUPPORTED and nothing else here is reachable.
 #pragma once
@@ -41,8 +42,7 @@ void ReleaseGpuScratch(GpuContext& context);
 // Device bytes of the shared scratch buffers (counted once per sequence).
 uint64_t GpuScratchBytes(const GpuContext& context);
 
-// The GPU layer state for `plan` (UNSUPPORTED for a sparse layer with scorer=channels: the GPU
-// path scores on the resident sketch).
+// The GPU layer state for `plan`.
 StatusOr<std::unique_ptr<LayerState>> NewGpuLayer(const LayerPlan& plan, const kernels::AttentionShape& shape,
                                                   int layer, GpuContext* gpu, LayerContext* context);
 

@@ -1,14 +1,18 @@
-// "sparse" on a GPU sequence: TailorKV's offloaded layers (Yao et al., "TailorKV", Sec. 4.2) with
-// the resident-sketch scorer (scorer=sketch), the composition `kvt-bench decode --gpu-only`
-// measures (gpu/bench/decode_bench_gpu.cu).
+// "sparse" on a GPU sequence: TailorKV's offloaded layers (Yao et al., "TailorKV", Sec. 4.2). With
+// scorer=sketch it is the composition `kvt-bench decode --gpu-only` measures
+// (gpu/bench/decode_bench_gpu.cu); with scorer=channels the published pipeline's scoring, the
+// selected channel rows read zero-copy from a transposed key copy in pinned memory.
 //
 // Host tier: fp16 K and V [tokens][kv_heads][head_dim] in pinned, mapped host memory. Resident in
 // device memory: the first `sinks` tokens, the recent window (tokens [win_first_, tokens_), the
 // last `recent` at least, 3 * recent rows of room), per-channel max |K| and the KIVI key sketch
 // of every complete `sketch_group` of keys (quantized on the device from the mapped host rows).
-// Per step, on the device: TopChannels picks the query's critical channels, SketchScores scores
-// the candidates between sinks and window on them (candidates past the last complete sketch group
-// score +max: always kept, as on the CPU), TopK picks k = budget - sinks - recent per KV head,
+// (scorer=channels: a channel-major key copy [kv_heads][head_dim][capacity] in pinned memory
+// instead of the sketch.) Per step, on the device: TopChannels picks the query's critical
+// channels, SketchScores scores the candidates between sinks and window on them (candidates past
+// the last complete sketch group score +max: always kept, as on the CPU) — or ApproxScores on the
+// channel rows (scorer=channels; the channels always come from the real query: HintNext is a
+// no-op, as nothing needs prefetching when the kernel reads the rows over PCIe) — TopK picks k = budget - sinks - recent per KV head,
 // GatherRows reads just those rows of K and V from pinned memory over PCIe, and DecodeAttention
 // runs over sinks + gathered + recent. When the candidates fit in k, the step attends to the whole
 // host tier (exact). The CPU twin is sparse_layer.cc with scorer=sketch: same selection rule.
@@ -18,8 +22,10 @@
 // channel maxima); everything else is rebuilt from them on Load.
 #include <algorithm>
 #include <cfloat>
+#include <cstring>
 #include <vector>
 
+#include "gpu/kernels/approx_scores.cuh"
 #include "gpu/kernels/channel_select.cuh"
 #include "gpu/kernels/decode_attention.cuh"
 #include "gpu/kernels/gather_rows.cuh"
@@ -92,6 +98,8 @@ class GpuSparseLayer final : public GpuLayer {
     KVT_RETURN_IF_ERROR(gpu_->Synchronize());
     keys_.Clear();
     values_.Clear();
+    key_cm_.Clear();
+    cm_capacity_ = 0;
     sketch_codes_.Clear();
     sketch_scale_.Clear();
     sketch_zero_.Clear();
@@ -111,7 +119,7 @@ class GpuSparseLayer final : public GpuLayer {
     return static_cast<uint64_t>(window * kv_row() * 2) * sizeof(Half) + absmax_.size() * sizeof(float) +
            sketch_codes_.size() + (sketch_scale_.size() + sketch_zero_.size()) * sizeof(Half);
   }
-  uint64_t host_bytes() const override { return (keys_.size() + values_.size()) * sizeof(Half); }
+  uint64_t host_bytes() const override { return (keys_.size() + values_.size() + key_cm_.size()) * sizeof(Half); }
 
   // The same selection on the device; the segments handed back are host pointers: sinks and the
   // recent window straight from the pinned host tier (the same rows as their resident copies), the
@@ -169,8 +177,16 @@ class GpuSparseLayer final : public GpuLayer {
     KVT_RETURN_IF_ERROR(g.gather_v.Resize(g.gather_k.size(), g.stream));
     KVT_RETURN_IF_ERROR(gpu::TopChannelsCuda(shape_, q, absmax_dev_.data(), p_.channels, g.qhat.data(),
                                              g.channels.data(), stream));
-    const int64_t scored = std::clamp<int64_t>(sketch_groups_ * sketch_.key_group - begin, 0, n);
-    if (scored > 0) {
+    const int64_t scored =
+        p_.scorer == Scorer::kChannels ? n : std::clamp<int64_t>(sketch_groups_ * sketch_.key_group - begin, 0, n);
+    if (p_.scorer == Scorer::kChannels) {
+      // Channel rows of the candidates, [kv_heads][head_dim][capacity] from token `begin` on.
+      const kernels::StridedKeys rows{key_cm_.device_data() + begin, n, 1, d * cm_capacity_, cm_capacity_};
+      KVT_RETURN_IF_ERROR(gpu::ApproxScoresCuda(kvh, d, g.qhat.data(), g.channels.data(), p_.channels, rows,
+                                                g.scores.data(), n, stream));
+      ctx_->pcie_bytes += static_cast<uint64_t>(kvh) * p_.channels * n * sizeof(Half);
+      ++ctx_->demand_fetches;
+    } else if (scored > 0) {
       KVT_RETURN_IF_ERROR(gpu::SketchScoresCuda(sketch_, sketch_codes_.data(), sketch_scale_.data(),
                                                 sketch_zero_.data(), sketch_groups_, g.qhat.data(), g.channels.data(),
                                                 p_.channels, begin, scored, g.scores.data(), n, stream));
@@ -253,9 +269,10 @@ class GpuSparseLayer final : public GpuLayer {
         win_first_ += drop;
       }
     }
+    if (p_.scorer == Scorer::kChannels) KVT_RETURN_IF_ERROR(AppendChannelMajor(k, tokens));
     tokens_ += tokens;
     // Every newly complete group of keys joins the sketch, quantized from the mapped host rows.
-    const int64_t add = tokens_ / sketch_.key_group - sketch_groups_;
+    const int64_t add = p_.scorer == Scorer::kSketch ? tokens_ / sketch_.key_group - sketch_groups_ : 0;
     if (add > 0) {
       const int64_t kvh = shape_.kv_heads;
       const size_t code_off = sketch_codes_.size(), param_off = sketch_scale_.size();
@@ -271,9 +288,36 @@ class GpuSparseLayer final : public GpuLayer {
     return Status::Ok();
   }
 
+  // scorer=channels: writes rows k [tokens][row] (tokens_ is the count before them) into the
+  // transposed copy, growing it geometrically (a new block, re-laid out; kernels reading the old
+  // one are waited for first).
+  Status AppendChannelMajor(const Half* k, int64_t tokens) {
+    const int64_t row = kv_row(), need = tokens_ + tokens;
+    if (need > cm_capacity_) {
+      const int64_t cap = std::max<int64_t>(need, std::max<int64_t>(2 * cm_capacity_, 256));
+      PinnedArray<Half> grown;
+      KVT_RETURN_IF_ERROR(grown.Reserve(static_cast<size_t>(row * cap), gpu_->stream));
+      for (int64_t r = 0; tokens_ > 0 && r < row; ++r) {
+        std::memcpy(grown.data() + r * cap, key_cm_.data() + r * cm_capacity_, static_cast<size_t>(tokens_) * sizeof(Half));
+      }
+      KVT_RETURN_IF_ERROR(gpu_->Synchronize());
+      key_cm_.Swap(grown);
+      key_cm_.set_size(static_cast<size_t>(row * cap));
+      cm_capacity_ = cap;
+    }
+    Half* cm = key_cm_.data();
+    for (int64_t t = 0; t < tokens; ++t) {
+      const Half* src = k + t * row;
+      for (int64_t r = 0; r < row; ++r) cm[r * cm_capacity_ + tokens_ + t] = src[r];
+    }
+    return Status::Ok();
+  }
+
   LayerPlan p_;
   LayerContext* ctx_;
   PinnedArray<Half> keys_, values_;     // host tier, [tokens][kv_heads][head_dim]
+  PinnedArray<Half> key_cm_;            // scorer=channels: host tier, [kv_heads][head_dim][cm_capacity_]
+  int64_t cm_capacity_ = 0;
   std::vector<float> absmax_;           // [kv_heads][head_dim], the host copy (saved)
   DeviceArray<float> absmax_dev_;
   kernels::KiviLayout sketch_;
@@ -295,12 +339,10 @@ class GpuSparseLayer final : public GpuLayer {
 
 StatusOr<std::unique_ptr<LayerState>> NewGpuSparseLayer(const LayerPlan& plan, const kernels::AttentionShape& shape,
                                                         GpuContext* gpu, LayerContext* context) {
-  if (plan.scorer != Scorer::kSketch) {
-    return Unsupported("sparse layer on a GPU sequence: only scorer=sketch (the resident key sketch) is implemented; "
-                       "scorer=channels runs on a CPU sequence");
+  if (plan.scorer == Scorer::kSketch) {
+    kernels::KiviLayout l{shape, plan.sketch_bits, plan.sketch_group, shape.head_dim};
+    KVT_RETURN_IF_ERROR(l.Validate());
   }
-  kernels::KiviLayout l{shape, plan.sketch_bits, plan.sketch_group, shape.head_dim};
-  KVT_RETURN_IF_ERROR(l.Validate());
   std::unique_ptr<GpuSparseLayer> layer(new GpuSparseLayer(plan, shape, gpu, context));
   KVT_RETURN_IF_ERROR(layer->Init());
   return std::unique_ptr<LayerState>(std::move(layer));
