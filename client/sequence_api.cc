@@ -53,6 +53,10 @@ kvt::Status CheckHandle(const kvt_sequence* s) {
 extern "C" {
 
 kvt_status_t kvt_sequence_open(const char* plan_text, kvt_sequence_t** out_sequence) {
+  return kvt_sequence_open_on_device(plan_text, -1, out_sequence);
+}
+
+kvt_status_t kvt_sequence_open_on_device(const char* plan_text, int32_t cuda_device, kvt_sequence_t** out_sequence) {
   return AbiGuard([&]() -> kvt_status_t {
     if (plan_text == nullptr || out_sequence == nullptr) return AbiFail(kvt::InvalidArgument("null argument"));
     *out_sequence = nullptr;
@@ -60,7 +64,9 @@ kvt_status_t kvt_sequence_open(const char* plan_text, kvt_sequence_t** out_seque
     if (len > (1u << 20)) return AbiFail(kvt::InvalidArgument("plan text larger than 1 MiB"));
     auto plan = kvt::sequence::ParsePlan(std::string_view(plan_text, len));
     if (!plan.ok()) return AbiFail(plan.status());
-    auto seq = kvt::sequence::Sequence::Open(*plan);
+    kvt::sequence::SequenceOptions options;
+    options.cuda_device = cuda_device;
+    auto seq = kvt::sequence::Sequence::Open(*plan, options);
     if (!seq.ok()) return AbiFail(seq.status());
     *out_sequence = new kvt_sequence{std::move(*seq), nullptr};
     return KVT_STATUS_OK;
@@ -81,6 +87,16 @@ kvt_status_t kvt_sequence_append(kvt_sequence_t* s, uint32_t layer, const float*
     if (tokens > (1u << 30)) return AbiFail(kvt::InvalidArgument("append: too many tokens"));
     kvt::Status st = s->seq->Append(static_cast<int>(layer), keys, values, static_cast<int>(tokens));
     if (st.ok()) s->After(static_cast<int>(layer), /*step=*/false);
+    return AbiDone(st);
+  });
+}
+
+kvt_status_t kvt_sequence_attend_on_device(kvt_sequence_t* s, uint32_t layer, const float* query, float* out,
+                                           void* cuda_stream) {
+  return AbiGuard([&]() -> kvt_status_t {
+    if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);
+    kvt::Status st = s->seq->AttendOnDevice(static_cast<int>(layer), query, out, static_cast<CUstream_st*>(cuda_stream));
+    if (st.ok()) s->After(static_cast<int>(layer), /*step=*/true);
     return AbiDone(st);
   });
 }

@@ -34,6 +34,7 @@ Sequence::Sequence(SequencePlan plan, SequenceOptions options) : plan_(std::move
 }
 
 Sequence::~Sequence() {
+  if (gpu_) (void)internal::ActivateGpu(*gpu_);
   layers_.clear();  // each layer waits for its own transfers
   for (auto& b : context_.buffers) {
     if (b.pending) (void)scheduler_->Wait(b.ticket);
@@ -43,10 +44,19 @@ Sequence::~Sequence() {
 Status Sequence::BuildLayers() {
   layers_.clear();
   for (int l = 0; l < plan_.num_layers(); ++l) {
-    auto s = internal::MakeLayerState(plan_.layers[static_cast<size_t>(l)], plan_.shape(), l, &context_);
+    const LayerPlan& lp = plan_.layers[static_cast<size_t>(l)];
+    auto s = gpu_ ? internal::NewGpuLayer(lp, plan_.shape(), l, gpu_.get(), &context_)
+                  : internal::MakeLayerState(lp, plan_.shape(), l, &context_);
     if (!s.ok()) return s.status().WithContext("layer " + std::to_string(l));
     layers_.push_back(std::move(*s));
   }
+  return Status::Ok();
+}
+
+Status Sequence::OpenDevice(int cuda_device) {
+  if (cuda_device < -1) return InvalidArgument("cuda_device " + std::to_string(cuda_device) + ": -1 (CPU) or >= 0");
+  if (cuda_device == -1) return Status::Ok();
+  KVT_ASSIGN_OR_RETURN(gpu_, internal::OpenGpuContext(cuda_device));
   return Status::Ok();
 }
 
@@ -54,6 +64,7 @@ StatusOr<std::unique_ptr<Sequence>> Sequence::Open(const SequencePlan& plan, Seq
   KVT_RETURN_IF_ERROR(kernels::RequireHostKernelCpu());
   KVT_RETURN_IF_ERROR(plan.Validate());
   std::unique_ptr<Sequence> s(new Sequence(plan, options));
+  KVT_RETURN_IF_ERROR(s->OpenDevice(options.cuda_device));
   KVT_RETURN_IF_ERROR(s->BuildLayers());
   return s;
 }
@@ -63,6 +74,7 @@ Status Sequence::CheckLayer(int layer) const {
   if (layer < 0 || layer >= plan_.num_layers()) {
     return InvalidArgument("layer " + std::to_string(layer) + " outside [0, " + std::to_string(plan_.num_layers()) + ")");
   }
+  if (gpu_) return internal::ActivateGpu(*gpu_);
   return Status::Ok();
 }
 
@@ -81,6 +93,18 @@ Status Sequence::Attend(int layer, const float* query, float* out) {
   auto& l = *layers_[static_cast<size_t>(layer)];
   if (l.tokens() == 0) return InvalidArgument("attend: layer " + std::to_string(layer) + " holds no tokens");
   if (Status s = l.Attend(query, out); !s.ok()) return s.WithContext("layer " + std::to_string(layer) + " attend");
+  return Status::Ok();
+}
+
+Status Sequence::AttendOnDevice(int layer, const float* query, float* out, CUstream_st* stream) {
+  if (!gpu_) return Unsupported("attend on device: this sequence is on the CPU (open it with SequenceOptions::cuda_device)");
+  KVT_RETURN_IF_ERROR(CheckLayer(layer));
+  if (query == nullptr || out == nullptr) return InvalidArgument("attend on device: null buffer");
+  auto& l = *layers_[static_cast<size_t>(layer)];
+  if (l.tokens() == 0) return InvalidArgument("attend on device: layer " + std::to_string(layer) + " holds no tokens");
+  if (Status s = l.AttendOnDevice(query, out, stream); !s.ok()) {
+    return s.WithContext("layer " + std::to_string(layer) + " attend on device");
+  }
   return Status::Ok();
 }
 
@@ -116,6 +140,7 @@ void Sequence::ReleaseState() {
   for (auto& b : context_.buffers) b = internal::PrefetchBuffer{};
   std::vector<kernels::Half>().swap(context_.gather_k);  // = {} would keep the capacity
   std::vector<kernels::Half>().swap(context_.gather_v);
+  if (gpu_) internal::ReleaseGpuScratch(*gpu_);
   suspended_ = true;
 }
 
@@ -129,16 +154,20 @@ std::vector<uint8_t> Sequence::ImagePrologue() const {
 
 StatusOr<std::vector<uint8_t>> Sequence::Suspend() {
   if (suspended_) return Unsupported("sequence already suspended");
+  if (gpu_) KVT_RETURN_IF_ERROR(internal::ActivateGpu(*gpu_));
   KVT_RETURN_IF_ERROR(QuiesceAll());
   std::vector<uint8_t> image = ImagePrologue();
   internal::ByteWriter w(&image);
-  for (const auto& l : layers_) l->Save(w);
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    if (Status s = layers_[l]->Save(w); !s.ok()) return s.WithContext("suspend layer " + std::to_string(l));
+  }
   ReleaseState();
   return image;
 }
 
 Status Sequence::SuspendToFile(const std::string& path, SuspendFileIo* io) {
   if (suspended_) return Unsupported("sequence already suspended");
+  if (gpu_) KVT_RETURN_IF_ERROR(internal::ActivateGpu(*gpu_));
   KVT_RETURN_IF_ERROR(QuiesceAll());
   // Streamed one layer at a time, so the extra memory is one layer's image, not the sequence's.
   SuspendFileWriter file(io);
@@ -148,8 +177,9 @@ Status Sequence::SuspendToFile(const std::string& path, SuspendFileIo* io) {
   for (size_t l = 0; l < layers_.size(); ++l) {
     chunk.clear();
     internal::ByteWriter w(&chunk);
-    layers_[l]->Save(w);
-    if (Status s = file.Append(chunk); !s.ok()) return s.WithContext("suspend layer " + std::to_string(l));
+    Status s = layers_[l]->Save(w);
+    if (s.ok()) s = file.Append(chunk);
+    if (!s.ok()) return s.WithContext("suspend layer " + std::to_string(l));
   }
   chunk = {};
   KVT_RETURN_IF_ERROR(file.Commit());
@@ -172,6 +202,7 @@ Status Sequence::Resume(std::span<const uint8_t> image) {
   std::string plan_text;
   KVT_RETURN_IF_ERROR(r.GetString(&plan_text));
   KVT_ASSIGN_OR_RETURN(SequencePlan plan, ParsePlan(plan_text));
+  if (gpu_) KVT_RETURN_IF_ERROR(internal::ActivateGpu(*gpu_));
   // Nothing changes unless the whole image loads: a bad image leaves the sequence as it was
   // (suspended, or fresh).
   SequencePlan old_plan = std::exchange(plan_, std::move(plan));
@@ -194,6 +225,7 @@ Status Sequence::Resume(std::span<const uint8_t> image) {
 StatusOr<std::unique_ptr<Sequence>> Sequence::Restore(std::span<const uint8_t> image, SequenceOptions options) {
   KVT_RETURN_IF_ERROR(kernels::RequireHostKernelCpu());
   std::unique_ptr<Sequence> s(new Sequence(SequencePlan{}, options));
+  KVT_RETURN_IF_ERROR(s->OpenDevice(options.cuda_device));
   s->suspended_ = true;
   KVT_RETURN_IF_ERROR(s->Resume(image));
   return s;
@@ -224,6 +256,7 @@ SequenceCounters Sequence::counters() const {
   // The two channel-row buffers are resident too.
   for (const auto& b : context_.buffers) c.device_bytes += b.rows.capacity() * sizeof(kernels::Half);
   c.device_bytes += (context_.gather_k.capacity() + context_.gather_v.capacity()) * sizeof(kernels::Half);
+  if (gpu_) c.device_bytes += internal::GpuScratchBytes(*gpu_);
   c.pcie_bytes = context_.pcie_bytes;
   c.prefetch_hits = context_.prefetch_hits;
   c.demand_fetches = context_.demand_fetches;

@@ -9,6 +9,25 @@
 // the next sparse layer's channel rows move while layer l computes), Append(l, k, v, 1),
 // Attend(l, q, out) or Select(l, q).
 //
+// Device: with SequenceOptions::cuda_device >= 0 the layers live on that CUDA device
+// (sequence/internal/gpu_layers.h): full fp16 in device memory; offload fp16 in pinned host memory
+// read zero-copy by the attention kernel; kivi quantized and attended on the device; sparse with
+// K/V in pinned host memory and sinks, recent window, channel maxima and the low-bit key sketch on
+// the device, scored, top-k'd, gathered (zero-copy) and attended there (scorer=channels: scored on
+// the query's channel rows of a transposed key copy in pinned memory, read zero-copy; the channels
+// come from the real query, so the HintNext speculative query plays no part on the GPU).
+// Attend (host pointers) works on both;
+// AttendOnDevice takes device pointers and a stream. Select keeps its contract (host pointers):
+// offload and sparse segments point into the pinned host tier, the rest are copied back (for an
+// engine's own CPU-side kernel or inspection, not a fast path). HintNext is a no-op on a GPU
+// sequence (nothing to prefetch). Suspend
+// images are the same bytes on both backends: an image resumes on a CPU or a GPU sequence (the
+// device is an option, not part of the image); full, offload and kivi layers resume bit for bit,
+// a sparse layer's sketch (and transposed keys) is rebuilt by the resuming side's quantizer (CPU and GPU codes agree
+// except where a key sits within float rounding of a code boundary).
+// Without CUDA in the build or without a device, Open/Restore with cuda_device >= 0 fail with
+// UNSUPPORTED (a device index the machine lacks: INVALID_ARGUMENT); they never abort.
+//
 // Threading: one thread at a time calls a Sequence; its transfers run on the TransferScheduler's
 // worker (the sequence's own, or one shared with other sequences through SequenceOptions, which
 // must then outlive the sequence). Calls block until their data is ready; errors are Status
@@ -22,6 +41,7 @@
 #include <vector>
 
 #include "common/status_or.h"
+#include "sequence/internal/gpu_layers.h"
 #include "sequence/internal/layer_state.h"
 #include "sequence/sequence_plan.h"
 #include "sequence/suspend_file.h"
@@ -31,10 +51,11 @@ namespace kvt::sequence {
 
 struct SequenceOptions {
   TransferScheduler* scheduler = nullptr;  // null: the sequence starts its own
+  int cuda_device = -1;                    // -1: host memory and CPU kernels; >= 0: that CUDA device
 };
 
 struct SequenceCounters {
-  uint64_t device_bytes = 0;    // resident ("GPU") KV bytes, all layers
+  uint64_t device_bytes = 0;    // resident ("GPU") KV bytes, all layers (GPU sequence: + scratch)
   uint64_t host_bytes = 0;      // host-tier KV bytes, all layers
   uint64_t pcie_bytes = 0;      // host tier -> working memory since Open/Resume (prefetch + demand)
   uint64_t prefetch_hits = 0;   // sparse-layer steps served by a HintNext prefetch
@@ -54,6 +75,12 @@ class Sequence {
   // Prefill in bulk or one decode token: `tokens` > 0 rows.
   Status Append(int layer, const float* keys, const float* values, int tokens);
   Status Attend(int layer, const float* query, float* out);
+  // GPU sequences only (UNSUPPORTED on a CPU one): `query` and `out` [q_heads][head_dim] float32 in
+  // device memory of the sequence's device. The attention is enqueued on `stream` (null: the
+  // legacy default stream) after everything the sequence queued before (appends), and the call
+  // returns without waiting: `out` is ready when `stream` reaches this point. The sequence's next
+  // calls are ordered after it. The caller keeps `query` and `out` alive until then.
+  Status AttendOnDevice(int layer, const float* query, float* out, CUstream_st* stream);
   // The K/V the layer would attend to, for an engine running its own kernel; valid until the next
   // call on this sequence (sparse layers share one gather buffer). Dense (KIVI) layers return
   // their dequantized K/V.
@@ -79,6 +106,7 @@ class Sequence {
   // suspended and intact. The file stays where it is (the caller removes it).
   Status ResumeFromFile(const std::string& path);
   bool suspended() const { return suspended_; }
+  bool on_gpu() const { return gpu_ != nullptr; }
 
   const SequencePlan& plan() const { return plan_; }
   int64_t tokens(int layer) const;
@@ -91,6 +119,7 @@ class Sequence {
 
  private:
   explicit Sequence(SequencePlan plan, SequenceOptions options);
+  Status OpenDevice(int cuda_device);
   Status BuildLayers();
   Status CheckLayer(int layer) const;
   Status QuiesceAll();       // waits for every transfer of every layer
@@ -101,6 +130,7 @@ class Sequence {
   std::unique_ptr<TransferScheduler> own_scheduler_;
   TransferScheduler* scheduler_;
   internal::LayerContext context_;
+  internal::GpuContextPtr gpu_;  // null: a CPU sequence
   std::vector<std::unique_ptr<internal::LayerState>> layers_;  // destroyed before context_
   bool suspended_ = false;
 };

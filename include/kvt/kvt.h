@@ -33,7 +33,7 @@ extern "C" {
 #endif
 
 #define KVT_ABI_VERSION_MAJOR 1
-#define KVT_ABI_VERSION_MINOR 2
+#define KVT_ABI_VERSION_MINOR 3
 #define KVT_ABI_VERSION_PATCH 0
 
 /* ------------------------------------------------------------------------------------------------
@@ -340,6 +340,23 @@ KVT_API kvt_status_t kvt_sequence_suspend_to_file(kvt_sequence_t* sequence, cons
  * missing one NOT_FOUND; after any failure the sequence is still suspended and intact (resume it
  * from a good copy, or close it). The file is left in place for the caller to remove. */
 KVT_API kvt_status_t kvt_sequence_resume_from_file(kvt_sequence_t* sequence, const char* path);
+
+/* (ABI 1.3) kvt_sequence_open with the layers on CUDA device `cuda_device` (-1: the CPU, as
+ * kvt_sequence_open): full layers fp16 in device memory, KIVI layers quantized on the device,
+ * sparse layers with K/V in pinned host memory and the key sketch (or transposed keys), scoring,
+ * top-k and the zero-copy gather on the device. KVT_STATUS_UNSUPPORTED without CUDA in the
+ * library or without a visible device; INVALID_ARGUMENT for a device the machine does not have.
+ * kvt_sequence_attend
+ * select (host pointers, copied back from the device where needed) and suspend/resume work as on
+ * the CPU (images move between CPU and GPU sequences). */
+KVT_API kvt_status_t kvt_sequence_open_on_device(const char* plan_text, int32_t cuda_device,
+                                                 kvt_sequence_t** out_sequence);
+/* (ABI 1.3) Attention with `query` and `out` ([q_heads][head_dim] float32) in the sequence's device
+ * memory, enqueued on `cuda_stream` (a cudaStream_t; NULL: the legacy default stream) after the
+ * sequence's earlier work; returns without waiting: `out` is ready when the stream reaches this
+ * point. KVT_STATUS_UNSUPPORTED on a CPU sequence. */
+KVT_API kvt_status_t kvt_sequence_attend_on_device(kvt_sequence_t* sequence, uint32_t layer, const float* query,
+                                                   float* out, void* cuda_stream);
 
 /* How a layer keeps its KV (the plan's layer kinds); indexes kvt_daemon_stats_t's policy arrays. */
 typedef enum kvt_layer_policy {

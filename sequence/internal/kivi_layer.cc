@@ -37,7 +37,10 @@ class KiviLayer final : public LayerState {
     return Status::Ok();
   }
 
-  void Save(ByteWriter& w) const override { store_.Save(w); }
+  Status Save(ByteWriter& w) const override {
+    store_.Save(w);
+    return Status::Ok();
+  }
   Status Load(ByteReader& r) override { return store_.Load(r); }
 
   int64_t tokens() const override { return store_.tokens(); }

@@ -1,6 +1,6 @@
 // LayerState — one layer of one Sequence in the form its LayerPlan keeps it (private to sequence/).
 // Implementations: full and offload (resident_layers.cc), kivi (kivi_layer.cc), sparse
-// (sparse_layer.cc). Used by the Sequence's thread only; jobs they hand to the TransferScheduler
+// (sparse_layer.cc); on a GPU sequence their GPU twins (gpu_layers.h). Used by the Sequence's thread only; jobs they hand to the TransferScheduler
 // read the layer's host-tier buffers on the worker thread, and its write-backs (write_backs.h)
 // mutate them there, so a layer reads those buffers on its own thread only after settling the
 // write-backs it needs, and waits for all its transfers (Quiesce) before Save or destruction.
@@ -17,6 +17,8 @@
 #include "sequence/internal/bytes.h"
 #include "sequence/sequence_plan.h"
 #include "sequence/transfer_scheduler.h"
+
+struct CUstream_st;  // cudaStream_t is CUstream_st*; named here without a CUDA header
 
 namespace kvt::sequence {
 
@@ -62,10 +64,17 @@ class LayerState {
   virtual Status Select(const float* query, SelectedKv* out) = 0;
   // Default: Select, then DecodeAttention over the segments.
   virtual Status Attend(const float* query, float* out);
+  // GPU layers: attention with `query` and `out` in device memory, enqueued on `stream` (see
+  // Sequence::AttendOnDevice). CPU layers: UNSUPPORTED.
+  virtual Status AttendOnDevice(const float* query, float* out, CUstream_st* stream) {
+    return Unsupported("attend on device: this layer is kept on the CPU");
+  }
   virtual Status Hint(const float* speculative_query) { return Status::Ok(); }
   // Waits for this layer's outstanding transfers.
   virtual Status Quiesce() { return Status::Ok(); }
-  virtual void Save(ByteWriter& w) const = 0;
+  // Appends the layer's image to `w` (after Quiesce). GPU layers copy their device state back
+  // here, which can fail (a CUDA Status); `w` then holds a partial image to be discarded.
+  virtual Status Save(ByteWriter& w) const = 0;
   virtual Status Load(ByteReader& r) = 0;
   virtual int64_t tokens() const = 0;
   virtual int64_t kept_tokens() const { return tokens(); }

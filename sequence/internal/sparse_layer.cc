@@ -195,10 +195,11 @@ class SparseLayer final : public LayerState {
     return Status::Ok();
   }
 
-  void Save(ByteWriter& w) const override {
+  Status Save(ByteWriter& w) const override {
     w.PutVector(std::vector<Half>(keys_.data(), keys_.data() + keys_.tokens() * row_));
     w.PutVector(std::vector<Half>(values_.data(), values_.data() + values_.tokens() * row_));
     w.PutVector(absmax_);
+    return Status::Ok();
   }
   Status Load(ByteReader& r) override {
     std::vector<Half> k, v;

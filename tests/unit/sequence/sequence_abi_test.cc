@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "gpu/host_memory.h"
 #include "include/kvt/kvt.h"
 #include "sequence/sequence.h"
 #include "tests/support/temp_dir.h"
@@ -139,6 +140,31 @@ TEST(SequenceAbi, SuspendsToAFile) {
   }
   kvt_sequence_close(s);
   kvt_sequence_close(twin);
+}
+
+TEST(SequenceAbi, DeviceOpenWithoutGpuIsUnsupported) {
+  uint32_t major = 0, minor = 0;
+  kvt_version(&major, &minor, nullptr);
+  EXPECT_GE(minor, 3u);
+  const char* plan = "kvt-sequence-plan 1\nmodel t\nshape layers=1,q_heads=4,kv_heads=2,head_dim=16\nlayer 0 full\n";
+  kvt_sequence_t* s = nullptr;
+  EXPECT_EQ(kvt_sequence_open_on_device(plan, -2, &s), KVT_STATUS_INVALID_ARGUMENT);
+  const kvt_status_t st = kvt_sequence_open_on_device(plan, 0, &s);
+  if (kvt::gpu::DeviceCount() == 0) {
+    EXPECT_EQ(st, KVT_STATUS_UNSUPPORTED) << kvt_last_error_message();
+    EXPECT_NE(std::strstr(kvt_last_error_message(), "cuda"), nullptr) << kvt_last_error_message();
+    EXPECT_EQ(s, nullptr);
+  } else {
+    EXPECT_EQ(st, KVT_STATUS_OK) << kvt_last_error_message();
+    kvt_sequence_close(s);
+  }
+  // A CPU sequence refuses the device entry point before touching the pointers.
+  ASSERT_EQ(kvt_sequence_open_on_device(plan, -1, &s), KVT_STATUS_OK) << kvt_last_error_message();
+  std::vector<float> k(2 * 16, 0.5f), q(4 * 16, 0.25f), out(q.size());
+  ASSERT_EQ(kvt_sequence_append(s, 0, k.data(), k.data(), 1), KVT_STATUS_OK);
+  EXPECT_EQ(kvt_sequence_attend_on_device(s, 0, q.data(), out.data(), nullptr), KVT_STATUS_UNSUPPORTED);
+  EXPECT_EQ(kvt_sequence_attend_on_device(nullptr, 0, q.data(), out.data(), nullptr), KVT_STATUS_INVALID_ARGUMENT);
+  kvt_sequence_close(s);
 }
 
 TEST(SequenceAbi, BadArgumentsAreStatusCodes) {

@@ -1,0 +1,76 @@
+#include "sequence/internal/gpu_context.cuh"
+
+#include <string>
+#include <utility>
+
+namespace kvt::sequence::internal {
+
+void GpuContextDeleter::operator()(GpuContext* g) const {
+  if (g == nullptr) return;
+  if (g->stream != nullptr) {
+    (void)cudaSetDevice(g->device);
+    (void)cudaStreamSynchronize(g->stream);
+  }
+  ReleaseGpuScratch(*g);
+  if (g->joined != nullptr) cudaEventDestroy(g->joined);
+  if (g->rejoined != nullptr) cudaEventDestroy(g->rejoined);
+  if (g->stream != nullptr) cudaStreamDestroy(g->stream);
+  delete g;
+}
+
+StatusOr<GpuContextPtr> OpenGpuContext(int device) {
+  const int devices = gpu::DeviceCount();
+  if (devices == 0) {
+    return Unsupported("sequence on cuda device " + std::to_string(device) +
+                       ": no CUDA device is visible (no GPU, no driver, or CUDA_VISIBLE_DEVICES hides it)");
+  }
+  if (device < 0 || device >= devices) {
+    return InvalidArgument("sequence: cuda device " + std::to_string(device) + " outside [0, " +
+                           std::to_string(devices) + ")");
+  }
+  GpuContextPtr g(new GpuContext);
+  g->device = device;
+  KVT_CUDA_RETURN_IF_ERROR(cudaSetDevice(device));
+  KVT_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking));
+  KVT_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&g->joined, cudaEventDisableTiming));
+  KVT_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&g->rejoined, cudaEventDisableTiming));
+  return StatusOr<GpuContextPtr>(std::move(g));  // spelled out: nvcc does not move into StatusOr implicitly
+}
+
+Status GpuContext::Join(cudaStream_t caller) {
+  if (caller == stream) return Status::Ok();
+  KVT_CUDA_RETURN_IF_ERROR(cudaEventRecord(joined, stream));
+  return gpu::CudaStatus(cudaStreamWaitEvent(caller, joined, 0), "cudaStreamWaitEvent");
+}
+
+Status GpuContext::Rejoin(cudaStream_t caller) {
+  if (caller == stream) return Status::Ok();
+  KVT_CUDA_RETURN_IF_ERROR(cudaEventRecord(rejoined, caller));
+  return gpu::CudaStatus(cudaStreamWaitEvent(stream, rejoined, 0), "cudaStreamWaitEvent");
+}
+
+Status ActivateGpu(const GpuContext& g) { return gpu::CudaStatus(cudaSetDevice(g.device), "cudaSetDevice"); }
+
+void ReleaseGpuScratch(GpuContext& g) {
+  if (g.stream != nullptr) (void)cudaStreamSynchronize(g.stream);
+  g.query.Clear();
+  g.out.Clear();
+  g.workspace.Clear();
+  g.stage_k.Clear();
+  g.stage_v.Clear();
+  g.qhat.Clear();
+  g.scores.Clear();
+  g.channels.Clear();
+  g.indices.Clear();
+  g.gather_k.Clear();
+  g.gather_v.Clear();
+}
+
+uint64_t GpuScratchBytes(const GpuContext& g) {
+  return g.query.capacity_bytes() + g.out.capacity_bytes() + g.workspace.capacity_bytes() +
+         g.stage_k.capacity_bytes() + g.stage_v.capacity_bytes() + g.qhat.capacity_bytes() +
+         g.scores.capacity_bytes() + g.channels.capacity_bytes() + g.indices.capacity_bytes() +
+         g.gather_k.capacity_bytes() + g.gather_v.capacity_bytes();
+}
+
+}  // namespace kvt::sequence::internal

@@ -1,0 +1,133 @@
+// "full" and "offload" on a GPU sequence: fp16 K/V [tokens][kv_heads][head_dim] in device memory
+// (full) or in pinned, mapped host memory (offload: every step's attention reads the whole layer
+// over PCIe, zero-copy, and counts it as fetched). Suspend images are the CPU layers' (fp16 K,
+// then fp16 V), so an image moves between a CPU and a GPU sequence unchanged.
+#include <vector>
+
+#include "gpu/kernels/decode_attention.cuh"
+#include "host/kernels/convert.h"
+#include "sequence/internal/gpu_layer.cuh"
+
+namespace kvt::sequence::internal {
+namespace {
+
+using kernels::Half;
+
+class GpuFullLayer final : public GpuLayer {
+ public:
+  GpuFullLayer(const kernels::AttentionShape& s, bool offload, GpuContext* gpu, LayerContext* ctx)
+      : GpuLayer(s, gpu), offload_(offload), ctx_(ctx) {}
+  ~GpuFullLayer() override { (void)Quiesce(); }
+
+  Status Append(const float* k, const float* v, int64_t tokens) override {
+    const int64_t n = tokens * kv_row();
+    hk_.resize(static_cast<size_t>(n));
+    hv_.resize(hk_.size());
+    kernels::ConvertToHalf(k, hk_.data(), n);
+    kernels::ConvertToHalf(v, hv_.data(), n);
+    return AppendHalf(hk_.data(), hv_.data(), tokens);
+  }
+
+  Status Save(ByteWriter& w) const override {
+    std::vector<Half> k, v;
+    KVT_RETURN_IF_ERROR(Download(&k, &v));
+    w.PutVector(k);
+    w.PutVector(v);
+    return Status::Ok();
+  }
+
+  Status Load(ByteReader& r) override {
+    std::vector<Half> k, v;
+    KVT_RETURN_IF_ERROR(r.GetVector(&k));
+    KVT_RETURN_IF_ERROR(r.GetVector(&v));
+    if (k.size() != v.size() || k.size() % static_cast<size_t>(kv_row()) != 0) {
+      return Corruption("full layer image: bad sizes");
+    }
+    KVT_RETURN_IF_ERROR(gpu_->Synchronize());
+    dk_.Clear();
+    dv_.Clear();
+    pk_.Clear();
+    pv_.Clear();
+    tokens_ = 0;
+    return AppendHalf(k.data(), v.data(), static_cast<int64_t>(k.size()) / kv_row());
+  }
+
+  // Offload: the pinned host tier itself; full: a host copy of the device K/V.
+  Status Select(const float* query, SelectedKv* out) override {
+    KVT_RETURN_IF_ERROR(gpu_->Synchronize());
+    const Half* k = pk_.data();
+    const Half* v = pv_.data();
+    if (!offload_) {
+      KVT_RETURN_IF_ERROR(Download(&sel_k_, &sel_v_));
+      k = sel_k_.data();
+      v = sel_v_.data();
+    }
+    out->segments.assign(1, kernels::KvSegment<Half>{k, v, tokens_, kv_row(), shape_.head_dim});
+    out->tokens = tokens_;
+    return Status::Ok();
+  }
+
+  int64_t tokens() const override { return tokens_; }
+  uint64_t device_bytes() const override { return offload_ ? 0 : bytes(); }
+  uint64_t host_bytes() const override { return offload_ ? bytes() : 0; }
+
+ protected:
+  Status AttendOn(const float* query, float* out, cudaStream_t stream) override {
+    const kernels::KvSegment<Half> seg{keys(), values(), tokens_, kv_row(), shape_.head_dim};
+    const size_t ws = gpu::DecodeAttentionWorkspaceBytesCuda(shape_, tokens_);
+    KVT_RETURN_IF_ERROR(gpu_->workspace.Resize(ws, gpu_->stream));
+    KVT_RETURN_IF_ERROR(gpu::DecodeAttentionCuda(shape_, std::span(&seg, 1), query, out, gpu_->workspace.data(), ws,
+                                                 stream));
+    if (offload_) {
+      ctx_->pcie_bytes += bytes();
+      ctx_->attention_fetch_bytes += bytes();
+    }
+    return Status::Ok();
+  }
+
+ private:
+  uint64_t bytes() const { return static_cast<uint64_t>(2 * tokens_ * kv_row()) * sizeof(Half); }
+  const Half* keys() const { return offload_ ? pk_.device_data() : dk_.data(); }
+  const Half* values() const { return offload_ ? pv_.device_data() : dv_.data(); }
+
+  Status AppendHalf(const Half* k, const Half* v, int64_t tokens) {
+    const size_t n = static_cast<size_t>(tokens * kv_row());
+    if (offload_) {
+      KVT_RETURN_IF_ERROR(pk_.Append(k, n, gpu_->stream));
+      KVT_RETURN_IF_ERROR(pv_.Append(v, n, gpu_->stream));
+    } else {
+      KVT_RETURN_IF_ERROR(dk_.AppendFromHost(k, n, gpu_->stream));
+      KVT_RETURN_IF_ERROR(dv_.AppendFromHost(v, n, gpu_->stream));
+    }
+    tokens_ += tokens;
+    return Status::Ok();
+  }
+
+  Status Download(std::vector<Half>* k, std::vector<Half>* v) const {
+    KVT_RETURN_IF_ERROR(gpu_->Synchronize());
+    if (offload_) {
+      k->assign(pk_.data(), pk_.data() + pk_.size());
+      v->assign(pv_.data(), pv_.data() + pv_.size());
+      return Status::Ok();
+    }
+    KVT_RETURN_IF_ERROR(dk_.CopyToHost(k, gpu_->stream));
+    return dv_.CopyToHost(v, gpu_->stream);
+  }
+
+  bool offload_;
+  LayerContext* ctx_;
+  DeviceArray<Half> dk_, dv_;  // full
+  PinnedArray<Half> pk_, pv_;  // offload
+  int64_t tokens_ = 0;
+  std::vector<Half> hk_, hv_;      // conversion scratch
+  std::vector<Half> sel_k_, sel_v_;  // full: what Select returns
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<LayerState>> NewGpuFullLayer(const kernels::AttentionShape& shape, bool offload,
+                                                      GpuContext* gpu, LayerContext* context) {
+  return std::unique_ptr<LayerState>(new GpuFullLayer(shape, offload, gpu, context));
+}
+
+}  // namespace kvt::sequence::internal

@@ -1,0 +1,43 @@
+// GpuLayer — what the GPU layer states share: Attend from host pointers (the query staged into the
+// context's device buffer, the output copied back, the stream waited), AttendOnDevice on a
+// caller's stream (joined to the sequence's stream before and after), Quiesce = wait for the
+// sequence's stream. A subclass implements AttendOn (device pointers, enqueue only) and Select
+// (host pointers, as the CPU layers' Select: the engine-kernel path), and must call Quiesce() in
+// its destructor before its buffers go.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include "sequence/internal/gpu_context.cuh"
+#include "sequence/internal/layer_state.h"
+
+namespace kvt::sequence::internal {
+
+class GpuLayer : public LayerState {
+ public:
+  GpuLayer(const kernels::AttentionShape& shape, GpuContext* gpu) : LayerState(shape), gpu_(gpu) {}
+
+  Status Attend(const float* query, float* out) final;
+  Status AttendOnDevice(const float* query, float* out, CUstream_st* stream) final;
+  Status Quiesce() override { return gpu_->Synchronize(); }
+
+ protected:
+  // Copies a host query into the context's device query buffer (on the sequence's stream).
+  Status StageQuery(const float* query);
+  // query [q_heads][head_dim], out [q_heads][head_dim]: device memory; enqueue on `stream`.
+  virtual Status AttendOn(const float* query, float* out, cudaStream_t stream) = 0;
+  int64_t q_row() const { return static_cast<int64_t>(shape_.q_heads) * shape_.head_dim; }
+  int64_t kv_row() const { return static_cast<int64_t>(shape_.kv_heads) * shape_.head_dim; }
+
+  GpuContext* gpu_;
+};
+
+// Per-kind factories (one file each).
+StatusOr<std::unique_ptr<LayerState>> NewGpuFullLayer(const kernels::AttentionShape& shape, bool offload,
+                                                      GpuContext* gpu, LayerContext* context);
+StatusOr<std::unique_ptr<LayerState>> NewGpuKiviLayer(const LayerPlan& plan, const kernels::AttentionShape& shape,
+                                                      GpuContext* gpu);
+StatusOr<std::unique_ptr<LayerState>> NewGpuSparseLayer(const LayerPlan& plan, const kernels::AttentionShape& shape,
+                                                        GpuContext* gpu, LayerContext* context);
+
+}  // namespace kvt::sequence::internal
