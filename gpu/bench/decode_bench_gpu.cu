@@ -3,6 +3,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <chrono>
 #include <random>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "gpu/kernels/kivi_quantize.cuh"
 #include "gpu/kernels/sketch_scores.cuh"
 #include "gpu/kernels/topk.cuh"
+#include "sequence/sequence.h"
 
 namespace kvt::gpu {
 namespace {
@@ -267,10 +269,52 @@ Status RunContext(int64_t t, int dense_layers, int steps, const std::string& dev
   return CudaStatus(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
 }
 
+// (d): `plan` through a Sequence on device 0. K/V rows are cheap pseudo-random floats (timings do
+// not depend on values); the query of every step is one random vector already on the device.
+Status RunSequenceContext(const sequence::SequencePlan& plan, int64_t t, int steps, GpuDecodeRecord* r) {
+  const int64_t rows = t + 1 + steps;  // prefill, one warm-up step, the timed steps
+  std::vector<float> k(static_cast<size_t>(rows) * kRow), v(k.size());
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  for (size_t i = 0; i < k.size(); ++i) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    k[i] = static_cast<float>(static_cast<int32_t>(x >> 32)) * (2.0f / 2147483648.0f);
+    v[i] = static_cast<float>(static_cast<int32_t>(x)) * (1.0f / 2147483648.0f);
+  }
+  KVT_ASSIGN_OR_RETURN(auto seq, sequence::Sequence::Open(plan, {.cuda_device = 0}));
+  for (int l = 0; l < kLayers; ++l) KVT_RETURN_IF_ERROR(seq->Append(l, k.data(), v.data(), static_cast<int>(t)));
+  std::vector<float> hq(kQRow);
+  for (size_t i = 0; i < hq.size(); ++i) hq[i] = k[i] * 0.5f;
+  DevMem q, out;
+  KVT_RETURN_IF_ERROR(Malloc(q, kQRow * sizeof(float)));
+  KVT_RETURN_IF_ERROR(Malloc(out, kQRow * sizeof(float)));
+  KVT_CUDA_RETURN_IF_ERROR(cudaMemcpy(q.p, hq.data(), kQRow * sizeof(float), cudaMemcpyHostToDevice));
+  Stream stream;
+  KVT_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream.s, cudaStreamNonBlocking));
+  std::vector<double> ms;
+  uint64_t pcie_before = 0;
+  for (int s = 0; s < 1 + steps; ++s) {
+    if (s == 1) pcie_before = seq->counters().pcie_bytes;
+    const size_t row = static_cast<size_t>(t + s) * kRow;
+    const auto start = std::chrono::steady_clock::now();
+    for (int l = 0; l < kLayers; ++l) {
+      KVT_RETURN_IF_ERROR(seq->Append(l, k.data() + row, v.data() + row, 1));
+      KVT_RETURN_IF_ERROR(seq->AttendOnDevice(l, As<float>(q), As<float>(out), stream.s));
+    }
+    KVT_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream.s));
+    if (s >= 1) ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  r->sequence_ms = ms[ms.size() / 2];
+  const sequence::SequenceCounters c = seq->counters();
+  r->sequence_gpu_bytes = c.device_bytes;
+  r->sequence_pcie_bytes_per_step = (c.pcie_bytes - pcie_before) / static_cast<uint64_t>(steps);
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status RunDecodeBenchGpu(const std::vector<int64_t>& contexts, int dense_layers, int steps,
-                         std::vector<GpuDecodeRecord>* out) {
+                         const sequence::SequencePlan* sequence_plan, std::vector<GpuDecodeRecord>* out) {
   if (DeviceCount() == 0) return Unsupported("no CUDA device");
   cudaDeviceProp prop{};
   KVT_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&prop, 0));
@@ -279,6 +323,11 @@ Status RunDecodeBenchGpu(const std::vector<int64_t>& contexts, int dense_layers,
     GpuDecodeRecord r;
     if (Status s = RunContext(t, std::clamp(dense_layers, 0, kLayers), std::max(steps, 1), device, &r); !s.ok()) {
       return s.WithContext("context " + std::to_string(t));
+    }
+    if (sequence_plan != nullptr) {
+      if (Status s = RunSequenceContext(*sequence_plan, t, std::max(steps, 1), &r); !s.ok()) {
+        return s.WithContext("sequence, context " + std::to_string(t));
+      }
     }
     out->push_back(r);
   }

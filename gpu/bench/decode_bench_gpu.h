@@ -5,8 +5,10 @@
 // TailorKV plan with the resident 2-bit key sketch: dense layers KIVI-2 in HBM, sparse layers score
 // on the sketch, take the top-128 per KV head and gather them straight from pinned host memory
 // (zero-copy reads over PCIe), attention over 8 sinks + 56 recent + 128 gathered. h2d_gbps is a
-// pinned -> device cudaMemcpy measured in the same run. Plain C++ interface (no CUDA types).
-// UNSUPPORTED without a device.
+// pinned -> device cudaMemcpy measured in the same run. (d), given a plan: the same TailorKV step
+// through the product's own path, a kvt::sequence::Sequence opened on the device (every layer:
+// Append of the new token's K/V from host memory, AttendOnDevice), wall time per token with the
+// stream drained. Plain C++ interface (no CUDA types). UNSUPPORTED without a device.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "sequence/sequence_plan.h"
 
 namespace kvt::gpu {
 
@@ -26,9 +29,14 @@ struct GpuDecodeRecord {
   uint64_t offload_pcie_bytes_per_step = 0;  // (b): the whole cache
   uint64_t channel_rows_bytes_per_step = 0;  // what the published channel-row prefetch would add
   double h2d_gbps = 0;
+  // (d) the plan through kvt::sequence::Sequence on the device (0 when no plan was given).
+  double sequence_ms = 0;
+  uint64_t sequence_gpu_bytes = 0;          // the sequence's device bytes (KV + scratch)
+  uint64_t sequence_pcie_bytes_per_step = 0;
 };
 
+// `sequence_plan` (may be null: no (d)) is a 32-layer plan at these shapes.
 Status RunDecodeBenchGpu(const std::vector<int64_t>& contexts, int dense_layers, int steps,
-                         std::vector<GpuDecodeRecord>* out);
+                         const sequence::SequencePlan* sequence_plan, std::vector<GpuDecodeRecord>* out);
 
 }  // namespace kvt::gpu

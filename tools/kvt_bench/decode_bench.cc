@@ -16,6 +16,9 @@
 //                 worker thread after HintNext, double-buffered)
 //   tailorkv_sketch   the same plan scoring from a resident 2-bit key sketch instead (issue 7's
 //                 improvement: nothing fetched to score, only the gathered tokens move)
+//   tailorkv_sequence (GPU records only) the tailorkv_sketch plan through a Sequence opened on the
+//                 device (Append from host memory + AttendOnDevice per layer), next to the same
+//                 step composed from the kernels directly (tailorkv_ms)
 // One JSON record per device and context with --json. CPU contexts default to 4K, 8K, 16K (what
 // fits next to other work in this machine's memory; --contexts 4096,32768 to choose). With a CUDA
 // build and a device, --gpu (or --gpu-only) adds the GPU records of gpu/bench/decode_bench_gpu.h at
@@ -161,6 +164,22 @@ std::vector<int64_t> ParseContexts(const std::string& s) {
   return out;
 }
 
+#if KVT_BENCH_HAVE_GPU_KERNELS
+// The (d) columns of a GPU record: the plan through the product's Sequence on the device.
+std::string SequenceFields(const gpu::GpuDecodeRecord& r) {
+  if (r.sequence_ms <= 0) return "";
+  char buf[320];
+  std::snprintf(buf, sizeof(buf),
+                ", \"tailorkv_sequence_ms\": %.4f, \"tailorkv_sequence_gpu_bytes\": %llu, "
+                "\"tailorkv_sequence_pcie_bytes_per_step\": %llu, \"offload_over_tailorkv_sequence\": %.2f, "
+                "\"tailorkv_sequence_over_full\": %.3f",
+                r.sequence_ms, (unsigned long long)r.sequence_gpu_bytes,
+                (unsigned long long)r.sequence_pcie_bytes_per_step, r.offload_ms / r.sequence_ms,
+                r.sequence_ms / r.full_ms);
+  return buf;
+}
+#endif
+
 }  // namespace
 
 int RunDecodeBench(int argc, char** argv) {
@@ -168,7 +187,7 @@ int RunDecodeBench(int argc, char** argv) {
   int warm = 1, steps = 3, dense_layers = 2;
   std::vector<int64_t> contexts = {4096, 8192, 16384};
   std::string sparse = "sparse:budget=192,sinks=8,recent=56,channels=8";
-  std::string modes = ",full,offload,tailorkv,tailorkv_sketch,";
+  std::string modes = ",full,offload,tailorkv,tailorkv_sketch,tailorkv_sequence,";
   bool cpu = true, gpu = false;
   std::vector<int64_t> gpu_contexts = {16384, 32768, 65536, 131072};
   for (int i = 1; i < argc; ++i) {
@@ -268,25 +287,28 @@ int RunDecodeBench(int argc, char** argv) {
   if (gpu) {
 #if KVT_BENCH_HAVE_GPU_KERNELS
     std::vector<gpu::GpuDecodeRecord> recs;
-    const Status s = gpu::RunDecodeBenchGpu(gpu_contexts, dense_layers, steps < 5 ? 10 : steps, &recs);
+    const Status s = gpu::RunDecodeBenchGpu(gpu_contexts, dense_layers, steps < 5 ? 10 : steps,
+                                            modes.find(",tailorkv_sequence,") != std::string::npos ? &*plan_s : nullptr,
+                                            &recs);
     if (!s.ok()) {
       std::fprintf(stderr, "kvt-bench decode: GPU part failed: %s\n", s.ToString().c_str());
       if (!cpu) return 1;
     }
     for (const auto& r : recs) {
-      char buf[1024];
+      char buf[2048];
       std::snprintf(buf, sizeof(buf),
                     "%s{\"device\": \"%s\", \"context\": %lld, \"full_ms\": %.4f, \"offload_ms\": %.4f, "
                     "\"tailorkv_ms\": %.4f, \"full_gpu_bytes\": %llu, \"tailorkv_gpu_bytes\": %llu, "
                     "\"pcie_bytes_per_step\": %llu, \"offload_pcie_bytes_per_step\": %llu, "
                     "\"channel_rows_bytes_per_step\": %llu, \"h2d_gbps\": %.3f, \"offload_over_tailorkv\": %.2f, "
-                    "\"tailorkv_over_full\": %.3f, \"tailorkv_gpu_fraction\": %.4f, \"tailorkv_scorer\": \"sketch\"}",
+                    "\"tailorkv_over_full\": %.3f, \"tailorkv_gpu_fraction\": %.4f, \"tailorkv_scorer\": \"sketch\"%s}",
                     records.empty() ? "" : ",\n    ", r.device.c_str(), static_cast<long long>(r.context), r.full_ms,
                     r.offload_ms, r.tailorkv_ms, (unsigned long long)r.full_gpu_bytes,
                     (unsigned long long)r.tailorkv_gpu_bytes, (unsigned long long)r.pcie_bytes_per_step,
                     (unsigned long long)r.offload_pcie_bytes_per_step, (unsigned long long)r.channel_rows_bytes_per_step,
                     r.h2d_gbps, r.offload_ms / r.tailorkv_ms, r.tailorkv_ms / r.full_ms,
-                    static_cast<double>(r.tailorkv_gpu_bytes) / static_cast<double>(r.full_gpu_bytes));
+                    static_cast<double>(r.tailorkv_gpu_bytes) / static_cast<double>(r.full_gpu_bytes),
+                    SequenceFields(r).c_str());
       records += buf;
       if (!json) std::fprintf(stderr, "%s\n", buf);
     }
