@@ -15,18 +15,16 @@
 // K/V in pinned host memory and sinks, recent window, channel maxima and the low-bit key sketch on
 // the device, scored, top-k'd, gathered (zero-copy) and attended there (scorer=channels: scored on
 // the query's channel rows of a transposed key copy in pinned memory, read zero-copy; the channels
-// come from the real query, so the HintNext speculative query plays no part on the GPU).
-// Attend (host pointers) works on both;
-// AttendOnDevice takes device pointers and a stream. Select keeps its contract (host pointers):
-// offload and sparse segments point into the pinned host tier, the rest are copied back (for an
-// engine's own CPU-side kernel or inspection, not a fast path). HintNext is a no-op on a GPU
-// sequence (nothing to prefetch). Suspend
-// images are the same bytes on both backends: an image resumes on a CPU or a GPU sequence (the
-// device is an option, not part of the image); full, offload and kivi layers resume bit for bit,
-// a sparse layer's sketch (and transposed keys) is rebuilt by the resuming side's quantizer (CPU and GPU codes agree
-// except where a key sits within float rounding of a code boundary).
-// Without CUDA in the build or without a device, Open/Restore with cuda_device >= 0 fail with
-// UNSUPPORTED (a device index the machine lacks: INVALID_ARGUMENT); they never abort.
+// come from the real query, so HintNext is a no-op on a GPU sequence). Attend (host pointers)
+// works on both backends; AttendOnDevice takes device pointers and a stream. Select keeps its
+// contract (host pointers): offload and sparse segments point into the pinned host tier, the rest
+// are copied back (for inspection or a CPU-side kernel, not a decode fast path). Appends take host
+// pointers. Suspend images are the same bytes on both backends: an image resumes on a CPU or a GPU
+// sequence (the device is an option, not part of the image); full, offload and kivi layers resume
+// bit for bit, a sparse layer's sketch and transposed keys are rebuilt from its K/V by the resuming
+// side (CPU and GPU sketch codes agree except where a key sits within float rounding of a code
+// boundary). Without CUDA in the build or without a device, Open/Restore with cuda_device >= 0
+// fail with UNSUPPORTED (a device index the machine lacks: INVALID_ARGUMENT); they never abort.
 //
 // Threading: one thread at a time calls a Sequence; its transfers run on the TransferScheduler's
 // worker (the sequence's own, or one shared with other sequences through SequenceOptions, which
