@@ -62,14 +62,14 @@ inline __m512i Codes(__m512 x, __m512 zero, __m512 inv, __m512 levels) {
   return _mm512_cvtps_epi32(CodesF(x, zero, inv, levels));
 }
 
-// Codes() in the integer domain, one operation fewer: cvtps2dq rounds to nearest even as
-// roundscale does, and clamping the integer instead of the float gives the same code for every
-// input: (x - zero) * inv is never beyond +-2^31 (zero = Half(min) is the group's exact fp16 min,
-// so 0 <= x - zero <= max - min, and inv = 1 / Half((max - min) / levels) keeps the product below
-// about 2 * levels), and NaN converts to INT_MIN, which max(., 0) turns into 0 as max_ps does.
-inline __m512i CodesInt(__m512 x, __m512 zero, __m512 inv, __m512i levels) {
-  const __m512i c = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(x, zero), inv));
-  return _mm512_min_epi32(_mm512_max_epi32(c, _mm512_setzero_si512()), levels);
+// Codes() with one operation fewer, the same code for every input (NaN and infinities included):
+// clamping to levels before rounding gives the same result as after (levels is an integer), the
+// clamp is written min(levels, c) so that a NaN c stays NaN (min_ps returns its second operand
+// then), cvtps2dq rounds to nearest even like roundscale and turns NaN and anything beyond the
+// int32 range (only ever negative here) into INT_MIN, which max(., 0) maps to 0 as max_ps does.
+inline __m512i CodesInt(__m512 x, __m512 zero, __m512 inv, __m512 levels) {
+  const __m512 c = _mm512_min_ps(levels, _mm512_mul_ps(_mm512_sub_ps(x, zero), inv));
+  return _mm512_max_epi32(_mm512_cvtps_epi32(c), _mm512_setzero_si512());
 }
 
 // Lanes 0-7 = a, lanes 8-15 = b.

@@ -153,19 +153,22 @@ inline __m512 Op(__m512 a, __m512 b) {
   return kMin ? _mm512_min_ps(a, b) : _mm512_max_ps(a, b);
 }
 // v[slot]: 16 vectors, the one of group i in slot kTranspose4x4[i]. Returns lane i = min (or max)
-// over the 16 lanes of group i's vector.
+// over the 16 lanes of group i's vector, combined in exactly the pairs and operand order of GCC's
+// _mm512_reduce_min_ps (op(hi, lo) over 256- then 128-bit halves, then op(e0, e2), op(e1, e3), and
+// op of those two), which the previous code used per group: min_ps/max_ps return their second
+// operand for NaN and for zeros of either sign, so this keeps even those outputs unchanged.
 template <bool kMin>
 inline __m512 Reduce16(const __m512* v) {
   __m512 r[8], s[4], t[2];
-  for (int i = 0; i < 8; ++i) {  // lanes 0-7: 8 partials of v[2i], 8-15: of v[2i + 1]
-    r[i] = Op<kMin>(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                    _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  for (int i = 0; i < 8; ++i) {  // lanes 0-7: op(a[8 + k], a[k]) of a = v[2i], 8-15: of v[2i + 1]
+    r[i] = Op<kMin>(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)),
+                    _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)));
   }
-  for (int i = 0; i < 4; ++i) {  // 128-bit lane L: 4 partials of v[4i + L]
-    s[i] = Op<kMin>(_mm512_shuffle_f32x4(r[2 * i], r[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
-                    _mm512_shuffle_f32x4(r[2 * i], r[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+  for (int i = 0; i < 4; ++i) {  // 128-bit lane L: op(hi, lo) of the 8 partials of v[4i + L]
+    s[i] = Op<kMin>(_mm512_shuffle_f32x4(r[2 * i], r[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)),
+                    _mm512_shuffle_f32x4(r[2 * i], r[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)));
   }
-  for (int i = 0; i < 2; ++i) {  // lane L, elements 0-1: v[8i + L], 2-3: v[8i + 4 + L]
+  for (int i = 0; i < 2; ++i) {  // lane L, elements 0-1: op(e0, e2), op(e1, e3) of v[8i + L], 2-3: of v[8i + 4 + L]
     t[i] = Op<kMin>(_mm512_shuffle_ps(s[2 * i], s[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
                     _mm512_shuffle_ps(s[2 * i], s[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
   }
@@ -188,7 +191,6 @@ void QuantizeValueRowsFast(const KiviLayout& l, const Half* values, int64_t toke
   const int batch_rows = kLanes / ng;
   const int64_t row_bytes = l.ValueTokenCodeBytes();
   const __m512 levels = _mm512_set1_ps(static_cast<float>(l.levels()));
-  const __m512i ilevels = _mm512_set1_epi32(l.levels());
   auto row_ptr = [&](int64_t r) { return values + (r / h) * token_stride + (r % h) * d; };
   alignas(64) __m512 lo[kLanes], hi[kLanes];
   alignas(64) float zf[kLanes], inv[kLanes];
@@ -227,7 +229,7 @@ void QuantizeValueRowsFast(const KiviLayout& l, const Half* values, int64_t toke
       for (int i = 0; i < d / kLanes; i += 4, x += 4 * kLanes, out += 8 * kBits) {
         auto code = [&](int s) {
           const int grp = vec_group[i + s];
-          return CodesInt(LoadHalves(x + s * kLanes, 0xffff), _mm512_set1_ps(z[grp]), _mm512_set1_ps(iv[grp]), ilevels);
+          return CodesInt(LoadHalves(x + s * kLanes, 0xffff), _mm512_set1_ps(z[grp]), _mm512_set1_ps(iv[grp]), levels);
         };
         Pack64<kBits>(code(0), code(1), code(2), code(3), out);
       }
