@@ -152,27 +152,24 @@ template <bool kMin>
 inline __m512 Op(__m512 a, __m512 b) {
   return kMin ? _mm512_min_ps(a, b) : _mm512_max_ps(a, b);
 }
-// v[slot]: 16 vectors, the one of group i in slot kTranspose4x4[i]. Returns lane i = min (or max)
-// over the 16 lanes of group i's vector, combined in exactly the pairs and operand order of GCC's
+// t3[8 * slot ..]: the first level, op(lanes 8-15, lanes 0-7), of group i's 16-lane vector, in
+// slot kTranspose4x4[i] (computed on 8-lane halves as the groups are read: no shuffle). Returns
+// lane i = min (or max) over the 16 lanes of group i's vector, in exactly the pairs and order of GCC's
 // _mm512_reduce_min_ps (op(hi, lo) over 256- then 128-bit halves, then op(e0, e2), op(e1, e3), and
 // op of those two), which the previous code used per group: min_ps/max_ps return their second
 // operand for NaN and for zeros of either sign, so this keeps even those outputs unchanged.
 template <bool kMin>
-inline __m512 Reduce16(const __m512* v) {
-  __m512 r[8], s[4], t[2];
-  for (int i = 0; i < 8; ++i) {  // lanes 0-7: op(a[8 + k], a[k]) of a = v[2i], 8-15: of v[2i + 1]
-    r[i] = Op<kMin>(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)),
-                    _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)));
+inline __m512 Reduce16(const float* t3) {
+  __m512 s[4], t[2];
+  for (int i = 0; i < 4; ++i) {  // 128-bit lane L: op(hi, lo) of the 8 partials of slot 4i + L
+    const __m512 a = _mm512_load_ps(t3 + 32 * i), b = _mm512_load_ps(t3 + 32 * i + 16);
+    s[i] = Op<kMin>(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)), _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
   }
-  for (int i = 0; i < 4; ++i) {  // 128-bit lane L: op(hi, lo) of the 8 partials of v[4i + L]
-    s[i] = Op<kMin>(_mm512_shuffle_f32x4(r[2 * i], r[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)),
-                    _mm512_shuffle_f32x4(r[2 * i], r[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)));
-  }
-  for (int i = 0; i < 2; ++i) {  // lane L, elements 0-1: op(e0, e2), op(e1, e3) of v[8i + L], 2-3: of v[8i + 4 + L]
+  for (int i = 0; i < 2; ++i) {  // lane L, elements 0-1: op(e0, e2), op(e1, e3) of slot 8i + L, 2-3: of 8i + 4 + L
     t[i] = Op<kMin>(_mm512_shuffle_ps(s[2 * i], s[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
                     _mm512_shuffle_ps(s[2 * i], s[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
   }
-  // lane 4L + e: v[4e + L], which holds group 4L + e.
+  // lane 4L + e: slot 4e + L, which holds group 4L + e.
   return Op<kMin>(_mm512_shuffle_ps(t[0], t[1], _MM_SHUFFLE(2, 0, 2, 0)),
                   _mm512_shuffle_ps(t[0], t[1], _MM_SHUFFLE(3, 1, 3, 1)));
 }
@@ -192,30 +189,38 @@ void QuantizeValueRowsFast(const KiviLayout& l, const Half* values, int64_t toke
   const int64_t row_bytes = l.ValueTokenCodeBytes();
   const __m512 levels = _mm512_set1_ps(static_cast<float>(l.levels()));
   auto row_ptr = [&](int64_t r) { return values + (r / h) * token_stride + (r % h) * d; };
-  alignas(64) __m512 lo[kLanes], hi[kLanes];
+  alignas(64) float lo3[kLanes * 8], hi3[kLanes * 8];  // [slot][8]: first reduction level
   alignas(64) float zf[kLanes], inv[kLanes];
   // Per 16-channel vector of a row: its value group (head_dim <= 1024 by AttentionShape).
   int vec_group[1024 / kLanes];
   for (int i = 0; i < d / kLanes; ++i) vec_group[i] = i * kLanes / vg;
   const int vecs_per_group = vg / kLanes;
+  auto load8 = [](const Half* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); };
   for (int64_t r0 = 0; r0 < rows; r0 += batch_rows) {
     const int nr = static_cast<int>(std::min<int64_t>(batch_rows, rows - r0));
-    for (int i = nr * ng; i < kLanes; ++i) lo[kTranspose4x4[i]] = hi[kTranspose4x4[i]] = _mm512_setzero_ps();
+    for (int i = nr * ng; i < kLanes; ++i) {
+      _mm256_store_ps(lo3 + 8 * kTranspose4x4[i], _mm256_setzero_ps());
+      _mm256_store_ps(hi3 + 8 * kTranspose4x4[i], _mm256_setzero_ps());
+    }
     for (int r = 0; r < nr; ++r) {
       const Half* x = row_ptr(r0 + r);
       for (int k = 0; k < ng; ++k, x += vg) {
-        __m512 a = LoadHalves(x, 0xffff), b = a;
+        // Lanes 0-7 and 8-15 of the group's 16-lane min/max (same operations as on 16 lanes),
+        // then the first reduction level op(8-15, 0-7).
+        __m256 al = load8(x), ah = load8(x + 8), bl = al, bh = ah;
         for (int i = 1; i < vecs_per_group; ++i) {
-          const __m512 v = LoadHalves(x + i * kLanes, 0xffff);
-          a = _mm512_min_ps(a, v);
-          b = _mm512_max_ps(b, v);
+          const __m256 vl = load8(x + i * kLanes), vh = load8(x + i * kLanes + 8);
+          al = _mm256_min_ps(al, vl);
+          ah = _mm256_min_ps(ah, vh);
+          bl = _mm256_max_ps(bl, vl);
+          bh = _mm256_max_ps(bh, vh);
         }
         const int slot = kTranspose4x4[r * ng + k];
-        lo[slot] = a;
-        hi[slot] = b;
+        _mm256_store_ps(lo3 + 8 * slot, _mm256_min_ps(ah, al));
+        _mm256_store_ps(hi3 + 8 * slot, _mm256_max_ps(bh, bl));
       }
     }
-    const Params p = MakeParams(Reduce16<true>(lo), Reduce16<false>(hi), levels);
+    const Params p = MakeParams(Reduce16<true>(lo3), Reduce16<false>(hi3), levels);
     const __mmask16 m = LaneMask(nr * ng);
     StoreHalves(scale + r0 * ng, p.scale, m);
     StoreHalves(zero + r0 * ng, p.zero, m);
