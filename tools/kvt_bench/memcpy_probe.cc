@@ -42,15 +42,16 @@ double MemcpyProbe::CopyMs(size_t bytes) {
   // Equal slices on 64-byte boundaries, one per thread, as a kernel's chunks would be spread.
   const size_t slice = (bytes / slices + 63) / 64 * 64;
   const auto t0 = Clock::now();
-  tbb::parallel_for(tbb::blocked_range<int>(0, slices, 1),
-                    [&](const tbb::blocked_range<int>& r) {
-                      for (int s = r.begin(); s < r.end(); ++s) {
-                        const size_t first = std::min(bytes, s * slice);
-                        const size_t n = std::min(bytes - first, slice);
-                        if (n > 0) std::memcpy(dst_.data() + first, src_.data() + first, n);
-                      }
-                    },
-                    tbb::static_partitioner());
+  tbb::parallel_for(
+      tbb::blocked_range<int>(0, slices, 1),
+      [&](const tbb::blocked_range<int>& r) {
+        for (int s = r.begin(); s < r.end(); ++s) {
+          const size_t first = std::min(bytes, s * slice);
+          const size_t n = std::min(bytes - first, slice);
+          if (n > 0) std::memcpy(dst_.data() + first, src_.data() + first, n);
+        }
+      },
+      tbb::static_partitioner());
   return MsSince(t0);
 }
 
@@ -66,7 +67,8 @@ PairedTiming TimeWithMemcpy(const std::function<void()>& fn, double bytes, Memcp
   const int copy_reps = RepsFor(MsSince(t0));
   std::vector<double> ms, copy_ms;
   const auto start = Clock::now();
-  while (ms.size() < 3 || (ms.size() < 50 && Clock::now() - start < std::chrono::milliseconds(600))) {
+  while (ms.size() < 3 ||
+         (ms.size() < 50 && Clock::now() - start < std::chrono::milliseconds(600))) {
     t0 = Clock::now();
     for (int i = 0; i < reps; ++i) fn();
     ms.push_back(MsSince(t0) / reps);

@@ -2,7 +2,8 @@
 // from files compiled with the AVX-512 flags of host/kernels/CMakeLists.txt.
 //
 // The rounding is kivi_layout.h's, in the same operations and order as the AVX2 and portable
-// paths and the CUDA twin: the outputs are bit-identical (tests/unit/kernels/kivi_quantize_test.cc).
+// paths and the CUDA twin: the outputs are bit-identical
+// (tests/unit/kernels/kivi_quantize_test.cc).
 #pragma once
 
 #include <immintrin.h>
@@ -29,9 +30,12 @@ inline void PrefetchLines(const void* p, int64_t bytes) {
 // The first `valid` lanes (none when valid <= 0, all when >= 16).
 inline __mmask16 LaneMask(int64_t valid) {
   if (valid <= 0) return 0;
-  return valid >= kLanes ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << valid) - 1);
+  return valid >= kLanes ? static_cast<__mmask16>(0xffff)
+                         : static_cast<__mmask16>((1u << valid) - 1);
 }
-inline __m512 LoadHalves(const Half* p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+inline __m512 LoadHalves(const Half* p, __mmask16 m) {
+  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
 inline void StoreHalves(Half* p, __m512 v, __mmask16 m) {
   _mm256_mask_storeu_epi16(p, m, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
 }
@@ -82,8 +86,8 @@ inline __m512 SplitBroadcast(float a, float b) {
 // kivi_quantize_values_avx512.cc), instantiated for kBits = 1, 2, 4, 8; contracts as the members
 // of KiviQuantizePath.
 template <int kBits>
-void QuantizeKeys(const KiviLayout& l, const Half* keys, int64_t token_stride, int64_t groups, uint8_t* codes,
-                  Half* scale, Half* zero);
+void QuantizeKeys(const KiviLayout& l, const Half* keys, int64_t token_stride, int64_t groups,
+                  uint8_t* codes, Half* scale, Half* zero);
 template <int kBits>
 void QuantizeValues(const KiviLayout& l, const Half* values, int64_t token_stride, int64_t tokens,
                     uint8_t* codes, Half* scale, Half* zero);

@@ -33,8 +33,8 @@ constexpr int kMaxDirectWords = 4;
 // Tokens [0, n) of one 16-channel vector (rows token_stride apart, n <= 16 / kBits) as one
 // 16-bit half-word per lane, token k at bit k * kBits, held exactly in a float.
 template <int kBits>
-inline __m512 PackHalf(const Half* x, int64_t token_stride, int n, __mmask16 m, __m512 zero, __m512 inv,
-                       __m512 levels) {
+inline __m512 PackHalf(const Half* x, int64_t token_stride, int n, __mmask16 m, __m512 zero,
+                       __m512 inv, __m512 levels) {
   constexpr int kPerHalf = 16 / kBits;
   __m512 acc = CodesF(LoadHalves(x, m), zero, inv, levels);
   if (n == kPerHalf) {
@@ -59,7 +59,8 @@ inline void TransposeWords(const __m512i* w, int words, __m512i* out) {
     out[0] = w[0];
   } else if (words == 2) {
     const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const __m512i hi =
+        _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
     out[0] = _mm512_permutex2var_epi32(w[0], lo, w[1]);
     out[1] = _mm512_permutex2var_epi32(w[0], hi, w[1]);
   } else {  // 4: per 128-bit lane L, u_i = words 0..3 of channel 4L + i
@@ -85,7 +86,9 @@ inline void TransposeWords(const __m512i* w, int words, __m512i* out) {
 class LinePrefetcher {
  public:
   LinePrefetcher(const Half* first, int64_t stride, int64_t row_bytes)
-      : row_(reinterpret_cast<const char*>(first)), stride_bytes_(2 * stride), row_bytes_(row_bytes) {}
+      : row_(reinterpret_cast<const char*>(first)),
+        stride_bytes_(2 * stride),
+        row_bytes_(row_bytes) {}
   void Next() {
     _mm_prefetch(row_ + offset_, _MM_HINT_T0);
     offset_ += 64;
@@ -141,11 +144,11 @@ void QuantizeKeyGroup(const KiviLayout& l, const Half* keys, int64_t token_strid
       const int n = std::min(kPerWord, g - j0);
       for (int v = 0; v < kBlockVecs; ++v) {
         const Half* xj = keys + j0 * token_stride + c0 + v * kLanes;
-        __m512i word = _mm512_cvtps_epi32(
-            PackHalf<kBits>(xj, token_stride, std::min(n, kPerHalf), m[v], p[v].zero, p[v].inv, levels));
+        __m512i word = _mm512_cvtps_epi32(PackHalf<kBits>(xj, token_stride, std::min(n, kPerHalf),
+                                                          m[v], p[v].zero, p[v].inv, levels));
         if (n > kPerHalf) {
-          const __m512 upper = PackHalf<kBits>(xj + kPerHalf * token_stride, token_stride, n - kPerHalf, m[v],
-                                               p[v].zero, p[v].inv, levels);
+          const __m512 upper = PackHalf<kBits>(xj + kPerHalf * token_stride, token_stride,
+                                               n - kPerHalf, m[v], p[v].zero, p[v].inv, levels);
           word = _mm512_or_si512(word, _mm512_slli_epi32(_mm512_cvtps_epi32(upper), 16));
         }
         if (direct) {
@@ -171,7 +174,8 @@ void QuantizeKeyGroup(const KiviLayout& l, const Half* keys, int64_t token_strid
       for (int64_t c = 0; c < valid; ++c) {
         uint8_t* dst = codes + (c0 + c) * geo.channel_bytes;
         for (int k = 0; k < geo.full_words; ++k) std::memcpy(dst + 4 * k, tile + k * kBlock + c, 4);
-        if (geo.tail_bytes) std::memcpy(dst + 4 * geo.full_words, tile + geo.full_words * kBlock + c, geo.tail_bytes);
+        if (geo.tail_bytes)
+          std::memcpy(dst + 4 * geo.full_words, tile + geo.full_words * kBlock + c, geo.tail_bytes);
       }
     }
   }
@@ -180,8 +184,8 @@ void QuantizeKeyGroup(const KiviLayout& l, const Half* keys, int64_t token_strid
 }  // namespace
 
 template <int kBits>
-void QuantizeKeys(const KiviLayout& l, const Half* keys, int64_t token_stride, int64_t groups, uint8_t* codes,
-                  Half* scale, Half* zero) {
+void QuantizeKeys(const KiviLayout& l, const Half* keys, int64_t token_stride, int64_t groups,
+                  uint8_t* codes, Half* scale, Half* zero) {
   const int64_t row = static_cast<int64_t>(l.shape.kv_heads) * l.shape.head_dim;
   const int64_t group_code_bytes = row * l.key_group * kBits / 8;
   const int64_t group_stride = l.key_group * token_stride;
@@ -190,14 +194,18 @@ void QuantizeKeys(const KiviLayout& l, const Half* keys, int64_t token_stride, i
   }
   for (int64_t grp = 0; grp < groups; ++grp) {
     const Half* next = grp + 1 < groups ? keys + (grp + 1) * group_stride : nullptr;
-    QuantizeKeyGroup<kBits>(l, keys + grp * group_stride, token_stride, next, codes + grp * group_code_bytes,
-                            scale + grp * row, zero + grp * row);
+    QuantizeKeyGroup<kBits>(l, keys + grp * group_stride, token_stride, next,
+                            codes + grp * group_code_bytes, scale + grp * row, zero + grp * row);
   }
 }
 
-template void QuantizeKeys<1>(const KiviLayout&, const Half*, int64_t, int64_t, uint8_t*, Half*, Half*);
-template void QuantizeKeys<2>(const KiviLayout&, const Half*, int64_t, int64_t, uint8_t*, Half*, Half*);
-template void QuantizeKeys<4>(const KiviLayout&, const Half*, int64_t, int64_t, uint8_t*, Half*, Half*);
-template void QuantizeKeys<8>(const KiviLayout&, const Half*, int64_t, int64_t, uint8_t*, Half*, Half*);
+template void QuantizeKeys<1>(const KiviLayout&, const Half*, int64_t, int64_t, uint8_t*, Half*,
+                              Half*);
+template void QuantizeKeys<2>(const KiviLayout&, const Half*, int64_t, int64_t, uint8_t*, Half*,
+                              Half*);
+template void QuantizeKeys<4>(const KiviLayout&, const Half*, int64_t, int64_t, uint8_t*, Half*,
+                              Half*);
+template void QuantizeKeys<8>(const KiviLayout&, const Half*, int64_t, int64_t, uint8_t*, Half*,
+                              Half*);
 
 }  // namespace kvt::kernels::internal::avx512

@@ -29,8 +29,9 @@ void StoreValueCodes(uint8_t* p, __m512i q, int valid) {
     const __m128i b = _mm512_cvtepi32_epi8(q);  // code i in byte i
     __m128i packed;
     if constexpr (kBits == 2) {
-      const __m128i w16 = _mm_maddubs_epi16(b, _mm_set1_epi16(0x0401));         // c0 + 4 c1
-      packed = _mm_cvtepi32_epi8(_mm_madd_epi16(w16, _mm_set1_epi32(0x00100001)));  // + 16 (c2 + 4 c3)
+      const __m128i w16 = _mm_maddubs_epi16(b, _mm_set1_epi16(0x0401));  // c0 + 4 c1
+      packed =
+          _mm_cvtepi32_epi8(_mm_madd_epi16(w16, _mm_set1_epi32(0x00100001)));  // + 16 (c2 + 4 c3)
     } else if constexpr (kBits == 4) {
       packed = _mm_cvtepi16_epi8(_mm_maddubs_epi16(b, _mm_set1_epi16(0x1001)));  // c0 + 16 c1
     } else {
@@ -46,8 +47,9 @@ void StoreValueCodes(uint8_t* p, __m512i q, int valid) {
 // (r % kv_heads) * head_dim. Min/max per value group, the params of all the rows' groups at once
 // (16 per vector), then codes. Any layout.
 template <int kBits>
-void QuantizeValueRowsGeneric(const KiviLayout& l, const Half* values, int64_t token_stride, int64_t first_row,
-                       int64_t rows, uint8_t* codes, Half* scale, Half* zero) {
+void QuantizeValueRowsGeneric(const KiviLayout& l, const Half* values, int64_t token_stride,
+                              int64_t first_row, int64_t rows, uint8_t* codes, Half* scale,
+                              Half* zero) {
   const int h = l.shape.kv_heads, d = l.shape.head_dim, vg = l.value_group, ng = l.ValueGroups();
   const __m512 levels = _mm512_set1_ps(static_cast<float>(l.levels()));
   constexpr int kMaxGroups = 2048;  // params per batch on the stack
@@ -94,7 +96,8 @@ void QuantizeValueRowsGeneric(const KiviLayout& l, const Half* values, int64_t t
         for (int grp = 0; grp < ng; ++grp) {
           const __m512 z = _mm512_set1_ps(zf[r * ng + grp]), iv = _mm512_set1_ps(inv[r * ng + grp]);
           for (int c = grp * vg; c < (grp + 1) * vg; c += kLanes) {
-            StoreValueCodes<kBits>(out + c * kBits / 8, Codes(LoadHalves(x + c, 0xffff), z, iv, levels), kLanes);
+            StoreValueCodes<kBits>(out + c * kBits / 8,
+                                   Codes(LoadHalves(x + c, 0xffff), z, iv, levels), kLanes);
           }
         }
         continue;
@@ -132,14 +135,16 @@ inline void Pack64(__m512i q0, __m512i q1, __m512i q2, __m512i q3, uint8_t* p) {
     // Per 128-bit lane L: dword k holds codes 4L .. 4L + 3 of q_k, one per byte.
     const __m512i b = _mm512_packus_epi16(_mm512_packus_epi32(q0, q1), _mm512_packus_epi32(q2, q3));
     if constexpr (kBits == 2) {
-      const __m512i w = _mm512_maddubs_epi16(b, _mm512_set1_epi16(0x0401));     // c0 + 4 c1
-      const __m512i d = _mm512_madd_epi16(w, _mm512_set1_epi32(0x00100001));     // + 16 (c2 + 4 c3)
+      const __m512i w = _mm512_maddubs_epi16(b, _mm512_set1_epi16(0x0401));   // c0 + 4 c1
+      const __m512i d = _mm512_madd_epi16(w, _mm512_set1_epi32(0x00100001));  // + 16 (c2 + 4 c3)
       const __m128i idx = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm_shuffle_epi8(_mm512_cvtepi32_epi8(d), idx));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(p),
+                       _mm_shuffle_epi8(_mm512_cvtepi32_epi8(d), idx));
     } else if constexpr (kBits == 4) {
-      const __m512i w = _mm512_maddubs_epi16(b, _mm512_set1_epi16(0x1001));     // c0 + 16 c1
+      const __m512i w = _mm512_maddubs_epi16(b, _mm512_set1_epi16(0x1001));  // c0 + 16 c1
       const __m256i idx = _mm256_setr_epi16(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_permutexvar_epi16(idx, _mm512_cvtepi16_epi8(w)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p),
+                          _mm256_permutexvar_epi16(idx, _mm512_cvtepi16_epi8(w)));
     } else {
       const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
       _mm512_storeu_si512(p, _mm512_permutexvar_epi32(idx, b));
@@ -154,18 +159,20 @@ inline __m512 Op(__m512 a, __m512 b) {
 }
 // t3[8 * slot ..]: the first level, op(lanes 8-15, lanes 0-7), of group i's 16-lane vector, in
 // slot kTranspose4x4[i] (computed on 8-lane halves as the groups are read: no shuffle). Returns
-// lane i = min (or max) over the 16 lanes of group i's vector, in exactly the pairs and order of GCC's
-// _mm512_reduce_min_ps (op(hi, lo) over 256- then 128-bit halves, then op(e0, e2), op(e1, e3), and
-// op of those two), which the previous code used per group: min_ps/max_ps return their second
-// operand for NaN and for zeros of either sign, so this keeps even those outputs unchanged.
+// lane i = min (or max) over the 16 lanes of group i's vector, in exactly the pairs and order of
+// GCC's _mm512_reduce_min_ps (op(hi, lo) over 256- then 128-bit halves, then op(e0, e2), op(e1,
+// e3), and op of those two), which the previous code used per group: min_ps/max_ps return their
+// second operand for NaN and for zeros of either sign, so this keeps even those outputs unchanged.
 template <bool kMin>
 inline __m512 Reduce16(const float* t3) {
   __m512 s[4], t[2];
   for (int i = 0; i < 4; ++i) {  // 128-bit lane L: op(hi, lo) of the 8 partials of slot 4i + L
     const __m512 a = _mm512_load_ps(t3 + 32 * i), b = _mm512_load_ps(t3 + 32 * i + 16);
-    s[i] = Op<kMin>(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)), _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+    s[i] = Op<kMin>(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)),
+                    _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
   }
-  for (int i = 0; i < 2; ++i) {  // lane L, elements 0-1: op(e0, e2), op(e1, e3) of slot 8i + L, 2-3: of 8i + 4 + L
+  for (int i = 0; i < 2;
+       ++i) {  // lane L, elements 0-1: op(e0, e2), op(e1, e3) of slot 8i + L, 2-3: of 8i + 4 + L
     t[i] = Op<kMin>(_mm512_shuffle_ps(s[2 * i], s[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
                     _mm512_shuffle_ps(s[2 * i], s[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
   }
@@ -182,8 +189,8 @@ bool FastLayout(const KiviLayout& l) {
 // `rows` (token, head) rows, row r at values + (r / kv_heads) * token_stride + (r % kv_heads) *
 // head_dim, on FastLayout(l): batches of 16 groups (16 / groups-per-row whole rows).
 template <int kBits>
-void QuantizeValueRowsFast(const KiviLayout& l, const Half* values, int64_t token_stride, int64_t rows,
-                           uint8_t* codes, Half* scale, Half* zero) {
+void QuantizeValueRowsFast(const KiviLayout& l, const Half* values, int64_t token_stride,
+                           int64_t rows, uint8_t* codes, Half* scale, Half* zero) {
   const int h = l.shape.kv_heads, d = l.shape.head_dim, vg = l.value_group, ng = l.ValueGroups();
   const int batch_rows = kLanes / ng;
   const int64_t row_bytes = l.ValueTokenCodeBytes();
@@ -195,7 +202,9 @@ void QuantizeValueRowsFast(const KiviLayout& l, const Half* values, int64_t toke
   int vec_group[1024 / kLanes];
   for (int i = 0; i < d / kLanes; ++i) vec_group[i] = i * kLanes / vg;
   const int vecs_per_group = vg / kLanes;
-  auto load8 = [](const Half* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); };
+  auto load8 = [](const Half* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  };
   for (int64_t r0 = 0; r0 < rows; r0 += batch_rows) {
     const int nr = static_cast<int>(std::min<int64_t>(batch_rows, rows - r0));
     for (int i = nr * ng; i < kLanes; ++i) {
@@ -234,7 +243,8 @@ void QuantizeValueRowsFast(const KiviLayout& l, const Half* values, int64_t toke
       for (int i = 0; i < d / kLanes; i += 4, x += 4 * kLanes, out += 8 * kBits) {
         auto code = [&](int s) {
           const int grp = vec_group[i + s];
-          return CodesInt(LoadHalves(x + s * kLanes, 0xffff), _mm512_set1_ps(z[grp]), _mm512_set1_ps(iv[grp]), levels);
+          return CodesInt(LoadHalves(x + s * kLanes, 0xffff), _mm512_set1_ps(z[grp]),
+                          _mm512_set1_ps(iv[grp]), levels);
         };
         Pack64<kBits>(code(0), code(1), code(2), code(3), out);
       }
@@ -255,9 +265,13 @@ void QuantizeValues(const KiviLayout& l, const Half* values, int64_t token_strid
   }
 }
 
-template void QuantizeValues<1>(const KiviLayout&, const Half*, int64_t, int64_t, uint8_t*, Half*, Half*);
-template void QuantizeValues<2>(const KiviLayout&, const Half*, int64_t, int64_t, uint8_t*, Half*, Half*);
-template void QuantizeValues<4>(const KiviLayout&, const Half*, int64_t, int64_t, uint8_t*, Half*, Half*);
-template void QuantizeValues<8>(const KiviLayout&, const Half*, int64_t, int64_t, uint8_t*, Half*, Half*);
+template void QuantizeValues<1>(const KiviLayout&, const Half*, int64_t, int64_t, uint8_t*, Half*,
+                                Half*);
+template void QuantizeValues<2>(const KiviLayout&, const Half*, int64_t, int64_t, uint8_t*, Half*,
+                                Half*);
+template void QuantizeValues<4>(const KiviLayout&, const Half*, int64_t, int64_t, uint8_t*, Half*,
+                                Half*);
+template void QuantizeValues<8>(const KiviLayout&, const Half*, int64_t, int64_t, uint8_t*, Half*,
+                                Half*);
 
 }  // namespace kvt::kernels::internal::avx512

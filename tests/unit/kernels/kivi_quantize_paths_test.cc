@@ -28,10 +28,10 @@ struct Shape {
 
 std::string Describe(const Shape& s) {
   const KiviLayout& l = s.layout;
-  return "bits " + std::to_string(l.bits) + " kv_heads " + std::to_string(l.shape.kv_heads) + " head_dim " +
-         std::to_string(l.shape.head_dim) + " G " + std::to_string(l.key_group) + " vg " +
-         std::to_string(l.value_group) + " stride " + std::to_string(s.token_stride) + " groups " +
-         std::to_string(s.groups) + " tokens " + std::to_string(s.tokens);
+  return "bits " + std::to_string(l.bits) + " kv_heads " + std::to_string(l.shape.kv_heads) +
+         " head_dim " + std::to_string(l.shape.head_dim) + " G " + std::to_string(l.key_group) +
+         " vg " + std::to_string(l.value_group) + " stride " + std::to_string(s.token_stride) +
+         " groups " + std::to_string(s.groups) + " tokens " + std::to_string(s.tokens);
 }
 
 template <typename T>
@@ -59,14 +59,18 @@ Outputs Run(CpuIsa isa, const Shape& s, const std::vector<Half>& x) {
   o.vz = Filled<Half>(s.tokens * h * l.ValueGroups());
   o.kd = Filled<float>(s.groups * l.key_group * row);
   o.vd = Filled<float>(s.tokens * row);
-  EXPECT_TRUE(internal::KiviQuantizeKeysOn(isa, l, x.data(), s.token_stride, s.groups, o.kc.data(), o.ks.data(),
-                                           o.kz.data()).ok());
-  EXPECT_TRUE(internal::KiviQuantizeValuesOn(isa, l, x.data(), s.token_stride, s.tokens, o.vc.data(), o.vs.data(),
-                                             o.vz.data()).ok());
-  EXPECT_TRUE(internal::KiviDequantizeKeysOn(isa, l, o.kc.data(), o.ks.data(), o.kz.data(), s.groups,
-                                             o.kd.data()).ok());
-  EXPECT_TRUE(internal::KiviDequantizeValuesOn(isa, l, o.vc.data(), o.vs.data(), o.vz.data(), s.tokens,
-                                               o.vd.data()).ok());
+  EXPECT_TRUE(internal::KiviQuantizeKeysOn(isa, l, x.data(), s.token_stride, s.groups, o.kc.data(),
+                                           o.ks.data(), o.kz.data())
+                  .ok());
+  EXPECT_TRUE(internal::KiviQuantizeValuesOn(isa, l, x.data(), s.token_stride, s.tokens,
+                                             o.vc.data(), o.vs.data(), o.vz.data())
+                  .ok());
+  EXPECT_TRUE(internal::KiviDequantizeKeysOn(isa, l, o.kc.data(), o.ks.data(), o.kz.data(),
+                                             s.groups, o.kd.data())
+                  .ok());
+  EXPECT_TRUE(internal::KiviDequantizeValuesOn(isa, l, o.vc.data(), o.vs.data(), o.vz.data(),
+                                               s.tokens, o.vd.data())
+                  .ok());
   return o;
 }
 
