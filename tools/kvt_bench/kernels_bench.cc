@@ -1,24 +1,21 @@
 // kvt-bench kernels — throughput of the issue-4 kernels at Llama-3.1-8B shapes (32 query heads,
 // 8 KV heads, head_dim 128), next to the copy bandwidth measured in the same run:
-//   CPU: single-thread memcpy of 256 MiB (memcpy_gbps);  GPU: device-to-device cudaMemcpy of 1 GiB
-//   (copy_gbps), and per GPU record a copy of that record's own bytes timed the same way
-//   (same_bytes_copy_gbps: at 4K tokens a whole op is a few MB, L2-resident, and launch latency
-//   dominates a copy as much as a kernel).
+//   CPU: memcpy_probe.h — a memcpy moving the same bytes as the record (read + written), on as many
+//        threads as the kernels, alternated with the kernel's own repetitions (medians of each);
+//   GPU: device-to-device cudaMemcpy of 1 GiB (copy_gbps), and per record a copy of that record's
+//        own bytes timed the same way (same_bytes_copy_gbps: at 4K tokens a whole op is a few MB,
+//        L2-resident, and launch latency bounds a copy as much as a kernel).
 // gbps counts bytes read plus written by the kernel (memcpy/copy likewise count 2x the size).
-// One JSON record per operation, shape and device with --json.
-//
-// On a shared machine the memory bandwidth left to this process drifts by several times within a
-// run, so each CPU record's memcpy_gbps is measured between that kernel's own repetitions (kernel,
-// memcpy, kernel, memcpy, ...; medians of each): the ratio compares the two under the same load.
-// The top-level memcpy_gbps is the median over the records.
+// One JSON record per operation, shape and device with --json. The top-level memcpy_gbps is the
+// median over the CPU records (of different sizes: context only).
 //
 // Contexts: CPU 4K, 16K, 32K, 128K (--quick: 4K, 32K); SnapKV and the dense-preference score are
-// prefill-time, compute-bound ops and run at 4K only on CPU. GPU (when a device is present and the
-// build has CUDA): 4K, 32K, 128K for everything.
+// prefill-time, compute-bound ops and run at the first context only on CPU. GPU (when a device is
+// present and the build has CUDA): 4K, 32K, 128K for everything. --context N (repeatable) picks the
+// contexts of both; --op PREFIX (repeatable) runs only the CPU records whose name starts with it.
 #include <sys/sysinfo.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -44,6 +41,7 @@
 #include "host/kernels/snapkv_scores.h"
 #include "host/kernels/topk.h"
 #include "tools/kvt_bench/bench_commands.h"
+#include "tools/kvt_bench/memcpy_probe.h"
 
 #if KVT_BENCH_HAVE_GPU_KERNELS
 #include "gpu/bench/kernels_bench_gpu.h"
@@ -55,7 +53,6 @@ namespace {
 using kernels::AttentionShape;
 using kernels::Half;
 using kernels::KiviLayout;
-using Clock = std::chrono::steady_clock;
 
 constexpr AttentionShape kLlama{32, 8, 128};
 constexpr int kRow = 8 * 128;
@@ -65,12 +62,19 @@ struct Record {
   int64_t context;
   int bits;
   double bytes, ms, copy_gbps;
+  double copy_bytes = 0;            // CPU: bytes the paired memcpy read + wrote
   double same_bytes_copy_gbps = 0;  // GPU: a copy of the record's own bytes (0: not measured)
 };
 
 std::vector<Record> g_records;
 bool g_json = false;
 int g_threads = 0;  // oneTBB threads the CPU kernels ran with
+std::vector<std::string> g_ops;  // --op prefixes (empty: every CPU record)
+
+bool Selected(const char* name) {
+  if (g_ops.empty()) return true;
+  return std::any_of(g_ops.begin(), g_ops.end(), [&](const std::string& p) { return std::string(name).rfind(p, 0) == 0; });
+}
 
 void Emit(const Record& r) {
   g_records.push_back(r);
@@ -80,51 +84,6 @@ void Emit(const Record& r) {
                  r.name.c_str(), r.device.c_str(), static_cast<long long>(r.context), r.bits, r.ms, gbps,
                  gbps / r.copy_gbps);
   }
-}
-
-// Single-thread memcpy between two touched 256 MiB buffers (far beyond the caches).
-class MemcpyProbe {
- public:
-  MemcpyProbe() : a_(kBytes, 1), b_(kBytes, 2) {}
-  double CopyMs() {
-    const auto t0 = Clock::now();
-    std::memcpy(b_.data(), a_.data(), kBytes);
-    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-  }
-  static double Gbps(double ms) { return 2.0 * kBytes / (ms * 1e6); }
-
- private:
-  static constexpr size_t kBytes = size_t{256} << 20;
-  std::vector<char> a_, b_;
-};
-
-struct PairedTiming {
-  double ms;           // median kernel time
-  double memcpy_gbps;  // median memcpy bandwidth between the kernel's repetitions
-};
-
-// fn and a memcpy alternately (after one warm-up of each), at least 3 pairs and about 0.6 s. A
-// kernel sample repeats fn for at least 50 ms (ms is per call), so that kernel and memcpy samples
-// last comparably long: a 2 ms sample on a machine shared with compilers is mostly scheduler
-// noise, a 150 ms memcpy sample averages it out.
-PairedTiming TimeWithMemcpy(const std::function<void()>& fn, MemcpyProbe& probe) {
-  constexpr double kMinSampleMs = 50;
-  auto t0 = Clock::now();
-  fn();
-  const double once_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-  const int reps = static_cast<int>(std::clamp(kMinSampleMs / std::max(once_ms, 1e-3), 1.0, 1000.0));
-  probe.CopyMs();
-  std::vector<double> ms, copy_ms;
-  const auto start = Clock::now();
-  while (ms.size() < 3 || (ms.size() < 50 && Clock::now() - start < std::chrono::milliseconds(600))) {
-    t0 = Clock::now();
-    for (int i = 0; i < reps; ++i) fn();
-    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / reps);
-    copy_ms.push_back(probe.CopyMs());
-  }
-  std::sort(ms.begin(), ms.end());
-  std::sort(copy_ms.begin(), copy_ms.end());
-  return {ms[ms.size() / 2], MemcpyProbe::Gbps(copy_ms[copy_ms.size() / 2])};
 }
 
 void Check(const Status& s, const char* what) {
@@ -150,8 +109,9 @@ std::vector<float> Floats(size_t n, std::mt19937& rng) {
 void RunCpu(const std::vector<int64_t>& contexts, MemcpyProbe& probe) {
   std::mt19937 rng(42);
   auto emit = [&](const char* name, int64_t ctx, int bits, double bytes, const std::function<void()>& fn) {
-    const PairedTiming t = TimeWithMemcpy(fn, probe);
-    Emit({name, "cpu", ctx, bits, bytes, t.ms, t.memcpy_gbps});
+    if (!Selected(name)) return;
+    const PairedTiming t = TimeWithMemcpy(fn, bytes, probe);
+    Emit({name, "cpu", ctx, bits, bytes, t.ms, t.memcpy_gbps, t.memcpy_bytes});
   };
   for (const int64_t T : contexts) {
     const auto keys = Halves(T * kRow, rng), values = Halves(T * kRow, rng);
@@ -244,26 +204,26 @@ void RunCpu(const std::vector<int64_t>& contexts, MemcpyProbe& probe) {
   }
 }
 
-void PrintJson(double memcpy_gbps, const std::vector<int64_t>& contexts) {
-  if (memcpy_gbps > 0) {  // the median of the per-record (interleaved) measurements
-    std::vector<double> v;
-    for (const Record& r : g_records) {
-      if (r.device == "cpu") v.push_back(r.copy_gbps);
-    }
-    std::sort(v.begin(), v.end());
-    if (!v.empty()) memcpy_gbps = v[v.size() / 2];
+void PrintJson() {
+  std::vector<double> v;  // the median of the per-record (interleaved) measurements
+  for (const Record& r : g_records) {
+    if (r.device == "cpu") v.push_back(r.copy_gbps);
   }
+  std::sort(v.begin(), v.end());
+  const double memcpy_gbps = v.empty() ? 0.0 : v[v.size() / 2];
   std::printf("{\n  \"benchmark\": \"kernels\",\n  \"shape\": {\"q_heads\": 32, \"kv_heads\": 8, \"head_dim\": 128},\n");
   std::printf("  \"cpu_threads\": %d,\n  \"cpu_isa\": \"%s\",\n  \"memcpy_gbps\": %.3f,\n"
-              "  \"memcpy_note\": \"single-thread memcpy of 256 MiB, measured between each CPU record's repetitions; "
-              "top level: median over records\",\n  \"records\": [\n",
-              g_threads, kernels::internal::CpuIsaName(kernels::internal::BestCpuIsa()),
-              memcpy_gbps);
+              "  \"memcpy_note\": \"per CPU record: memcpy of bytes / 2 (so it reads + writes the record's bytes) on "
+              "cpu_threads threads, alternated with the kernel's repetitions, medians of each; gbps and memcpy_gbps both "
+              "count bytes read + written; top level: median over records\",\n  \"records\": [\n",
+              g_threads, kernels::internal::CpuIsaName(kernels::internal::BestCpuIsa()), memcpy_gbps);
   for (size_t i = 0; i < g_records.size(); ++i) {
     const Record& r = g_records[i];
     const double gbps = r.bytes / (r.ms * 1e6);
     char same[128] = "";
-    if (r.same_bytes_copy_gbps > 0) {
+    if (r.device == "cpu") {
+      std::snprintf(same, sizeof(same), ", \"memcpy_bytes\": %lld", static_cast<long long>(r.copy_bytes));
+    } else if (r.same_bytes_copy_gbps > 0) {
       std::snprintf(same, sizeof(same), ", \"same_bytes_copy_gbps\": %.3f, \"same_bytes_ratio\": %.3f",
                     r.same_bytes_copy_gbps, gbps / r.same_bytes_copy_gbps);
     }
@@ -280,7 +240,7 @@ void PrintJson(double memcpy_gbps, const std::vector<int64_t>& contexts) {
 
 int RunKernelsBench(int argc, char** argv) {
   bool quick = false, cpu = true, gpu = true;
-  std::vector<int64_t> only_contexts;  // --context N (repeatable): the GPU contexts, for profiling
+  std::vector<int64_t> only_contexts;  // --context N (repeatable): replaces the default contexts
   int threads = 0;  // 0: oneTBB's default (every core)
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -288,32 +248,26 @@ int RunKernelsBench(int argc, char** argv) {
     else if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (a == "--quick") quick = true;
     else if (a == "--context" && i + 1 < argc) only_contexts.push_back(std::atoll(argv[++i]));
+    else if (a == "--op" && i + 1 < argc) g_ops.push_back(argv[++i]);
     else if (a == "--cpu-only") gpu = false;
     else if (a == "--gpu-only") cpu = false;
     else {
-      std::fprintf(stderr, "usage: kvt-bench kernels [--json] [--quick] [--cpu-only|--gpu-only] [--threads N] [--context N]...\n");
+      std::fprintf(stderr, "usage: kvt-bench kernels [--json] [--quick] [--cpu-only|--gpu-only] [--threads N] [--context N]... [--op PREFIX]...\n");
       return a == "--help" || a == "-h" ? 0 : 2;
     }
   }
-  const std::vector<int64_t> cpu_contexts = quick ? std::vector<int64_t>{4096, 32768}
-                                                  : std::vector<int64_t>{4096, 16384, 32768, 131072};
+  std::vector<int64_t> cpu_contexts = quick ? std::vector<int64_t>{4096, 32768}
+                                            : std::vector<int64_t>{4096, 16384, 32768, 131072};
+  if (!only_contexts.empty()) cpu_contexts = only_contexts;
   if (threads < 0) {
     std::fprintf(stderr, "kvt-bench kernels: --threads must be >= 0\n");
     return 2;
   }
-  // --threads 1 compares one kernel thread with the one memcpy thread: on a machine whose cores
-  // are oversubscribed, a parallel kernel mostly measures how often its threads are descheduled.
   std::optional<tbb::global_control> thread_cap;
   if (threads > 0) thread_cap.emplace(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(threads));
   g_threads = threads > 0 ? threads : tbb::info::default_concurrency();
-  double memcpy_gbps = 0;
   if (cpu) {
-    MemcpyProbe probe;
-    memcpy_gbps = TimeWithMemcpy([] {}, probe).memcpy_gbps;
-    if (!g_json) {
-      std::fprintf(stderr, "single-thread memcpy: %.2f GB/s (read + write); each record's ratio uses the memcpy "
-                           "measured between its own repetitions\n", memcpy_gbps);
-    }
+    MemcpyProbe probe(g_threads);  // the kernels' thread count, so ratios compare like with like
     RunCpu(cpu_contexts, probe);
   }
 #if KVT_BENCH_HAVE_GPU_KERNELS
@@ -326,12 +280,12 @@ int RunKernelsBench(int argc, char** argv) {
     if (!s.ok()) {
       std::fprintf(stderr, "kvt-bench kernels: GPU part skipped: %s\n", s.ToString().c_str());
     }
-    for (const auto& r : recs) Emit({r.name, r.device, r.context, r.bits, r.bytes, r.ms, r.copy_gbps, r.same_bytes_copy_gbps});
+    for (const auto& r : recs) Emit({r.name, r.device, r.context, r.bits, r.bytes, r.ms, r.copy_gbps, 0, r.same_bytes_copy_gbps});
   }
 #else
   if (gpu && !g_json) std::fprintf(stderr, "kvt-bench kernels: built without CUDA; CPU only\n");
 #endif
-  if (g_json) PrintJson(memcpy_gbps, cpu_contexts);
+  if (g_json) PrintJson();
   return 0;
 }
 
