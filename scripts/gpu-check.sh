@@ -76,11 +76,11 @@ fi
 # memcheck on every kernel test, racecheck on the kernels that share memory between warps.
 SANITIZER="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
 if [[ "${KVT_GPU_SANITIZE:-1}" != 0 && -x "$SANITIZER" ]]; then
-  if [[ "$MODE" == bundle ]]; then TESTS_DIR="$BUNDLE/tests"; else TESTS_DIR="$BUILD/bin"; fi
+  if [[ "$MODE" == bundle ]]; then TESTS_DIR="$BUNDLE/tests"; else TESTS_DIR="$BUILD"; fi
   for check in "memcheck kernels_gpu_test *" "memcheck lowrank_gpu_test *" \
                "racecheck lowrank_gpu_test TaleAttentionCuda.*" "racecheck kernels_gpu_test *Attention*"; do
     read -r tool name filter <<< "$check"
-    exe="$(find "$TESTS_DIR" "$BUILD" -maxdepth 6 -type f -name "$name" -perm -u+x 2>/dev/null | head -1)"
+    exe="$( (find "$TESTS_DIR" -maxdepth 6 -type f -name "$name" -perm -u+x 2>/dev/null || true) | head -1)"
     if [[ -z "$exe" ]]; then
       echo "SKIPPED $tool $name (not built)" | tee -a "$LOG"
       continue
