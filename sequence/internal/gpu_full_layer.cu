@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "gpu/kernels/decode_attention.cuh"
-#include "host/kernels/convert.h"
 #include "sequence/internal/gpu_layer.cuh"
 
 namespace kvt::sequence::internal {
@@ -20,11 +19,7 @@ class GpuFullLayer final : public GpuLayer {
   ~GpuFullLayer() override { (void)Quiesce(); }
 
   Status Append(const float* k, const float* v, int64_t tokens) override {
-    const int64_t n = tokens * kv_row();
-    hk_.resize(static_cast<size_t>(n));
-    hv_.resize(hk_.size());
-    kernels::ConvertToHalf(k, hk_.data(), n);
-    kernels::ConvertToHalf(v, hv_.data(), n);
+    ConvertAppended(k, v, tokens);
     return AppendHalf(hk_.data(), hv_.data(), tokens);
   }
 
@@ -119,7 +114,6 @@ class GpuFullLayer final : public GpuLayer {
   DeviceArray<Half> dk_, dv_;  // full
   PinnedArray<Half> pk_, pv_;  // offload
   int64_t tokens_ = 0;
-  std::vector<Half> hk_, hv_;      // conversion scratch
   std::vector<Half> sel_k_, sel_v_;  // full: what Select returns
 };
 

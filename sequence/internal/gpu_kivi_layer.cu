@@ -35,11 +35,7 @@ class GpuKiviLayer final : public GpuLayer {
   }
 
   Status Append(const float* k, const float* v, int64_t tokens) override {
-    const int64_t n = tokens * kv_row();
-    hk_.resize(static_cast<size_t>(n));
-    hv_.resize(hk_.size());
-    kernels::ConvertToHalf(k, hk_.data(), n);
-    kernels::ConvertToHalf(v, hv_.data(), n);
+    ConvertAppended(k, v, tokens);
     cudaStream_t s = gpu_->stream;
     KVT_RETURN_IF_ERROR(gpu_->stage_k.Resize(hk_.size(), s));
     KVT_RETURN_IF_ERROR(gpu_->stage_v.Resize(hv_.size(), s));
@@ -270,7 +266,6 @@ class GpuKiviLayer final : public GpuLayer {
   DeviceArray<Half> key_residual_;  // [residual][kv_heads][head_dim], the first key_residual_count_ rows used
   DeviceArray<Half> value_ring_;    // [residual][kv_heads][head_dim], a ring
   int64_t key_groups_ = 0, key_residual_count_ = 0, value_tokens_ = 0, ring_start_ = 0, ring_count_ = 0;
-  std::vector<Half> hk_, hv_;        // conversion scratch
   std::vector<Half> sel_k_, sel_v_;  // what Select returns
 };
 

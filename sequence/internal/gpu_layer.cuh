@@ -8,6 +8,9 @@
 
 #include <cuda_runtime_api.h>
 
+#include <vector>
+
+#include "host/kernels/convert.h"
 #include "sequence/internal/gpu_context.cuh"
 #include "sequence/internal/layer_state.h"
 
@@ -28,8 +31,17 @@ class GpuLayer : public LayerState {
   virtual Status AttendOn(const float* query, float* out, cudaStream_t stream) = 0;
   int64_t q_row() const { return static_cast<int64_t>(shape_.q_heads) * shape_.head_dim; }
   int64_t kv_row() const { return static_cast<int64_t>(shape_.kv_heads) * shape_.head_dim; }
+  // Converts `tokens` appended rows of K and V to fp16 into hk_ / hv_ (host scratch).
+  void ConvertAppended(const float* k, const float* v, int64_t tokens) {
+    const int64_t n = tokens * kv_row();
+    hk_.resize(static_cast<size_t>(n));
+    hv_.resize(hk_.size());
+    kernels::ConvertToHalf(k, hk_.data(), n);
+    kernels::ConvertToHalf(v, hv_.data(), n);
+  }
 
   GpuContext* gpu_;
+  std::vector<kernels::Half> hk_, hv_;  // conversion scratch of Append
 };
 
 // Per-kind factories (one file each).

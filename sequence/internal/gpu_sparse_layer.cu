@@ -33,7 +33,6 @@
 #include "gpu/kernels/sketch_scores.cuh"
 #include "gpu/kernels/topk.cuh"
 #include "host/kernels/channel_select.h"
-#include "host/kernels/convert.h"
 #include "sequence/internal/gpu_layer.cuh"
 
 namespace kvt::sequence::internal {
@@ -67,11 +66,7 @@ class GpuSparseLayer final : public GpuLayer {
   }
 
   Status Append(const float* k, const float* v, int64_t tokens) override {
-    const int64_t n = tokens * kv_row();
-    hk_.resize(static_cast<size_t>(n));
-    hv_.resize(hk_.size());
-    kernels::ConvertToHalf(k, hk_.data(), n);
-    kernels::ConvertToHalf(v, hv_.data(), n);
+    ConvertAppended(k, v, tokens);
     KVT_RETURN_IF_ERROR(kernels::KeyChannelAbsMax(shape_, hk_.data(), tokens, kv_row(), absmax_.data()));
     KVT_RETURN_IF_ERROR(UploadAbsMax());
     return AppendHalf(hk_.data(), hv_.data(), tokens);
@@ -331,7 +326,6 @@ class GpuSparseLayer final : public GpuLayer {
   int64_t kept_ = 0;
   kernels::KvSegment<Half> segs_[3];  // the last selection, device pointers
   int seg_count_ = 0;
-  std::vector<Half> hk_, hv_;        // conversion scratch
   std::vector<Half> sel_k_, sel_v_;  // Select: the gathered rows, copied back
 };
 
