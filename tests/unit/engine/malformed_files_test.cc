@@ -42,6 +42,7 @@ class MalformedFiles : public ::testing::Test {
 
 TEST_F(MalformedFiles, TruncatedLlama2cCheckpointIsCorruption) {
   const std::vector<uint8_t> good = Read(testing::ModelBin());
+  ASSERT_FALSE(good.empty());  // the real file (../shared/data) is needed
   for (size_t n : {size_t{0}, size_t{3}, size_t{27}, size_t{28}, size_t{4096}, good.size() / 2, good.size() - 1}) {
     auto m = LoadModelFile(Write("cut.bin", Cut(good, n)));
     ASSERT_FALSE(m.ok()) << n;
@@ -52,6 +53,7 @@ TEST_F(MalformedFiles, TruncatedLlama2cCheckpointIsCorruption) {
 
 TEST_F(MalformedFiles, BadLlama2cHeadersAreRejectedBeforeAllocating) {
   const std::vector<uint8_t> good = Read(testing::ModelBin());
+  ASSERT_FALSE(good.empty());  // the real file (../shared/data) is needed
   struct Case { size_t field; int32_t value; };
   for (Case c : {Case{0, 0}, Case{0, -64}, Case{0, 1 << 30}, Case{3, 7}, Case{4, 3}, Case{2, 1 << 29},
                  Case{5, 1 << 30}, Case{6, -1}, Case{1, 0}}) {
@@ -66,6 +68,7 @@ TEST_F(MalformedFiles, BadLlama2cHeadersAreRejectedBeforeAllocating) {
 
 TEST_F(MalformedFiles, NonFiniteWeightsAreCorruption) {
   std::vector<uint8_t> b = Read(testing::ModelBin());
+  ASSERT_FALSE(b.empty());  // the real file (../shared/data) is needed
   Patch<float>(b, 28 + 4 * 100, std::numeric_limits<float>::quiet_NaN());
   auto m = LoadModelFile(Write("nan.bin", b));
   ASSERT_FALSE(m.ok());
@@ -74,6 +77,7 @@ TEST_F(MalformedFiles, NonFiniteWeightsAreCorruption) {
 
 TEST_F(MalformedFiles, TruncatedGgufIsCorruption) {
   const std::vector<uint8_t> good = Read(testing::ModelGguf());
+  ASSERT_FALSE(good.empty());  // the real file (../shared/data) is needed
   for (size_t n : {size_t{4}, size_t{8}, size_t{23}, size_t{100}, size_t{5000}, size_t{14000}, size_t{14200},
                    good.size() / 2, good.size() - 1}) {
     auto m = LoadModelFile(Write("cut.gguf", Cut(good, n)));
@@ -85,6 +89,7 @@ TEST_F(MalformedFiles, TruncatedGgufIsCorruption) {
 
 TEST_F(MalformedFiles, MalformedGgufHeadersAndTensors) {
   const std::vector<uint8_t> good = Read(testing::ModelGguf());
+  ASSERT_FALSE(good.empty());  // the real file (../shared/data) is needed
   auto expect_code = [&](std::vector<uint8_t> b, StatusCode code, const char* what) {
     auto m = LoadModelFile(Write("bad.gguf", b));
     ASSERT_FALSE(m.ok()) << what;
@@ -136,6 +141,7 @@ TEST_F(MalformedFiles, MalformedGgufHeadersAndTensors) {
 
 TEST_F(MalformedFiles, TruncatedOrMalformedTokenizer) {
   const std::vector<uint8_t> good = Read(testing::TokenizerBin());
+  ASSERT_FALSE(good.empty());  // the real file (../shared/data) is needed
   for (size_t n : {size_t{0}, size_t{2}, size_t{4}, size_t{9}, size_t{3000}, good.size() - 1}) {
     auto t = Tokenizer::LoadLlama2c(Write("cut.tok", Cut(good, n)), 512);
     ASSERT_FALSE(t.ok()) << n;
