@@ -1,6 +1,7 @@
 // The sequence-plane part of the C ABI (include/kvt/kvt.h, kvt_sequence_*) over
 // sequence::Sequence, running in the engine's process. No exception crosses this boundary.
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -136,6 +137,16 @@ kvt_status_t kvt_sequence_hint_next(kvt_sequence_t* s, uint32_t layer, const flo
     if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);
     kvt::Status st = s->seq->HintNext(static_cast<int>(layer), speculative_query);
     if (st.ok() && s->reporter) s->After(static_cast<int>(layer), /*step=*/false);
+    return AbiDone(st);
+  });
+}
+
+kvt_status_t kvt_sequence_observe(kvt_sequence_t* s, uint32_t layer, const float* queries, uint32_t window) {
+  return AbiGuard([&]() -> kvt_status_t {
+    if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);
+    if (window > INT32_MAX) return AbiFail(kvt::InvalidArgument("observe: window past int32"));
+    kvt::Status st = s->seq->Observe(static_cast<int>(layer), queries, static_cast<int>(window));
+    if (st.ok() && s->reporter) s->After(static_cast<int>(layer), /*step=*/false);  // bytes changed
     return AbiDone(st);
   });
 }

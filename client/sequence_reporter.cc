@@ -81,7 +81,7 @@ void SequenceReporter::Refresh(const sequence::Sequence& seq, SequenceStatsPubli
   }
   layers_.assign(static_cast<size_t>(seq.plan().num_layers()), Layer{});
   for (size_t l = 0; l < layers_.size(); ++l) {
-    layers_[l].policy = static_cast<int>(seq.plan().layers[l].kind);
+    layers_[l].policy = sequence::StatsSlot(seq.plan().layers[l].kind);  // tale: kivi, kvcompose: full
     RefreshLayer(seq, l, d);
   }
 }

@@ -10,17 +10,31 @@ namespace {
 
 constexpr uint64_t kImageMagic = 0x31514553'5456'4bULL;  // "KVTSEQ1"
 
+// tale and kvcompose layers are policies::LayerCaches with no device twin.
+Status CheckPlanForDevice(const SequencePlan& plan) {
+  for (int l = 0; l < plan.num_layers(); ++l) {
+    const LayerKind kind = plan.layers[static_cast<size_t>(l)].kind;
+    if (kind == LayerKind::kTale || kind == LayerKind::kKvCompose) {
+      return Unsupported("layer " + std::to_string(l) + " " + std::string(LayerKindName(kind)) +
+                         ": tale/kvcompose layers run on the CPU path only (open with cuda_device = -1)");
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 namespace internal {
 
 StatusOr<std::unique_ptr<LayerState>> MakeLayerState(const LayerPlan& plan, const kernels::AttentionShape& shape,
-                                                     int layer, LayerContext* context) {
+                                                     int layer, int num_layers, LayerContext* context) {
   switch (plan.kind) {
     case LayerKind::kFull: return NewFullLayer(shape, false, context);
     case LayerKind::kOffload: return NewFullLayer(shape, true, context);
     case LayerKind::kKivi: return NewKiviLayer(plan, shape);
     case LayerKind::kSparse: return NewSparseLayer(plan, shape, layer, context);
+    case LayerKind::kTale:
+    case LayerKind::kKvCompose: return NewMethodLayer(plan, shape, layer, num_layers);
   }
   return InvalidArgument("unknown layer kind");
 }
@@ -43,10 +57,11 @@ Sequence::~Sequence() {
 
 Status Sequence::BuildLayers() {
   layers_.clear();
+  if (gpu_) KVT_RETURN_IF_ERROR(CheckPlanForDevice(plan_));
   for (int l = 0; l < plan_.num_layers(); ++l) {
     const LayerPlan& lp = plan_.layers[static_cast<size_t>(l)];
     auto s = gpu_ ? internal::NewGpuLayer(lp, plan_.shape(), l, gpu_.get(), &context_)
-                  : internal::MakeLayerState(lp, plan_.shape(), l, &context_);
+                  : internal::MakeLayerState(lp, plan_.shape(), l, plan_.num_layers(), &context_);
     if (!s.ok()) return s.status().WithContext("layer " + std::to_string(l));
     layers_.push_back(std::move(*s));
   }
@@ -63,6 +78,7 @@ Status Sequence::OpenDevice(int cuda_device) {
 StatusOr<std::unique_ptr<Sequence>> Sequence::Open(const SequencePlan& plan, SequenceOptions options) {
   KVT_RETURN_IF_ERROR(kernels::RequireHostKernelCpu());
   KVT_RETURN_IF_ERROR(plan.Validate());
+  if (options.cuda_device >= 0) KVT_RETURN_IF_ERROR(CheckPlanForDevice(plan));
   std::unique_ptr<Sequence> s(new Sequence(plan, options));
   KVT_RETURN_IF_ERROR(s->OpenDevice(options.cuda_device));
   KVT_RETURN_IF_ERROR(s->BuildLayers());
@@ -122,6 +138,15 @@ Status Sequence::HintNext(int layer, const float* speculative_query) {
   KVT_RETURN_IF_ERROR(CheckLayer(layer));
   if (speculative_query == nullptr) return InvalidArgument("hint: null query");
   return layers_[static_cast<size_t>(layer)]->Hint(speculative_query);
+}
+
+Status Sequence::Observe(int layer, const float* queries, int window) {
+  KVT_RETURN_IF_ERROR(CheckLayer(layer));
+  if (queries == nullptr || window <= 0) return InvalidArgument("observe: null queries or window < 1");
+  if (Status s = layers_[static_cast<size_t>(layer)]->Observe(queries, window); !s.ok()) {
+    return s.WithContext("layer " + std::to_string(layer) + " observe");
+  }
+  return Status::Ok();
 }
 
 Status Sequence::QuiesceAll() {

@@ -1,6 +1,17 @@
 // Sequence — one live sequence in the sequence plane: every layer's KV kept as its LayerPlan says
-// (full, offload, KIVI-quantized dense layer, TailorKV sparse layer), appended at prefill and
-// decode, attended or selected per decode step, suspended to bytes or to a file and resumed bit-exact.
+// (full, offload, KIVI-quantized dense layer, TailorKV sparse layer, TALE, KVCompose), appended at
+// prefill and decode, attended or selected per decode step, suspended to bytes or to a file and
+// resumed bit-exact.
+//
+// tale / kvcompose layers (CPU path only) are the policies/lowrank caches themselves, built by the
+// policies registry from the plan (MethodSpec): Append feeds them post-RoPE keys at positions 0, 1,
+// 2, ... of the layer; Attend is theirs, bit for bit. They compress at Observe (the prompt's last
+// queries, after prefill): KVCompose selects its kept tokens there (per-layer budget; until then
+// it is exact), TALE takes token importance from it (and calibrates its bases there, or else at the
+// first Attend past 2*window tokens). Select on them is UNSUPPORTED: TALE attends over low-rank
+// coefficients without rebuilding K/V, and KVCompose keeps a different token set per KV head.
+// Suspend images carry each cache's own state (TaleCache / KvComposeCache::Save) and resume bit
+// for bit. A GPU sequence refuses them at Open/Restore (UNSUPPORTED, "CPU path only").
 //
 // Shapes (float32 at this interface, keys post-RoPE):
 //   keys / values appended  [tokens][kv_heads][head_dim]
@@ -81,12 +92,16 @@ class Sequence {
   Status AttendOnDevice(int layer, const float* query, float* out, CUstream_st* stream);
   // The K/V the layer would attend to, for an engine running its own kernel; valid until the next
   // call on this sequence (sparse layers share one gather buffer). Dense (KIVI) layers return
-  // their dequantized K/V.
+  // their dequantized K/V; tale and kvcompose layers answer UNSUPPORTED (see the top).
   StatusOr<SelectedKv> Select(int layer, const float* query);
   // `speculative_query` [q_heads][head_dim] approximates layer `layer`'s coming query (TailorKV
   // computes it from the previous layer's hidden state with this layer's W_q). No-op for layers
   // that do not prefetch.
   Status HintNext(int layer, const float* speculative_query);
+  // After prefill: `queries` [window][q_heads][head_dim], the prompt's last `window` (>= 1) post-RoPE
+  // queries of layer `layer`. tale / kvcompose layers compress on it (LayerCache::Compress; a
+  // second Observe is ignored by kvcompose); a no-op for the other kinds.
+  Status Observe(int layer, const float* queries, int window);
 
   // Waits for every transfer, then moves the whole state into the returned image and frees it;
   // afterwards only Resume, Suspend-free queries and destruction are allowed.

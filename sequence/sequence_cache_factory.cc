@@ -14,6 +14,10 @@ class SequenceLayerCache final : public policies::LayerCache, public policies::H
     if (b.tokens <= 0 || !b.keys || !b.values) return InvalidArgument("append: empty batch");
     return seq_->Append(layer_, b.keys, b.values, b.tokens);
   }
+  // tale / kvcompose layers compress on the observation; the other kinds ignore it.
+  Status Compress(const policies::Observation& o) override {
+    return o.window > 0 ? seq_->Observe(layer_, o.queries, o.window) : Status::Ok();
+  }
   Status Attend(const float* query, float* out) override { return seq_->Attend(layer_, query, out); }
   Status HintQuery(const float* q) override { return seq_->HintNext(layer_, q); }
   int64_t tokens() const override { return seq_->tokens(layer_); }

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "policies/method_params.h"
+#include "policies/registry.h"
 
 namespace kvt::sequence {
 namespace {
@@ -15,9 +16,46 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
+// tale / kvcompose: the parameters without `score` (read by the caller), as written.
+std::string WithoutScore(std::string_view params_text) {
+  std::string kept;
+  while (!params_text.empty()) {
+    const size_t comma = params_text.find(',');
+    const std::string_view item = Trim(params_text.substr(0, comma));
+    params_text = comma == std::string_view::npos ? std::string_view() : params_text.substr(comma + 1);
+    if (item.empty() || item.substr(0, 6) == "score=") continue;
+    if (!kept.empty()) kept += ',';
+    kept += item;
+  }
+  return kept;
+}
+
+// Builds the layer's cache once for a shape: the method's own parameter checks, with its messages.
+Status CheckMethod(const LayerPlan& l, int q_heads, int kv_heads, int head_dim) {
+  policies::LayerShape shape;
+  shape.num_q_heads = q_heads;
+  shape.num_kv_heads = kv_heads;
+  shape.head_dim = head_dim;
+  return policies::MakeLayerCache(MethodSpec(l), shape).status();
+}
+
 StatusOr<LayerPlan> ParseKindAndParams(std::string_view kind, std::string_view params_text) {
   KVT_ASSIGN_OR_RETURN(auto p, policies::MethodParams::Parse(params_text));
   LayerPlan l;
+  if (kind == "tale" || kind == "kvcompose") {
+    l.kind = kind == "tale" ? LayerKind::kTale : LayerKind::kKvCompose;
+    KVT_ASSIGN_OR_RETURN(l.score, p.Float("score", -1.0f, -1.0f, 1.0f));
+    if (l.kind == LayerKind::kKvCompose && p.Has("global")) {
+      KVT_ASSIGN_OR_RETURN(const int global, p.Int("global", 0, 0, 1));
+      if (global != 0) {
+        return InvalidArgument(
+            "kvcompose: global=1 (the cross-layer budget) needs every layer's cache of a sequence "
+            "together; a sequence plan supports the per-layer budget only (global=0)");
+      }
+    }
+    l.method_params = WithoutScore(params_text);  // the method's keys are checked by Validate
+    return l;
+  }
   if (kind == "full") {
     l.kind = LayerKind::kFull;
   } else if (kind == "offload") {
@@ -44,14 +82,15 @@ StatusOr<LayerPlan> ParseKindAndParams(std::string_view kind, std::string_view p
     KVT_ASSIGN_OR_RETURN(l.sketch_bits, p.Int("sketch_bits", 2, 1, 8));
     KVT_ASSIGN_OR_RETURN(l.sketch_group, p.Int("sketch_group", 64, 8, 4096));
   } else {
-    return InvalidArgument("unknown layer kind '" + std::string(kind) + "' (full, offload, kivi, sparse)");
+    return InvalidArgument("unknown layer kind '" + std::string(kind) +
+                           "' (full, offload, kivi, sparse, tale, kvcompose)");
   }
   KVT_ASSIGN_OR_RETURN(l.score, p.Float("score", -1.0f, -1.0f, 1.0f));
   KVT_RETURN_IF_ERROR(p.Finish());
   return l;
 }
 
-Status ValidateLayer(const LayerPlan& l, int head_dim) {
+Status ValidateLayer(const LayerPlan& l, int q_heads, int kv_heads, int head_dim) {
   auto pow2_bits = [](int b) { return b == 1 || b == 2 || b == 4 || b == 8; };
   switch (l.kind) {
     case LayerKind::kFull:
@@ -68,6 +107,9 @@ Status ValidateLayer(const LayerPlan& l, int head_dim) {
       if (!pow2_bits(l.sketch_bits)) return InvalidArgument("sparse: sketch_bits must be 1, 2, 4 or 8");
       if (l.sketch_group % 8 != 0) return InvalidArgument("sparse: sketch_group must be a multiple of 8");
       return Status::Ok();
+    case LayerKind::kTale:
+    case LayerKind::kKvCompose:
+      return CheckMethod(l, q_heads, kv_heads, head_dim);
   }
   return InvalidArgument("unknown layer kind");
 }
@@ -80,15 +122,35 @@ std::string_view LayerKindName(LayerKind kind) {
     case LayerKind::kOffload: return "offload";
     case LayerKind::kKivi: return "kivi";
     case LayerKind::kSparse: return "sparse";
+    case LayerKind::kTale: return "tale";
+    case LayerKind::kKvCompose: return "kvcompose";
   }
   return "?";
+}
+
+int StatsSlot(LayerKind kind) {
+  switch (kind) {
+    case LayerKind::kTale: return static_cast<int>(LayerKind::kKivi);
+    case LayerKind::kKvCompose: return static_cast<int>(LayerKind::kFull);
+    default: return static_cast<int>(kind);
+  }
+}
+
+std::string MethodSpec(const LayerPlan& l) {
+  switch (l.kind) {
+    case LayerKind::kTale: return l.method_params.empty() ? "tale" : "tale:" + l.method_params;
+    // global=0 first: the plan's own keys follow (and cannot set global=1, see ParseKindAndParams).
+    case LayerKind::kKvCompose:
+      return "kvcompose:global=0" + (l.method_params.empty() ? "" : "," + l.method_params);
+    default: return "";
+  }
 }
 
 Status SequencePlan::Validate() const {
   KVT_RETURN_IF_ERROR(shape().Validate());
   if (layers.empty() || layers.size() > 4096) return InvalidArgument("plan: 1..4096 layers required");
   for (size_t i = 0; i < layers.size(); ++i) {
-    if (Status s = ValidateLayer(layers[i], head_dim); !s.ok()) {
+    if (Status s = ValidateLayer(layers[i], q_heads, kv_heads, head_dim); !s.ok()) {
       return s.WithContext("plan layer " + std::to_string(i));
     }
   }
@@ -101,7 +163,10 @@ StatusOr<LayerPlan> ParseLayerSpec(std::string_view spec) {
   KVT_ASSIGN_OR_RETURN(LayerPlan l, colon == std::string_view::npos
                                         ? ParseKindAndParams(spec, "")
                                         : ParseKindAndParams(spec.substr(0, colon), spec.substr(colon + 1)));
-  KVT_RETURN_IF_ERROR(ValidateLayer(l, 1024));  // head_dim checked again by SequencePlan::Validate
+  // Shapes are checked again by SequencePlan::Validate; tale / kvcompose parameters here against a
+  // small shape that every method accepts.
+  KVT_RETURN_IF_ERROR(l.kind == LayerKind::kTale || l.kind == LayerKind::kKvCompose ? ValidateLayer(l, 1, 1, 64)
+                                                                                    : ValidateLayer(l, 1, 1, 1024));
   return l;
 }
 
@@ -119,6 +184,9 @@ std::string FormatLayerSpec(const LayerPlan& l) {
                     l.budget, l.sinks, l.recent, l.channels,
                     l.scorer == Scorer::kSketch ? "sketch" : "channels", l.sketch_bits, l.sketch_group);
       return buf;
+    case LayerKind::kTale:
+    case LayerKind::kKvCompose:
+      return std::string(LayerKindName(l.kind)) + (l.method_params.empty() ? "" : " " + l.method_params);
   }
   return "?";
 }
@@ -149,7 +217,8 @@ std::string FormatPlan(const SequencePlan& plan) {
     if (l.score >= 0.0f) {  // the planner's dense-preference score, kept for the record
       char buf[64];
       std::snprintf(buf, sizeof(buf), ",score=%.6f", l.score);
-      o << (l.kind == LayerKind::kFull || l.kind == LayerKind::kOffload ? " " : "") << (buf + (l.kind == LayerKind::kFull || l.kind == LayerKind::kOffload ? 1 : 0));
+      const bool bare = FormatLayerSpec(l).find(' ') == std::string::npos;  // no parameters yet
+      o << (bare ? " " : "") << (buf + (bare ? 1 : 0));
     }
     o << "\n";
   }

@@ -15,6 +15,12 @@
 //            rows fetched from the host tier each step; sketch: score from a resident low-bit key
 //            copy, nothing fetched to score), sketch_bits=2, sketch_group=64 (tokens per scale;
 //            candidates past the last complete group have no sketch yet and are always kept).
+//   tale     TALE (policies/lowrank/tale_cache.h), CPU path only: the layer is a TaleCache built by
+//            the policies registry from the line's parameters, which are TALE's spec keys (window,
+//            sinks, basis, f0, f1, f2, kbits, vbits), kept as text in LayerPlan::method_params.
+//   kvcompose  KVCompose (policies/lowrank/kvcompose_cache.h), CPU path only, per-layer budget:
+//            ratio=0.5, structured=1; global=0 is implied and global=1 (the cross-layer budget,
+//            which needs every layer's cache of the sequence together) is INVALID_ARGUMENT.
 //
 // Text form (one layer per line, '#' starts a comment, parameters as in policies/method_params.h):
 //   kvt-sequence-plan 1
@@ -22,6 +28,8 @@
 //   shape layers=5,q_heads=8,kv_heads=4,head_dim=8
 //   layer 0 kivi bits=2,group=32,residual=128,score=0.41   # score: the planner's dense preference
 //   layer 1 sparse budget=96,sinks=4,recent=32,channels=2,scorer=channels
+//   layer 2 tale window=64,sinks=4
+//   layer 3 kvcompose ratio=0.5
 // Thread-safe: plain values.
 #pragma once
 
@@ -34,8 +42,14 @@
 
 namespace kvt::sequence {
 
-enum class LayerKind { kFull, kOffload, kKivi, kSparse };  // indexes protocol/sequence_stats.h policies
+enum class LayerKind { kFull, kOffload, kKivi, kSparse, kTale, kKvCompose };
+// The statistics slots (protocol/sequence_stats.h policies, kvt_layer_policy_t, the transfer
+// scheduler's per-kind times): full, offload, kivi, sparse. The shared-memory layout has exactly
+// these four, so tale and kvcompose layers are counted in the slot of the resident layer their
+// storage resembles: tale (quantized coefficients, resident) under kivi, kvcompose (fp16 kept
+// tokens, resident) under full. Neither moves data through the transfer scheduler.
 inline constexpr int kLayerKinds = 4;
+int StatsSlot(LayerKind kind);  // in [0, kLayerKinds)
 enum class Scorer { kChannels, kSketch };
 
 struct LayerPlan {
@@ -46,6 +60,9 @@ struct LayerPlan {
   int budget = 192, sinks = 8, recent = 56, channels = 8;
   Scorer scorer = Scorer::kChannels;
   int sketch_bits = 2, sketch_group = 64;
+  // tale, kvcompose: the method's spec keys as written in the plan ("window=64,sinks=4"), without
+  // score; validated by building the cache (policies/registry.h) in SequencePlan::Validate.
+  std::string method_params;
   // Informational: the dense-preference score the planner measured (negative: not measured).
   float score = -1.0f;
 
@@ -65,9 +82,13 @@ struct SequencePlan {
 
 std::string_view LayerKindName(LayerKind kind);
 
-// One layer's spec, "kivi:bits=1" / "sparse:budget=96,scorer=sketch" / "full" / "offload".
+// One layer's spec, "kivi:bits=1" / "sparse:budget=96,scorer=sketch" / "full" / "offload" /
+// "tale:window=64" / "kvcompose:ratio=0.25".
 StatusOr<LayerPlan> ParseLayerSpec(std::string_view spec);
 std::string FormatLayerSpec(const LayerPlan& layer);  // "kind params" separated by one space
+// tale / kvcompose: the policies registry spec (policies/registry.h) the layer's cache is built
+// from, "tale:window=64" / "kvcompose:global=0,ratio=0.5"; empty for the other kinds.
+std::string MethodSpec(const LayerPlan& layer);
 
 // Every layer the same spec.
 StatusOr<SequencePlan> UniformPlan(std::string_view spec, int layers, const kernels::AttentionShape& shape,

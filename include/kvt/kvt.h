@@ -33,7 +33,7 @@ extern "C" {
 #endif
 
 #define KVT_ABI_VERSION_MAJOR 1
-#define KVT_ABI_VERSION_MINOR 3
+#define KVT_ABI_VERSION_MINOR 4
 #define KVT_ABI_VERSION_PATCH 0
 
 /* ------------------------------------------------------------------------------------------------
@@ -358,7 +358,15 @@ KVT_API kvt_status_t kvt_sequence_open_on_device(const char* plan_text, int32_t 
 KVT_API kvt_status_t kvt_sequence_attend_on_device(kvt_sequence_t* sequence, uint32_t layer, const float* query,
                                                    float* out, void* cuda_stream);
 
-/* How a layer keeps its KV (the plan's layer kinds); indexes kvt_daemon_stats_t's policy arrays. */
+/* (ABI 1.4) After prefill: `queries` [window][q_heads][head_dim] float32, the prompt's last
+ * `window` (>= 1) post-RoPE queries of `layer`. Plan layers "tale" and "kvcompose" compress on it
+ * (KVCompose picks its kept tokens, TALE weighs token importance); a no-op for the other kinds. */
+KVT_API kvt_status_t kvt_sequence_observe(kvt_sequence_t* sequence, uint32_t layer, const float* queries,
+                                          uint32_t window);
+
+/* How a layer keeps its KV (the plan's layer kinds); indexes kvt_daemon_stats_t's policy arrays.
+ * The plan kinds "tale" and "kvcompose" (ABI 1.4) are counted under KIVI (compressed, resident)
+ * and FULL (fp16 kept tokens, resident): the arrays keep their four slots. */
 typedef enum kvt_layer_policy {
   KVT_LAYER_POLICY_FULL = 0,
   KVT_LAYER_POLICY_OFFLOAD = 1,

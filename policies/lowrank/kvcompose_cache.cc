@@ -157,6 +157,44 @@ Status KvComposeCache::Attend(const float* query, float* out) {
                                 query, out, workspace_.data(), workspace_.size() * sizeof(float));
 }
 
+Status KvComposeCache::Unpack(std::vector<kernels::Half> k, std::vector<kernels::Half> v,
+                              std::vector<int32_t> idx) {
+  if (tokens_ < 0 || tokens_ > INT32_MAX || head_tokens_.size() != static_cast<size_t>(kv_)) {
+    return Corruption("kvcompose image: bad token counts");
+  }
+  int64_t total = 0, longest = 0;
+  for (int64_t n : head_tokens_) {
+    // Exact until applied: every head holds every token.
+    if (n < 0 || n > tokens_ || (!applied_ && n != tokens_)) return Corruption("kvcompose image: bad head counts");
+    total += n;
+    longest = std::max(longest, n);
+  }
+  if (idx.size() != static_cast<size_t>(total) || k.size() != idx.size() * d_ || v.size() != k.size()) {
+    return Corruption("kvcompose image: sizes disagree with the shape");
+  }
+  for (int32_t i : idx) {
+    if (i < 0 || i >= tokens_) return Corruption("kvcompose image: token index out of range");
+  }
+  scored_ = applied_ ? 0 : tokens_;  // only read while a plan is pending, which no image holds
+  const std::vector<int64_t> counts = head_tokens_;
+  std::fill(head_tokens_.begin(), head_tokens_.end(), 0);
+  keys_.clear();
+  values_.clear();
+  token_index_.clear();
+  capacity_ = 0;
+  Reserve(longest);
+  size_t from = 0;
+  for (int h = 0; h < kv_; ++h) {
+    const size_t to = static_cast<size_t>(h) * capacity_, n = static_cast<size_t>(counts[h]);
+    std::copy_n(k.data() + from * d_, n * d_, keys_.data() + to * d_);
+    std::copy_n(v.data() + from * d_, n * d_, values_.data() + to * d_);
+    std::copy_n(idx.data() + from, n, token_index_.data() + to);
+    from += n;
+  }
+  head_tokens_ = counts;
+  return Status::Ok();
+}
+
 int64_t KvComposeCache::kept_tokens() const {
   int64_t s = 0;
   for (int64_t n : head_tokens_) s += n;

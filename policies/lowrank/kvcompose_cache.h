@@ -24,6 +24,7 @@
 // Threading: a cache is used by one thread at a time; the planner is thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -58,7 +59,22 @@ class KvComposeCache final : public LayerCache, public InspectableCache {
   bool plan_applied() const { return applied_; }
   std::vector<int64_t> head_tokens() const { return head_tokens_; }
 
+  // The cache's state as an image, for suspending a sequence (sequence/internal/method_layer.cc):
+  // through any writer/reader with Put/PutVector and Get/GetVector returning Status
+  // (sequence/internal/bytes.h). A cache created with the same shape and options that Loads the
+  // image continues bit for bit. Save is UNSUPPORTED while a shared (global=1) planner's plan is
+  // pending (submitted, not yet applied); a private planner applies at Compress, so never then.
+  // Load, into a fresh cache, rejects an image whose sizes disagree with the shape (CORRUPTION);
+  // after a failed Load the cache is to be discarded.
+  template <typename Writer>
+  Status Save(Writer& w) const;
+  template <typename Reader>
+  Status Load(Reader& r);
+
  private:
+  // After Load: sizes consistent with the shape; lays the compacted heads out at capacity.
+  Status Unpack(std::vector<kernels::Half> keys, std::vector<kernels::Half> values, std::vector<int32_t> index);
+
   KvComposeCache(const LayerShape& shape, const KvComposeOptions& options,
                  std::shared_ptr<KvComposePlanner> planner);
   Status MaybeApply();
@@ -79,6 +95,45 @@ class KvComposeCache final : public LayerCache, public InspectableCache {
   bool submitted_ = false, applied_ = false;
   std::vector<float> workspace_;
 };
+
+template <typename Writer>
+Status KvComposeCache::Save(Writer& w) const {
+  if (submitted_ && !applied_) return Unsupported("kvcompose: cannot save while the cross-layer plan is pending");
+  // Each head's kept tokens, compacted (head after head).
+  std::vector<kernels::Half> k, v;
+  std::vector<int32_t> idx;
+  for (int h = 0; h < kv_; ++h) {
+    const size_t from = static_cast<size_t>(h) * capacity_, n = static_cast<size_t>(head_tokens_[h]);
+    k.insert(k.end(), keys_.begin() + from * d_, keys_.begin() + (from + n) * d_);
+    v.insert(v.end(), values_.begin() + from * d_, values_.begin() + (from + n) * d_);
+    idx.insert(idx.end(), token_index_.begin() + from, token_index_.begin() + from + n);
+  }
+  w.Put(tokens_);
+  w.Put(static_cast<uint8_t>(submitted_));
+  w.Put(static_cast<uint8_t>(applied_));
+  w.PutVector(head_tokens_);
+  w.PutVector(k);
+  w.PutVector(v);
+  w.PutVector(idx);
+  return Status::Ok();
+}
+
+template <typename Reader>
+Status KvComposeCache::Load(Reader& r) {
+  uint8_t submitted = 0, applied = 0;
+  std::vector<kernels::Half> k, v;
+  std::vector<int32_t> idx;
+  KVT_RETURN_IF_ERROR(r.Get(&tokens_));
+  KVT_RETURN_IF_ERROR(r.Get(&submitted));
+  KVT_RETURN_IF_ERROR(r.Get(&applied));
+  KVT_RETURN_IF_ERROR(r.GetVector(&head_tokens_));
+  KVT_RETURN_IF_ERROR(r.GetVector(&k));
+  KVT_RETURN_IF_ERROR(r.GetVector(&v));
+  KVT_RETURN_IF_ERROR(r.GetVector(&idx));
+  if (submitted > 1 || applied != submitted) return Corruption("kvcompose image: bad state flags");
+  submitted_ = applied_ = applied != 0;
+  return Unpack(std::move(k), std::move(v), std::move(idx));
+}
 
 // The caches of one sequence (layers 0 .. shape.num_layers-1, shape.layer ignored) sharing a planner.
 StatusOr<std::vector<std::unique_ptr<LayerCache>>> MakeKvComposeCaches(

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <string>
 
@@ -319,6 +320,78 @@ bool TaleCache::ReconstructKv(float* keys, float* values) const {
   std::copy(exact_k_.begin(), exact_k_.end(), keys + compressed_ * row);
   std::copy(exact_v_.begin(), exact_v_.end(), values + compressed_ * row);
   return true;
+}
+
+Status TaleCache::CheckLoaded(const LevelBytes& keys, const LevelBytes& values,
+                              const std::vector<uint64_t>& reservoir_next) {
+  const size_t kv = static_cast<size_t>(kv_), d = static_cast<size_t>(d_);
+  const size_t n = exact_pos_.size();
+  if (key_basis_.size() != kv * d * d || value_basis_.size() != key_basis_.size()) {
+    return Corruption("tale image: basis sizes disagree with the shape");
+  }
+  if (exact_k_.size() != n * kv * d || exact_v_.size() != exact_k_.size() || exact_imp_.size() != n * kv ||
+      exact_obs_.size() != n) {
+    return Corruption("tale image: exact window sizes disagree");
+  }
+  if (compressed_ < 0 || compressed_ > INT32_MAX || tokens_ != compressed_ + static_cast<int64_t>(n) ||
+      tokens_ > INT32_MAX || (!calibrated_ && compressed_ != 0)) {
+    return Corruption("tale image: bad token counts");
+  }
+  if (record_levels_.size() != static_cast<size_t>((compressed_ * kv_ + 3) / 4)) {
+    return Corruption("tale image: level map size disagrees");
+  }
+  std::vector<int64_t> records(kv, 0);
+  for (int l = 0; l < klr::kTaleLevels; ++l) {
+    Level& level = levels_[l];
+    if (level.tokens.size() != kv) return Corruption("tale image: level counts disagree with the shape");
+    const size_t kb = key_layout_.levels[l].record_bytes, vb = value_layout_.levels[l].record_bytes;
+    int64_t total = 0, longest = 0;
+    for (int h = 0; h < kv_; ++h) {
+      const int32_t c = level.tokens[h];
+      if (c < 0 || c > compressed_) return Corruption("tale image: bad level count");
+      records[h] += c;
+      total += c;
+      longest = std::max<int64_t>(longest, c);
+    }
+    if (keys[l].size() != static_cast<size_t>(total) * kb || values[l].size() != static_cast<size_t>(total) * vb) {
+      return Corruption("tale image: level record sizes disagree");
+    }
+    level.capacity = longest;
+    level.keys.assign(kv * static_cast<size_t>(longest) * kb, 0);
+    level.values.assign(kv * static_cast<size_t>(longest) * vb, 0);
+    size_t from = 0;
+    for (int h = 0; h < kv_; ++h) {
+      const size_t c = static_cast<size_t>(level.tokens[h]);
+      if (c > 0) {
+        std::memcpy(level.keys.data() + h * longest * kb, keys[l].data() + from * kb, c * kb);
+        std::memcpy(level.values.data() + h * longest * vb, values[l].data() + from * vb, c * vb);
+      }
+      from += c;
+    }
+  }
+  // Every compressed token has one record per head, and the level map agrees with the counts
+  // (its padding bits zero: Evict ORs the next tokens' levels into them).
+  if (const int64_t used = compressed_ * kv_; used % 4 != 0 && (record_levels_.back() >> (2 * (used % 4))) != 0) {
+    return Corruption("tale image: level map padding not zero");
+  }
+  std::vector<int64_t> mapped(static_cast<size_t>(klr::kTaleLevels) * kv, 0);
+  for (int64_t tag = 0; tag < compressed_ * kv_; ++tag) {
+    ++mapped[static_cast<size_t>((record_levels_[tag / 4] >> (2 * (tag % 4))) & 3) * kv + tag % kv_];
+  }
+  for (int h = 0; h < kv_; ++h) {
+    if (records[h] != compressed_) return Corruption("tale image: records per head disagree with the tokens");
+    for (int l = 0; l < klr::kTaleLevels; ++l) {
+      if (mapped[l * kv + h] != levels_[l].tokens[h]) return Corruption("tale image: level map disagrees");
+    }
+  }
+  if (reservoir_next.size() != kv || thresholds_.size() != kv) return Corruption("tale image: reservoir sizes");
+  for (int h = 0; h < kv_; ++h) {
+    if (reservoir_[h].size() > kReservoir || reservoir_next[h] >= kReservoir) {
+      return Corruption("tale image: reservoir out of range");
+    }
+    reservoir_next_[h] = static_cast<size_t>(reservoir_next[h]);
+  }
+  return Status::Ok();
 }
 
 TaleStats TaleCache::stats() const {

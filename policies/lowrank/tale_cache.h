@@ -33,6 +33,7 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -77,6 +78,18 @@ class TaleCache final : public LayerCache, public InspectableCache {
   TaleStats stats() const;
   bool calibrated() const { return calibrated_; }
 
+  // The cache's state as an image, for suspending a sequence (sequence/internal/method_layer.cc):
+  // through any writer/reader with Put/PutVector and Get/GetVector returning Status
+  // (sequence/internal/bytes.h). Bases, level records (each head's compacted), the exact window
+  // with its importances, the level map and the quantile reservoirs; a cache created with the
+  // same shape and options that Loads the image continues bit for bit. Load, into a fresh cache,
+  // rejects an image whose sizes disagree with the shape (CORRUPTION); after a failed Load the
+  // cache is to be discarded.
+  template <typename Writer>
+  void Save(Writer& w) const;
+  template <typename Reader>
+  Status Load(Reader& r);
+
  private:
   struct Level {
     std::vector<uint8_t> keys, values;  // [kv_heads][capacity][record_bytes]
@@ -91,6 +104,10 @@ class TaleCache final : public LayerCache, public InspectableCache {
   int LevelFor(int head, float relative_importance) const;
   void UpdateThresholds();
   void Grow(Level& level, int l);
+  // After Load: every size consistent with the shape and with each other; lays the compacted
+  // level records out per head at capacity.
+  using LevelBytes = std::array<std::vector<uint8_t>, kernels::lowrank::kTaleLevels>;
+  Status CheckLoaded(const LevelBytes& keys, const LevelBytes& values, const std::vector<uint64_t>& reservoir_next);
 
   LayerShape shape_;
   TaleOptions opt_;
@@ -115,5 +132,65 @@ class TaleCache final : public LayerCache, public InspectableCache {
   std::vector<float> window_attention_;
   std::vector<float> workspace_;
 };
+
+template <typename Writer>
+void TaleCache::Save(Writer& w) const {
+  w.Put(static_cast<uint8_t>(calibrated_));
+  w.Put(tokens_);
+  w.Put(compressed_);
+  w.PutVector(key_basis_);
+  w.PutVector(value_basis_);
+  w.PutVector(exact_k_);
+  w.PutVector(exact_v_);
+  w.PutVector(exact_pos_);
+  w.PutVector(exact_imp_);
+  w.PutVector(exact_obs_);
+  for (int l = 0; l < kernels::lowrank::kTaleLevels; ++l) {
+    const Level& level = levels_[l];
+    const size_t kb = key_layout_.levels[l].record_bytes, vb = value_layout_.levels[l].record_bytes;
+    std::vector<uint8_t> k, v;
+    for (int h = 0; h < kv_; ++h) {
+      const size_t from = static_cast<size_t>(h) * level.capacity, n = static_cast<size_t>(level.tokens[h]);
+      k.insert(k.end(), level.keys.begin() + from * kb, level.keys.begin() + (from + n) * kb);
+      v.insert(v.end(), level.values.begin() + from * vb, level.values.begin() + (from + n) * vb);
+    }
+    w.PutVector(level.tokens);
+    w.PutVector(k);
+    w.PutVector(v);
+  }
+  w.PutVector(record_levels_);
+  for (const auto& res : reservoir_) w.PutVector(res);
+  w.PutVector(std::vector<uint64_t>(reservoir_next_.begin(), reservoir_next_.end()));
+  w.PutVector(thresholds_);
+}
+
+template <typename Reader>
+Status TaleCache::Load(Reader& r) {
+  uint8_t calibrated = 0;
+  KVT_RETURN_IF_ERROR(r.Get(&calibrated));
+  if (calibrated > 1) return Corruption("tale image: bad calibration flag");
+  calibrated_ = calibrated != 0;
+  KVT_RETURN_IF_ERROR(r.Get(&tokens_));
+  KVT_RETURN_IF_ERROR(r.Get(&compressed_));
+  KVT_RETURN_IF_ERROR(r.GetVector(&key_basis_));
+  KVT_RETURN_IF_ERROR(r.GetVector(&value_basis_));
+  KVT_RETURN_IF_ERROR(r.GetVector(&exact_k_));
+  KVT_RETURN_IF_ERROR(r.GetVector(&exact_v_));
+  KVT_RETURN_IF_ERROR(r.GetVector(&exact_pos_));
+  KVT_RETURN_IF_ERROR(r.GetVector(&exact_imp_));
+  KVT_RETURN_IF_ERROR(r.GetVector(&exact_obs_));
+  LevelBytes keys, values;
+  for (int l = 0; l < kernels::lowrank::kTaleLevels; ++l) {
+    KVT_RETURN_IF_ERROR(r.GetVector(&levels_[l].tokens));
+    KVT_RETURN_IF_ERROR(r.GetVector(&keys[l]));
+    KVT_RETURN_IF_ERROR(r.GetVector(&values[l]));
+  }
+  KVT_RETURN_IF_ERROR(r.GetVector(&record_levels_));
+  for (auto& res : reservoir_) KVT_RETURN_IF_ERROR(r.GetVector(&res));
+  std::vector<uint64_t> reservoir_next;
+  KVT_RETURN_IF_ERROR(r.GetVector(&reservoir_next));
+  KVT_RETURN_IF_ERROR(r.GetVector(&thresholds_));
+  return CheckLoaded(keys, values, reservoir_next);
+}
 
 }  // namespace kvt::policies::lowrank

@@ -160,6 +160,8 @@ _OPTIONAL_PROTOTYPES = {
     "kvt_gpu_pool_map": (S, [c_void_p, POINTER(GpuPool)]),
     "kvt_block_gpu_pin": (S, [c_void_p, c_void_p, c_uint64, c_void_p, c_uint64, _u64p]),
     "kvt_block_gpu_unpin": (S, [c_void_p, c_void_p, c_uint64, _u64p]),
+    # Added in C ABI 1.4.
+    "kvt_sequence_observe": (S, [c_void_p, c_uint32, c_void_p, c_uint32]),
 }
 
 _lock = threading.Lock()

@@ -29,7 +29,8 @@ from . import _native
 from ._client import Client, _as_array, _check
 from ._errors import InvalidArgument
 
-#: Layer policies, in kvt_layer_policy_t order (the index of DaemonStats.policy_bytes).
+#: Layer policies, in kvt_layer_policy_t order (the index of DaemonStats.policy_bytes). The plan
+#: kinds "tale" and "kvcompose" are counted under "kivi" and "full" (sequence/sequence_plan.h).
 POLICIES = ("full", "offload", "kivi", "sparse")
 
 _PLAN_MAGIC = "kvt-sequence-plan"
@@ -210,6 +211,19 @@ class Sequence:
         q = self._f32(speculative_query, "speculative_query", self.query_shape)
         with self._lock:
             _check(_native.lib().kvt_sequence_hint_next(self._require(), layer, q.ctypes.data))
+
+    def observe(self, layer: int, queries: Any) -> None:
+        """After prefill: the prompt's last queries [window, q_heads, head_dim] (post-RoPE) for
+        `layer`; "tale" and "kvcompose" layers compress on them, other kinds ignore them (C ABI 1.4)."""
+        layer = self._layer(layer)
+        arr = _as_array(queries, "queries", False)
+        if arr.ndim != 3 or arr.shape[0] == 0:
+            raise InvalidArgument(f"queries must have shape [window, {self.q_heads}, {self.head_dim}] with window >= 1, "
+                                  f"got {list(arr.shape)}")
+        q = self._f32(arr, "queries", (arr.shape[0],) + tuple(self.query_shape))
+        fn = _native.required("kvt_sequence_observe", "1.4")
+        with self._lock:
+            _check(fn(self._require(), layer, q.ctypes.data, int(q.shape[0])))
 
     # ---- suspend / resume -------------------------------------------------------------------
     def suspend(self) -> bytes:

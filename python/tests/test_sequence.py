@@ -346,3 +346,25 @@ def test_connect_without_a_socket_uses_the_default_path(daemon, monkeypatch):
             assert c.stats().clients >= 1
     finally:
         os.unlink(os.path.join(os.path.dirname(daemon.socket), "kv-tierd.sock"))
+
+
+def test_tale_and_kvcompose_layers_observe():
+    """C ABI 1.4: plan kinds tale and kvcompose; observe compresses them, select is unsupported."""
+    plan = ("kvt-sequence-plan 1\nshape layers=2,q_heads=8,kv_heads=2,head_dim=16\n"
+            "layer 0 tale window=8,sinks=2\nlayer 1 kvcompose ratio=0.25\n")
+    rng = np.random.default_rng(7)
+    seq = kvtier.Sequence(plan)
+    keys = rng.standard_normal((40, 2, 16), dtype=np.float32)
+    values = rng.standard_normal((40, 2, 16), dtype=np.float32)
+    for layer in range(2):
+        seq.append(layer, keys, values)
+        seq.observe(layer, rng.standard_normal((4, 8, 16), dtype=np.float32))
+        out = seq.attend(layer, rng.standard_normal((8, 16), dtype=np.float32))
+        assert np.isfinite(out).all()
+        with pytest.raises(kvtier.Unsupported):
+            seq.select(layer, rng.standard_normal((8, 16), dtype=np.float32))
+    with pytest.raises(kvtier.InvalidArgument):
+        seq.observe(0, np.zeros((8, 16), np.float32))
+    image = seq.suspend()
+    seq.resume(image)
+    assert np.isfinite(seq.attend(1, rng.standard_normal((8, 16), dtype=np.float32))).all()

@@ -1,6 +1,6 @@
 // LayerState — one layer of one Sequence in the form its LayerPlan keeps it (private to sequence/).
 // Implementations: full and offload (resident_layers.cc), kivi (kivi_layer.cc), sparse
-// (sparse_layer.cc); on a GPU sequence their GPU twins (gpu_layers.h). Used by the Sequence's thread only; jobs they hand to the TransferScheduler
+// (sparse_layer.cc), tale and kvcompose (method_layer.cc, CPU only); on a GPU sequence their GPU twins (gpu_layers.h). Used by the Sequence's thread only; jobs they hand to the TransferScheduler
 // read the layer's host-tier buffers on the worker thread, and its write-backs (write_backs.h)
 // mutate them there, so a layer reads those buffers on its own thread only after settling the
 // write-backs it needs, and waits for all its transfers (Quiesce) before Save or destruction.
@@ -70,6 +70,8 @@ class LayerState {
     return Unsupported("attend on device: this layer is kept on the CPU");
   }
   virtual Status Hint(const float* speculative_query) { return Status::Ok(); }
+  // The prompt's last `window` post-RoPE queries [window][q_heads][head_dim] (Sequence::Observe).
+  virtual Status Observe(const float* queries, int window) { return Status::Ok(); }
   // Waits for this layer's outstanding transfers.
   virtual Status Quiesce() { return Status::Ok(); }
   // Appends the layer's image to `w` (after Quiesce). GPU layers copy their device state back
@@ -89,14 +91,19 @@ class LayerState {
   SelectedKv attend_sel_;
 };
 
+// The CPU layer of `plan` for layer `layer` of a sequence of `num_layers`.
 StatusOr<std::unique_ptr<LayerState>> MakeLayerState(const LayerPlan& plan, const kernels::AttentionShape& shape,
-                                                     int layer, LayerContext* context);
+                                                     int layer, int num_layers, LayerContext* context);
 
 // Per-kind factories (one file each).
 std::unique_ptr<LayerState> NewFullLayer(const kernels::AttentionShape& shape, bool offload, LayerContext* ctx);
 StatusOr<std::unique_ptr<LayerState>> NewKiviLayer(const LayerPlan& plan, const kernels::AttentionShape& shape);
 StatusOr<std::unique_ptr<LayerState>> NewSparseLayer(const LayerPlan& plan, const kernels::AttentionShape& shape,
                                                      int layer, LayerContext* ctx);
+// tale / kvcompose: the plan's MethodSpec built by the policies registry for layer `layer` of
+// `num_layers`.
+StatusOr<std::unique_ptr<LayerState>> NewMethodLayer(const LayerPlan& plan, const kernels::AttentionShape& shape,
+                                                     int layer, int num_layers);
 
 }  // namespace internal
 }  // namespace kvt::sequence

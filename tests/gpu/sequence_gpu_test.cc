@@ -159,6 +159,8 @@ TEST(SequenceGpu, MatchesCpuSequenceOnTailorKvPlan) {
           EXPECT_LE(e, 0.1f) << "layer " << l << " token " << t;
           EXPECT_EQ(gpu->kept_tokens(l), cpu->kept_tokens(l));
           break;
+        case LayerKind::kTale:
+        case LayerKind::kKvCompose: ADD_FAILURE() << "a GPU sequence refuses tale/kvcompose layers"; break;
       }
     }
   }

@@ -188,4 +188,43 @@ TEST(SequenceAbi, BadArgumentsAreStatusCodes) {
   kvt_sequence_close(nullptr);
 }
 
+// ABI 1.4: the plan kinds tale and kvcompose come with the plan text; kvt_sequence_observe
+// compresses them (the kvcompose layer then keeps fewer tokens), Select on them is UNSUPPORTED.
+TEST(SequenceAbi, TaleAndKvComposeLayersWithObserve) {
+  uint32_t major = 0, minor = 0;
+  kvt_version(&major, &minor, nullptr);
+  EXPECT_GE(minor, 4u);
+  const char* plan =
+      "kvt-sequence-plan 1\nshape layers=2,q_heads=8,kv_heads=2,head_dim=16\n"
+      "layer 0 tale window=8,sinks=2\nlayer 1 kvcompose ratio=0.25\n";
+  kvt_sequence_t* s = nullptr;
+  ASSERT_EQ(kvt_sequence_open(plan, &s), KVT_STATUS_OK) << kvt_last_error_message();
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd;
+  std::vector<float> k(40 * 2 * 16), v(k.size()), q(4 * 8 * 16), out(8 * 16);
+  for (auto* buf : {&k, &v, &q}) {
+    for (auto& x : *buf) x = nd(rng);
+  }
+  for (uint32_t l = 0; l < 2; ++l) {
+    ASSERT_EQ(kvt_sequence_append(s, l, k.data(), v.data(), 40), KVT_STATUS_OK);
+    ASSERT_EQ(kvt_sequence_observe(s, l, q.data(), 4), KVT_STATUS_OK) << kvt_last_error_message();
+    ASSERT_EQ(kvt_sequence_attend(s, l, q.data(), out.data()), KVT_STATUS_OK) << kvt_last_error_message();
+    kvt_kv_segment_t seg[2];
+    uint32_t count = 0;
+    EXPECT_EQ(kvt_sequence_select(s, l, q.data(), seg, 2, &count), KVT_STATUS_UNSUPPORTED);
+  }
+  EXPECT_EQ(kvt_sequence_observe(s, 0, nullptr, 4), KVT_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(kvt_sequence_observe(nullptr, 0, q.data(), 4), KVT_STATUS_INVALID_ARGUMENT);
+  void* image = nullptr;
+  uint64_t bytes = 0;
+  ASSERT_EQ(kvt_sequence_suspend(s, &image, &bytes), KVT_STATUS_OK) << kvt_last_error_message();
+  ASSERT_EQ(kvt_sequence_resume(s, image, bytes), KVT_STATUS_OK) << kvt_last_error_message();
+  kvt_sequence_image_free(image);
+  EXPECT_EQ(kvt_sequence_attend(s, 1, q.data(), out.data()), KVT_STATUS_OK);
+  kvt_sequence_close(s);
+  // A GPU sequence refuses them (before looking for a device).
+  EXPECT_EQ(kvt_sequence_open_on_device(plan, 0, &s), KVT_STATUS_UNSUPPORTED);
+  EXPECT_NE(std::strstr(kvt_last_error_message(), "CPU path only"), nullptr) << kvt_last_error_message();
+}
+
 }  // namespace
