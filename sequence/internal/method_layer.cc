@@ -50,14 +50,12 @@ class MethodLayer final : public LayerState {
   Status Attend(const float* query, float* out) override { return cache_->Attend(query, out); }
 
   Status Select(const float*, SelectedKv*) override {
-    return kind_ == LayerKind::kTale
-               ? Unsupported(
-                     "select: a tale layer attends over low-rank coefficients without rebuilding "
-                     "K/V "
-                     "(reconstruction-free); use Attend")
-               : Unsupported(
-                     "select: a kvcompose layer keeps a different token set per KV head, which "
-                     "SelectedKv cannot describe; use Attend");
+    if (kind_ == LayerKind::kTale) {
+      return Unsupported("select: a tale layer attends over low-rank coefficients without rebuilding "
+                         "K/V (reconstruction-free); use Attend");
+    }
+    return Unsupported("select: a kvcompose layer keeps a different token set per KV head, which "
+                       "SelectedKv cannot describe; use Attend");
   }
 
   Status Save(ByteWriter& w) const override {
