@@ -189,7 +189,9 @@ Status Validate(const klr::LorcAttentionArgs& a) {
   }
   if (Group(a) > kMaxGroup) return Unsupported("LorcAttentionCuda: group (q_heads / kv_heads) > 8");
   if (a.head_dim > kMaxHeadDim) return Unsupported("LorcAttentionCuda: head_dim > 256");
-  if (Chunks(a) > INT32_MAX / 2) return Unsupported("LorcAttentionCuda: too many tokens");
+  if (Chunks(a) > INT32_MAX / 2 || a.num_kv_heads > 65535) {
+    return Unsupported("LorcAttentionCuda: grid too large (tokens or kv_heads)");
+  }
   return Status::Ok();
 }
 
