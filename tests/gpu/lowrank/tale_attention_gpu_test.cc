@@ -11,6 +11,7 @@
 #include "gpu/kernels/lowrank/tale_attention.cuh"
 #include "host/kernels/lowrank/dense_attention.h"
 #include "host/kernels/lowrank/tale_attention.h"
+#include "tests/gpu/lowrank/device_buffers.h"
 #include "tests/unit/lowrank/tale_fixture.h"
 
 namespace kvt::gpu::lowrank {
@@ -18,38 +19,8 @@ namespace {
 
 namespace klr = kernels::lowrank;
 
-bool HaveDevice() {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return false;
-  }
-  return n > 0;
-}
-
-// Device copies, freed at scope exit.
-struct DeviceBuffers {
-  std::vector<void*> ptrs;
-  template <typename T>
-  T* Upload(const std::vector<T>& v) {
-    void* p = nullptr;
-    EXPECT_EQ(cudaMalloc(&p, std::max<size_t>(1, v.size() * sizeof(T))), cudaSuccess);
-    if (!v.empty()) {
-      EXPECT_EQ(cudaMemcpy(p, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
-    }
-    ptrs.push_back(p);
-    return static_cast<T*>(p);
-  }
-  void* Alloc(size_t bytes) {
-    void* p = nullptr;
-    EXPECT_EQ(cudaMalloc(&p, std::max<size_t>(1, bytes)), cudaSuccess);
-    ptrs.push_back(p);
-    return p;
-  }
-  ~DeviceBuffers() {
-    for (void* p : ptrs) cudaFree(p);
-  }
-};
+using test::DeviceBuffers;
+using test::HaveDevice;
 
 // Tolerance 1e-4 of the output scale: __expf and a different summation order than the CPU.
 TEST(TaleAttentionCuda, MatchesCpuTwin) {
