@@ -135,6 +135,84 @@ __global__ void QuantizeKeysTileKernel(KiviLayout l, const Half* keys, int64_t t
   }
 }
 
+// The tile kernel's variant for key groups of more than 32 tokens (TailorKV's 1-bit group of 64):
+// one thread per (pair of channels, span of 32 tokens) instead of per pair, so the warps per tile
+// grow with the tile (the per-pair kernel has two warps for a 1-bit group's 16 KiB of tile and
+// leaves the SMs short of warps). Each thread takes its span's min and max as half2 (exact: min and
+// max commute with the widening), the `splits` threads of a pair combine them by shuffles, and each
+// quantizes its span into its words of both channels' code streams. Tile rows are padded by
+// kSplitTileRowPad fp16 and the threads of a pair walk each word starting `stagger` rows apart, so
+// the lanes of a warp read distinct banks. Needs what the tile kernel needs, key_group % 32 == 0 and
+// splits = key_group / 32 a power of two up to 32; dynamic smem key_group * (head_dim + pad) * 2
+// bytes; blockDim = ceil(pairs / (32 / splits)) warps.
+constexpr int kSplitTileRowPad = 8;
+constexpr int kSplitSpan = 32;
+
+__global__ void QuantizeKeysSplitTileKernel(KiviLayout l, const Half* keys, int64_t token_stride, int64_t groups,
+                                            uint8_t* codes, Half* scale, Half* zero) {
+  extern __shared__ uint4 tile4[];
+  const __half2* tile = reinterpret_cast<const __half2*>(tile4);  // [key_group][row2]
+  const int d = l.shape.head_dim, g = l.key_group, kvh = l.shape.kv_heads, bits = l.bits;
+  const int vec_per_row = d / 8, row4 = (d + kSplitTileRowPad) / 8, row2 = (d + kSplitTileRowPad) / 2;
+  const int pairs = d / 2, per_word = 32 / bits, splits = g / kSplitSpan, pairs_per_warp = 32 / splits;
+  const int lane = threadIdx.x & 31;
+  const int c2 = (threadIdx.x >> 5) * pairs_per_warp + lane % pairs_per_warp;
+  const int split = lane / pairs_per_warp;
+  const bool live = c2 < pairs;  // dead lanes still shuffle (on column 0), and store nothing
+  const int stagger = splits >= 8 ? 1 : 8 / splits;
+  const int64_t stream_words = g / per_word;
+  for (int64_t i = blockIdx.x; i < groups * kvh; i += gridDim.x) {  // i = group * kv_heads + head
+    const int64_t grp = internal::DivNonNeg(i, kvh);
+    const int head = static_cast<int>(i - grp * kvh);
+    const Half* base = keys + grp * g * token_stride + head * d;
+    __syncthreads();  // the previous tile's readers are done
+#pragma unroll 4
+    for (int v = threadIdx.x; v < g * vec_per_row; v += blockDim.x) {
+      const int t = v / vec_per_row, q = v - t * vec_per_row;
+      tile4[t * row4 + q] = *reinterpret_cast<const uint4*>(base + t * token_stride + q * 8);
+    }
+    __syncthreads();
+    const __half2* column = tile + split * kSplitSpan * row2 + (live ? c2 : 0);
+    __half2 mn = column[0], mx = mn;
+    for (int w0 = 0; w0 < kSplitSpan; w0 += per_word) {
+#pragma unroll 8
+      for (int k = 0; k < per_word; ++k) {
+        const __half2 x = column[(w0 + ((k + split * stagger) & (per_word - 1))) * row2];
+        mn = __hmin2(mn, x);
+        mx = __hmax2(mx, x);
+      }
+    }
+    for (int o = pairs_per_warp; o < 32; o <<= 1) {
+      mn = __hmin2(mn, __shfl_xor_sync(0xffffffffu, mn, o));
+      mx = __hmax2(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    }
+    if (!live) continue;
+    const float2 lo = __half22float2(mn), hi = __half22float2(mx);
+    const Params p0 = MakeParams(lo.x, hi.x, l.levels()), p1 = MakeParams(lo.y, hi.y, l.levels());
+    const int c = 2 * c2;
+    if (split == 0) {
+      scale[i * d + c] = p0.scale_h;
+      scale[i * d + c + 1] = p1.scale_h;
+      zero[i * d + c] = p0.zero_h;
+      zero[i * d + c + 1] = p1.zero_h;
+    }
+    uint32_t* stream0 = reinterpret_cast<uint32_t*>(codes + i * l.KeyGroupCodeBytes()) + c * stream_words +
+                        split * (kSplitSpan / per_word);
+    for (int w0 = 0; w0 < kSplitSpan; w0 += per_word) {
+      uint32_t word0 = 0, word1 = 0;
+#pragma unroll 8
+      for (int k = 0; k < per_word; ++k) {
+        const int t = (k + split * stagger) & (per_word - 1);
+        const float2 x = __half22float2(column[(w0 + t) * row2]);
+        word0 |= static_cast<uint32_t>(QuantizeOne(x.x, p0, l.levels())) << (t * bits);
+        word1 |= static_cast<uint32_t>(QuantizeOne(x.y, p1, l.levels())) << (t * bits);
+      }
+      stream0[w0 / per_word] = word0;
+      stream0[stream_words + w0 / per_word] = word1;
+    }
+  }
+}
+
 // One thread per 8 channels of a (token, head) row, value_group / 8 neighbouring lanes per group:
 // coalesced 16-byte loads, the group's min and max by shuffles, and the 8 codes stored as one
 // kBits-byte word. Needs 16-byte-aligned rows, value_group / 8 dividing 32 and `codes` 8-aligned.
@@ -163,17 +241,15 @@ __global__ void QuantizeValuesVecKernel(KiviLayout l, const Half* values, int64_
       const int64_t t = t0 + k;
       float x[8];
       const __half2* h2 = reinterpret_cast<const __half2*>(&raw[k]);
+      // min and max in half2 (exact: they commute with the widening), then the two halves.
+      const __half2 mn2 = __hmin2(__hmin2(h2[0], h2[1]), __hmin2(h2[2], h2[3]));
+      const __half2 mx2 = __hmax2(__hmax2(h2[0], h2[1]), __hmax2(h2[2], h2[3]));
+      float mn = fminf(__low2float(mn2), __high2float(mn2)), mx = fmaxf(__low2float(mx2), __high2float(mx2));
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const float2 f = __half22float2(h2[e]);
         x[2 * e] = f.x;
         x[2 * e + 1] = f.y;
-      }
-      float mn = x[0], mx = x[0];
-#pragma unroll
-      for (int e = 1; e < 8; ++e) {
-        mn = fminf(mn, x[e]);
-        mx = fmaxf(mx, x[e]);
       }
       for (int o = 1; o < lanes_per_group; o <<= 1) {
         mn = fminf(mn, __shfl_xor_sync(0xffffffffu, mn, o));
@@ -305,11 +381,23 @@ Status KiviQuantizeKeysCuda(const KiviLayout& l, const Half* keys, int64_t token
   }
   if (groups == 0) return Status::Ok();
   const bool words = (l.key_group * l.bits / 8) % 4 == 0 && AlignedTo(codes, 4);
+  const int64_t blocks = groups * l.shape.kv_heads;
+  const unsigned grid = static_cast<unsigned>(blocks < (1 << 30) ? blocks : (1 << 30));
+  const bool tile_rows = words && l.shape.head_dim % 8 == 0 && token_stride % 8 == 0 && AlignedTo(keys, 16);
+  const int splits = l.key_group % kSplitSpan == 0 ? l.key_group / kSplitSpan : 0;
+  const size_t split_tile_bytes = static_cast<size_t>(l.key_group) * (l.shape.head_dim + kSplitTileRowPad) * 2;
+  if (tile_rows && splits > 1 && splits <= 32 && (splits & (splits - 1)) == 0 && split_tile_bytes <= 48 * 1024) {
+    const int threads = static_cast<int>(internal::CeilDiv(l.shape.head_dim / 2, 32 / splits)) * 32;
+    if (threads <= 1024) {
+      QuantizeKeysSplitTileKernel<<<grid, threads, split_tile_bytes, stream>>>(l, keys, token_stride, groups, codes,
+                                                                                scale, zero);
+      return LaunchStatus("QuantizeKeysSplitTileKernel");
+    }
+  }
   const size_t tile_bytes = static_cast<size_t>(l.key_group) * l.shape.head_dim * 2;
-  if (words && l.shape.head_dim % 8 == 0 && token_stride % 8 == 0 && AlignedTo(keys, 16) && tile_bytes <= 48 * 1024) {
-    const int64_t blocks = groups * l.shape.kv_heads;
-    QuantizeKeysTileKernel<<<static_cast<unsigned>(blocks < (1 << 30) ? blocks : (1 << 30)), Threads(l.shape.head_dim / 2),
-                             tile_bytes, stream>>>(l, keys, token_stride, groups, codes, scale, zero);
+  if (tile_rows && tile_bytes <= 48 * 1024) {
+    QuantizeKeysTileKernel<<<grid, Threads(l.shape.head_dim / 2), tile_bytes, stream>>>(l, keys, token_stride, groups,
+                                                                                         codes, scale, zero);
     return LaunchStatus("QuantizeKeysTileKernel");
   }
   QuantizeKeysKernel<<<static_cast<unsigned>(groups * l.shape.kv_heads), Threads(l.shape.head_dim), 0, stream>>>(

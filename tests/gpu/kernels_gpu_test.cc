@@ -53,6 +53,10 @@ TEST(KiviQuantizeCuda, MatchesCpu) {
   for (auto [bits, kvh, d, g, groups, tokens] :
        {std::tuple{2, 8, 128, 64, 5, 301}, std::tuple{1, 2, 128, 64, 3, 7}, std::tuple{4, 3, 96, 32, 4, 65},
         std::tuple{8, 1, 40, 8, 9, 17}, std::tuple{1, 2, 64, 8, 5, 9},
+        // key tiles split over threads (spans of 32 tokens: 2 and 4 per pair), a partial warp, a group
+        // whose 3 spans do not split evenly (the per-channel kernel)
+        std::tuple{4, 2, 128, 64, 3, 5}, std::tuple{2, 2, 128, 128, 2, 5}, std::tuple{2, 3, 40, 32, 3, 5},
+        std::tuple{1, 1, 128, 96, 2, 5},
         std::tuple{1, 1, 8, 32, 65600, 9}}) {  // more key groups than a grid's y extent
     KiviLayout l{{kvh, kvh, d}, bits, g, std::min(g, d) % 8 == 0 && d % std::min(g, d) == 0 ? std::min(g, d) : 8};
     const int64_t row = kvh * d;
