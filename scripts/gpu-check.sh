@@ -9,7 +9,8 @@
 # Each GPU test compares a CUDA kernel (or kvt-llama's CUDA forward, on $KVT_SHARED_DATA) with its CPU
 # twin; a test that skips (exit 77) on a machine with a device counts as a failure. Then
 # compute-sanitizer's memcheck and racecheck run over the kernel tests when the toolkit has it. Results go to bench/results/<name>-<device>-<stamp>.{log,json},
-# and also to $OUT when that is set (the device tool brings $OUT back).
+# and also to $OUT when that is set (the device tool brings $OUT back). The CPU KIVI kernels are
+# benchmarked there too (kernels-cpu-host-*): the GPU host is the many-core machine this project sees.
 # Exits non-zero if there is no device, a test fails or skips, or a benchmark fails.
 set -euo pipefail
 
@@ -99,6 +100,7 @@ save "$LOG"
 # name | arguments to kvt-bench producing one JSON document on stdout
 BENCHES=(
   "kernels|kernels --json --gpu-only"
+  "kernels-cpu-host|kernels --json --cpu-only --op kivi_"
   "lowrank|lowrank --json"
   "decode|decode --json --gpu-only"
 )
