@@ -3,6 +3,12 @@
 //
 // All functions are pure: they read their inputs, write only their outputs, allocate nothing and
 // may run in parallel (oneTBB) over groups or tokens. They block until done.
+//
+// Every vector path (AVX2, AVX-512) writes the same bytes as the portable one for finite inputs
+// and infinities, rounding ties included (tests/unit/kernels/kivi_quantize_paths_test.cc). Not for
+// NaN (it may win or lose a group's min/max depending on the path) nor for a group whose minimum
+// is a zero of either sign (the stored zero point may be +0 on one path and -0 on another): the
+// values decoded are equal, their bits may not be.
 #pragma once
 
 #include <cstdint>

@@ -76,6 +76,13 @@ inline __m512i CodesInt(__m512 x, __m512 zero, __m512 inv, __m512 levels) {
   return _mm512_max_epi32(_mm512_cvtps_epi32(c), _mm512_setzero_si512());
 }
 
+// The 1-bit codes of 16 lanes as a mask (lane i = code i), the same code as Codes() at levels 1 for
+// every input: rint(v) clamped to [0, 1] is 1 exactly when v > 0.5 (0.5 itself rounds to even, 0),
+// and a NaN v compares false, the 0 Codes() gives it. Three operations instead of five plus a pack.
+inline __mmask16 OneBitCodes(__m512 x, __m512 zero, __m512 inv) {
+  return _mm512_cmp_ps_mask(_mm512_mul_ps(_mm512_sub_ps(x, zero), inv), _mm512_set1_ps(0.5f), _CMP_GT_OQ);
+}
+
 // Lanes 0-7 = a, lanes 8-15 = b.
 inline __m512 SplitBroadcast(float a, float b) {
   return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(a)),

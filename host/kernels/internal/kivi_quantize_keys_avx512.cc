@@ -7,8 +7,10 @@
 // stores. Nothing is stored between the two passes, and no element is handled by scalar code.
 //
 // Packing: a 32-bit word holds 32 / bits tokens of one channel (token j at bit (j % per_word) *
-// bits). Each 16-bit half of it is accumulated as fma(code, 2^(k * bits), acc) in float, exact
-// because every partial sum is an integer below 2^16: one operation per code instead of convert,
+// bits). At 1 bit each token's compare mask ORs its bit into the lanes whose code is 1
+// (PackWord1). Wider codes: each 16-bit half of the word is accumulated as fma(code, 2^(k * bits),
+// acc) in float, exact because every partial sum is an integer below 2^16: one operation per code
+// instead of convert,
 // shift and or. Words of 16 channels are then transposed to the channel-major stream layout.
 //
 // Memory: a block walks G rows 2 * token_stride bytes apart, which the hardware prefetcher does
@@ -50,6 +52,18 @@ inline __m512 PackHalf(const Half* x, int64_t token_stride, int n, __mmask16 m, 
     }
   }
   return acc;
+}
+
+// The 1-bit codes of tokens [0, n) (n <= 32) of one 16-channel vector as one 32-bit word per lane,
+// token k at bit k: each token's compare mask sets its bit in the lanes whose code is 1.
+inline __m512i PackWord1(const Half* x, int64_t token_stride, int n, __mmask16 m, __m512 zero, __m512 inv) {
+  __m512i word = _mm512_setzero_si512();
+#pragma GCC unroll 32
+  for (int k = 0; k < n; ++k) {
+    const __mmask16 c = OneBitCodes(LoadHalves(x + k * token_stride, m), zero, inv);
+    word = _mm512_mask_or_epi32(word, c, word, _mm512_set1_epi32(static_cast<int>(1u << k)));
+  }
+  return word;
 }
 
 // w[0..words) hold word k of 16 channels (lane = channel); out receives the channel-major
@@ -144,12 +158,17 @@ void QuantizeKeyGroup(const KiviLayout& l, const Half* keys, int64_t token_strid
       const int n = std::min(kPerWord, g - j0);
       for (int v = 0; v < kBlockVecs; ++v) {
         const Half* xj = keys + j0 * token_stride + c0 + v * kLanes;
-        __m512i word = _mm512_cvtps_epi32(PackHalf<kBits>(xj, token_stride, std::min(n, kPerHalf),
-                                                          m[v], p[v].zero, p[v].inv, levels));
-        if (n > kPerHalf) {
-          const __m512 upper = PackHalf<kBits>(xj + kPerHalf * token_stride, token_stride,
-                                               n - kPerHalf, m[v], p[v].zero, p[v].inv, levels);
-          word = _mm512_or_si512(word, _mm512_slli_epi32(_mm512_cvtps_epi32(upper), 16));
+        __m512i word;
+        if constexpr (kBits == 1) {
+          word = PackWord1(xj, token_stride, n, m[v], p[v].zero, p[v].inv);
+        } else {
+          word = _mm512_cvtps_epi32(PackHalf<kBits>(xj, token_stride, std::min(n, kPerHalf), m[v],
+                                                    p[v].zero, p[v].inv, levels));
+          if (n > kPerHalf) {
+            const __m512 upper = PackHalf<kBits>(xj + kPerHalf * token_stride, token_stride,
+                                                 n - kPerHalf, m[v], p[v].zero, p[v].inv, levels);
+            word = _mm512_or_si512(word, _mm512_slli_epi32(_mm512_cvtps_epi32(upper), 16));
+          }
         }
         if (direct) {
           w[v][wd] = word;

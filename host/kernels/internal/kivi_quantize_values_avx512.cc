@@ -241,6 +241,16 @@ void QuantizeValueRowsFast(const KiviLayout& l, const Half* values, int64_t toke
       const float* z = zf + r * ng;
       const float* iv = inv + r * ng;
       for (int i = 0; i < d / kLanes; i += 4, x += 4 * kLanes, out += 8 * kBits) {
+        if constexpr (kBits == 1) {  // the compare masks are the packed codes (channel c at bit c)
+          auto bits = [&](int s) {
+            const int grp = vec_group[i + s];
+            return static_cast<uint64_t>(OneBitCodes(LoadHalves(x + s * kLanes, 0xffff), _mm512_set1_ps(z[grp]),
+                                                     _mm512_set1_ps(iv[grp])));
+          };
+          const uint64_t packed = bits(0) | bits(1) << 16 | bits(2) << 32 | bits(3) << 48;
+          std::memcpy(out, &packed, 8);
+          continue;
+        }
         auto code = [&](int s) {
           const int grp = vec_group[i + s];
           return CodesInt(LoadHalves(x + s * kLanes, 0xffff), _mm512_set1_ps(z[grp]),

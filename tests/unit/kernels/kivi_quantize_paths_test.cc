@@ -6,6 +6,7 @@
 // writes a byte it should not (or skips one) is caught as well.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <string>
@@ -79,9 +80,9 @@ bool SameBytes(const std::vector<T>& a, const std::vector<T>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
 }
 
-void ExpectPathsAgree(const Shape& s, std::mt19937& rng) {
-  const int64_t rows = std::max(s.groups * s.layout.key_group, s.tokens);
-  const auto x = testing::RandomHalves(rows * s.token_stride, rng, 6.0f);
+int64_t InputHalves(const Shape& s) { return std::max(s.groups * s.layout.key_group, s.tokens) * s.token_stride; }
+
+void ExpectPathsAgreeOn(const Shape& s, const std::vector<Half>& x) {
   const Outputs ref = Run(CpuIsa::kPortable, s, x);
   for (const CpuIsa isa : {CpuIsa::kAvx2, CpuIsa::kAvx512}) {
     if (!internal::CpuSupports(isa)) continue;
@@ -96,6 +97,10 @@ void ExpectPathsAgree(const Shape& s, std::mt19937& rng) {
     EXPECT_TRUE(SameBytes(o.kd, ref.kd)) << "dequantized keys, " << what;
     EXPECT_TRUE(SameBytes(o.vd, ref.vd)) << "dequantized values, " << what;
   }
+}
+
+void ExpectPathsAgree(const Shape& s, std::mt19937& rng) {
+  ExpectPathsAgreeOn(s, testing::RandomHalves(InputHalves(s), rng, 6.0f));
 }
 
 TEST(KiviQuantizePaths, RaggedShapesMatchPortableBytes) {
@@ -129,6 +134,35 @@ TEST(KiviQuantizePaths, LlamaShapesMatchPortableBytes) {
         // Enough groups for several oneTBB chunks and the streamed (non-temporal) dequantization.
         const int64_t groups = bits == 2 && value_group == 32 ? 80 : 5;
         ExpectPathsAgree(Shape{l, 8 * 128, groups, groups * group + 7}, rng);
+        if (HasFailure()) return;
+      }
+    }
+  }
+}
+
+// Inputs that put codes exactly on rounding ties and at the clamps: small integers and halves
+// (a group spanning 0..2 at 1 bit has scale 2, so 1 lands on v = 0.5 exactly; at 2 bits 0..3 gives
+// scale 1 and every half-integer is a tie), then with a sprinkling of infinities and fp16's largest
+// values (their groups' scales overflow: every path must still write the same bytes). NaN and
+// signed zeros are outside the byte-equality contract (kivi_quantize.h); zeros appear here only
+// as the positive 0 of the level grid.
+TEST(KiviQuantizePaths, TiesAndInfinitiesMatchPortableBytes) {
+  std::mt19937 rng(5);
+  const float specials[] = {INFINITY, -INFINITY, 65504.0f, -65504.0f, 1.0f};
+  for (const bool with_specials : {false, true}) {
+    for (const int bits : {1, 2, 4, 8}) {
+      for (const int group : {32, 64}) {
+        const KiviLayout l{{32, 8, 128}, bits, group, bits == 1 ? 64 : 32};
+        const Shape s{l, 8 * 128, 3, 3 * group + 5};
+        std::vector<Half> x(InputHalves(s));
+        std::uniform_int_distribution<int> level(0, 2 * l.levels());  // halves in [0, levels]
+        std::uniform_int_distribution<int> special(0, 199);  // 5 in 200: a special value
+        for (auto& h : x) {
+          const int sp = special(rng);
+          h = FloatToHalf(with_specials && sp < 5 ? specials[sp] : 0.5f * static_cast<float>(level(rng)));
+        }
+        SCOPED_TRACE(with_specials ? "with infinities and +-65504" : "ties only");
+        ExpectPathsAgreeOn(s, x);
         if (HasFailure()) return;
       }
     }
