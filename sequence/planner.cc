@@ -9,10 +9,7 @@ namespace kvt::sequence {
 
 Planner::Planner(std::string model, int layers, const kernels::AttentionShape& shape, PlannerOptions options)
     : model_(std::move(model)), shape_(shape), options_(std::move(options)),
-      sums_(static_cast<size_t>(std::max(layers, 0)), 0.0), counts_(sums_.size(), 0) {
-  options_.dense.kind = LayerKind::kKivi;
-  options_.sparse.kind = LayerKind::kSparse;
-}
+      sums_(static_cast<size_t>(std::max(layers, 0)), 0.0), counts_(sums_.size(), 0) {}
 
 Status Planner::Observe(int layer, const float* queries, int window, const float* keys, int64_t tokens) {
   KVT_RETURN_IF_ERROR(shape_.Validate());

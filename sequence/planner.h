@@ -1,7 +1,11 @@
 // Planner — builds a model's TailorKV SequencePlan from a calibration run (Yao et al.,
 // "TailorKV", Sec. 3): each layer's dense-preference score (host/kernels/dense_preference.h) over
-// the prompt's last queries decides its form: score > tau → "dense" (quantization-friendly: all
-// tokens kept, KIVI 1/2-bit), else "sparse" (offloaded fp16 + dominant-token selection).
+// the prompt's last queries decides its class: score > tau → dense (attention spread over many
+// tokens: keep every token, compress each), else sparse (attention concentrated on few tokens: keep
+// or fetch only those). Each class becomes the LayerPlan the options give it: TailorKV's are KIVI
+// 1/2-bit for dense layers and offloaded fp16 with dominant-token selection for sparse ones; any
+// kind may be named (a TALE layer keeps every token in low rank and suits the dense class, a
+// KVCompose layer evicts tokens and suits the sparse one), and Build validates the plan.
 // With several calibration prompts the per-layer scores are averaged.
 // Pure; not thread-safe (one Planner per thread).
 #pragma once
@@ -19,8 +23,8 @@ struct PlannerOptions {
   float tau = 0.2f;        // the paper's threshold
   float top_frac = 0.05f;  // share of tokens whose captured mass defines "concentrated"
   int observation = 32;    // last prompt queries used per layer
-  LayerPlan dense;         // parameters of dense layers (kind forced to kivi)
-  LayerPlan sparse;        // parameters of sparse layers (kind forced to sparse)
+  LayerPlan dense;         // what dense layers become (default: kivi, 1 bit)
+  LayerPlan sparse;        // what sparse layers become (default: sparse)
   PlannerOptions() {
     dense.kind = LayerKind::kKivi;
     dense.bits = 1;

@@ -14,8 +14,10 @@ CLI::App* AddPlanCommand(CLI::App& app, PlanArgs& a) {
   CLI::App* c = app.add_subcommand(
       "plan",
       "Classify every layer (TailorKV dense-preference score over the last --obs queries of\n"
-      "--windows calibration windows; > --tau: dense, KIVI-quantized; else sparse, offloaded with\n"
-      "dominant-token selection) and write the sequence plan; use it as --policy plan:FILE.");
+      "--windows calibration windows; > --tau: dense, else sparse) and write the sequence plan; use\n"
+      "it as --policy plan:FILE. Dense layers become --dense (default KIVI 1-bit; tale:... keeps\n"
+      "every token in low rank), sparse ones --sparse (default: offloaded fp16 with dominant-token\n"
+      "selection; kvcompose:... evicts tokens).");
   c->add_option("--model", a.model, "checkpoint: llama2.c .bin or GGUF")->required();
   c->add_option("--tokenizer", a.tokenizer, "llama2.c tokenizer (optional for a GGUF that embeds one)");
   c->add_option("--text", a.text, "calibration text (UTF-8)")->required();
@@ -24,8 +26,8 @@ CLI::App* AddPlanCommand(CLI::App& app, PlanArgs& a) {
   c->add_option("--windows", a.windows, "calibration windows")->check(CLI::Range(1, 1 << 16));
   c->add_option("--obs", a.observation, "last queries of a window scored")->check(CLI::Range(1, 4096));
   c->add_option("--tau", a.tau, "dense-preference threshold")->check(CLI::Range(0.0f, 1.0f));
-  c->add_option("--dense", a.dense, "layer spec of dense layers");
-  c->add_option("--sparse", a.sparse, "layer spec of sparse layers");
+  c->add_option("--dense", a.dense, "layer spec of dense layers (kivi:bits=1, tale:window=64, ...)");
+  c->add_option("--sparse", a.sparse, "layer spec of sparse layers (sparse:budget=192, kvcompose:ratio=0.5, ...)");
   return c;
 }
 

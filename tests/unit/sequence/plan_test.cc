@@ -75,6 +75,35 @@ TEST(Planner, ClassifiesConcentratedAndSpreadLayers) {
   Planner empty("unit", 2, s, PlannerOptions{});
   EXPECT_FALSE(empty.Build().ok());
   EXPECT_FALSE(empty.Observe(5, q.data(), w, keys.data(), t).ok());
+
+  // The classes may become other methods: TALE for the dense layer, KVCompose for the sparse one.
+  PlannerOptions methods;
+  methods.dense = *ParseLayerSpec("tale:window=16");
+  methods.sparse = *ParseLayerSpec("kvcompose:ratio=0.25");
+  Planner other("unit", 2, s, methods);
+  for (int layer = 0; layer < 2; ++layer) {
+    for (int i = 0; i < w; ++i) {
+      for (int h = 0; h < s.q_heads; ++h) {
+        for (int c = 0; c < s.head_dim; ++c) {
+          q[(i * s.q_heads + h) * s.head_dim + c] = layer == 0 ? 8.0f * keys[(3 * s.kv_heads + h / 2) * s.head_dim + c] : 0.0f;
+        }
+      }
+    }
+    ASSERT_TRUE(other.Observe(layer, q.data(), w, keys.data(), t).ok());
+  }
+  auto mixed = other.Build();
+  ASSERT_TRUE(mixed.ok()) << mixed.status().ToString();
+  EXPECT_EQ(mixed->layers[0].kind, LayerKind::kKvCompose);
+  EXPECT_EQ(mixed->layers[1].kind, LayerKind::kTale);
+  EXPECT_EQ(MethodSpec(mixed->layers[1]), "tale:window=16");
+  // A spec the plan cannot hold is refused at Build.
+  PlannerOptions bad;
+  bad.dense = *ParseLayerSpec("kivi:bits=2");
+  bad.dense.bits = 3;
+  Planner refused("unit", 2, s, bad);
+  ASSERT_TRUE(refused.Observe(0, q.data(), w, keys.data(), t).ok());
+  ASSERT_TRUE(refused.Observe(1, q.data(), w, keys.data(), t).ok());
+  EXPECT_EQ(refused.Build().status().code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace
