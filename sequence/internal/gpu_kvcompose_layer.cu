@@ -4,7 +4,7 @@
 // layer's — and the device holds a mirror of the kept tokens, fp16 K/V [kv_heads][capacity]
 // [head_dim] in the cache's own layout: appended tokens are copied per head (only the new slots);
 // growth, the plan being applied, and Load (KvComposeCache::layout_version) copy every head's kept
-// tokens again.
+// tokens again (KvComposeMirror's plan, mirror_plan.h, tested on the CPU against the cache).
 //
 // Attention is the product's fp16 decode kernel (DecodeAttentionCuda: fp32 softmax over fp16 K/V,
 // as the cache's DenseAttentionF16): while every KV head keeps the same count (before the plan,
@@ -13,12 +13,14 @@
 // counts (structured=0) one launch per KV head with that head's query group over its own count,
 // and a head that keeps nothing outputs zeros (as the CPU kernel does).
 #include <algorithm>
+#include <array>
 #include <numeric>
 #include <vector>
 
 #include "gpu/kernels/decode_attention.cuh"
 #include "policies/lowrank/kvcompose_cache.h"
 #include "sequence/internal/gpu_layer.cuh"
+#include "sequence/internal/gpu_mirror.cuh"
 #include "sequence/internal/method_cache.h"
 
 namespace kvt::sequence::internal {
@@ -69,13 +71,13 @@ class GpuKvComposeLayer final : public GpuLayer {
   Status Load(ByteReader& r) override {
     KVT_RETURN_IF_ERROR(Quiesce());
     KVT_RETURN_IF_ERROR(kvc_->Load(r));
-    mirrored_ = false;
+    tracker_.Reset();
     return Mirror(gpu_->stream);
   }
 
   int64_t tokens() const override { return cache_->tokens(); }
   int64_t kept_tokens() const override { return cache_->kept_tokens(); }
-  uint64_t device_bytes() const override { return keys_.capacity_bytes() + values_.capacity_bytes(); }
+  uint64_t device_bytes() const override { return MirrorBytes(buffers_); }
 
  protected:
   Status AttendOn(const float* query, float* out, cudaStream_t stream) override {
@@ -87,7 +89,7 @@ class GpuKvComposeLayer final : public GpuLayer {
     const int d = shape_.head_dim, group = shape_.group();
     const auto [lo, hi] = std::minmax_element(counts.begin(), counts.end());
     if (*lo == *hi && *lo > 0) {  // one count for every head: one launch over the head-major mirror
-      const kernels::KvSegment<Half> seg{keys_.data(), values_.data(), *lo, d, cap * d};
+      const kernels::KvSegment<Half> seg{keys(), values(), *lo, d, cap * d};
       const size_t ws = gpu::DecodeAttentionWorkspaceBytesCuda(shape_, *lo);
       KVT_RETURN_IF_ERROR(gpu_->workspace.Resize(ws, gpu_->stream));
       return gpu::DecodeAttentionCuda(shape_, std::span(&seg, 1), query, out, gpu_->workspace.data(), ws, stream);
@@ -104,7 +106,7 @@ class GpuKvComposeLayer final : public GpuLayer {
         continue;
       }
       const size_t kv_off = static_cast<size_t>(h) * cap * d;
-      const kernels::KvSegment<Half> seg{keys_.data() + kv_off, values_.data() + kv_off, counts[h], d, d};
+      const kernels::KvSegment<Half> seg{keys() + kv_off, values() + kv_off, counts[h], d, d};
       KVT_RETURN_IF_ERROR(gpu::DecodeAttentionCuda(head, std::span(&seg, 1), query + q_off, out + q_off,
                                                    gpu_->workspace.data(), ws, stream));
     }
@@ -112,39 +114,20 @@ class GpuKvComposeLayer final : public GpuLayer {
   }
 
  private:
-  // Brings the device mirror up to the cache's kept tokens; copies enqueued on `s`.
+  // Brings the device mirror up to the cache's kept tokens (mirror_plan.h); copies enqueued on `s`.
   Status Mirror(cudaStream_t s) {
-    const std::vector<int64_t>& counts = kvc_->head_token_counts();
-    const int64_t cap = kvc_->capacity();
-    const int kv = shape_.kv_heads, d = shape_.head_dim;
-    if (!mirrored_ || kvc_->layout_version() != version_) {  // the layout moved: every head again
-      const size_t n = static_cast<size_t>(kv) * cap * d;
-      KVT_RETURN_IF_ERROR(keys_.Resize(n, s));
-      KVT_RETURN_IF_ERROR(values_.Resize(n, s));
-      mirrored_counts_.assign(static_cast<size_t>(kv), 0);
-      version_ = kvc_->layout_version();
-      mirrored_ = true;
-    }
-    for (int h = 0; h < kv; ++h) {
-      const int64_t have = mirrored_counts_[h], want = counts[h];
-      if (want == have) continue;
-      const size_t from = (static_cast<size_t>(h) * cap + have) * d, n = static_cast<size_t>(want - have) * d;
-      KVT_CUDA_RETURN_IF_ERROR(
-          cudaMemcpyAsync(keys_.data() + from, kvc_->key_data() + from, n * sizeof(Half), cudaMemcpyHostToDevice, s));
-      KVT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(values_.data() + from, kvc_->value_data() + from, n * sizeof(Half),
-                                               cudaMemcpyHostToDevice, s));
-      mirrored_counts_[h] = want;
-    }
-    return Status::Ok();
+    tracker_.Plan(*kvc_, shape_.kv_heads, shape_.head_dim, &plan_);
+    return ApplyMirrorPlan(plan_, buffers_, s);
   }
+  const Half* keys() const { return reinterpret_cast<const Half*>(buffers_[KvComposeMirror::kKeys].data()); }
+  const Half* values() const { return reinterpret_cast<const Half*>(buffers_[KvComposeMirror::kValues].data()); }
 
   std::unique_ptr<policies::LayerCache> cache_;
   policies::lowrank::KvComposeCache* kvc_;  // cache_ as what it is
   std::vector<int32_t> positions_;
-  bool mirrored_ = false;
-  uint64_t version_ = 0;
-  DeviceArray<Half> keys_, values_;       // [kv][capacity][d], the cache's layout
-  std::vector<int64_t> mirrored_counts_;  // [kv] slots mirrored per head
+  KvComposeMirror tracker_;
+  MirrorPlan plan_;
+  std::array<DeviceArray<uint8_t>, KvComposeMirror::kBuffers> buffers_;  // fp16 [kv][capacity][d]
 };
 
 }  // namespace

@@ -8,7 +8,8 @@
 //   level counts   [4][kv_heads] int32                          when any changed
 //   exact window   [window_tokens][kv_heads][head_dim] fp32 x 2  appended rows only; whole when
 //                                                               the window's front was compressed
-// Attend runs TaleAttentionCuda on the device. Attention also feeds TALE's importance (each
+// What to copy is TaleMirror's plan (mirror_plan.h, tested on the CPU against the cache). Attend
+// runs TaleAttentionCuda on the device. Attention also feeds TALE's importance (each
 // window token's softmax weight, accumulated into the cache while the token is recent): the
 // kernel's window weights are copied back into pinned memory behind the attention and added to
 // the cache (TaleCache::AddWindowAttention) at the layer's next call, after waiting for that
@@ -25,6 +26,7 @@
 #include "gpu/kernels/lowrank/tale_attention.cuh"
 #include "policies/lowrank/tale_cache.h"
 #include "sequence/internal/gpu_layer.cuh"
+#include "sequence/internal/gpu_mirror.cuh"
 #include "sequence/internal/method_cache.h"
 
 namespace kvt::sequence::internal {
@@ -87,17 +89,14 @@ class GpuTaleLayer final : public GpuLayer {
   Status Load(ByteReader& r) override {
     KVT_RETURN_IF_ERROR(Quiesce());
     KVT_RETURN_IF_ERROR(tale_->Load(r));
-    mirrored_ = false;
+    tracker_.Reset();
     return Mirror(gpu_->stream);
   }
 
   int64_t tokens() const override { return cache_->tokens(); }
   int64_t kept_tokens() const override { return cache_->kept_tokens(); }
   uint64_t device_bytes() const override {
-    uint64_t b = key_basis_.capacity_bytes() + value_basis_.capacity_bytes() + counts_.capacity_bytes() +
-                 window_k_.capacity_bytes() + window_v_.capacity_bytes() + window_attention_.capacity_bytes();
-    for (int l = 0; l < klr::kTaleLevels; ++l) b += keys_[l].capacity_bytes() + values_[l].capacity_bytes();
-    return b;
+    return MirrorBytes(buffers_) + window_attention_.capacity_bytes();
   }
 
  protected:
@@ -108,17 +107,17 @@ class GpuTaleLayer final : public GpuLayer {
     KVT_RETURN_IF_ERROR(Mirror(stream));
     klr::TaleAttentionArgs a = tale_->AttentionView();  // host pointers: replaced by the mirror's
     const int kv = shape_.kv_heads;
-    a.key_basis = key_basis_.data();
-    a.value_basis = value_basis_.data();
+    a.key_basis = Buffer<const float>(TaleMirror::kKeyBasis);
+    a.value_basis = Buffer<const float>(TaleMirror::kValueBasis);
     for (int l = 0; l < klr::kTaleLevels; ++l) {
-      a.levels[l].key_records = keys_[l].data();
-      a.levels[l].value_records = values_[l].data();
-      a.levels[l].tokens = counts_.data() + static_cast<size_t>(l) * kv;
-      a.levels[l].capacity = capacity_[l];
+      a.levels[l].key_records = Buffer<const uint8_t>(TaleMirror::kLevelKeys + 2 * l);
+      a.levels[l].value_records = Buffer<const uint8_t>(TaleMirror::kLevelValues + 2 * l);
+      a.levels[l].tokens = Buffer<const int32_t>(TaleMirror::kCounts) + static_cast<size_t>(l) * kv;
+      a.levels[l].capacity = tracker_.capacity(l);
     }
     const int64_t n = a.window_tokens;
-    a.window_keys = window_k_.data();
-    a.window_values = window_v_.data();
+    a.window_keys = Buffer<const float>(TaleMirror::kWindowKeys);
+    a.window_values = Buffer<const float>(TaleMirror::kWindowValues);
     a.query = query;
     a.out = out;
     KVT_RETURN_IF_ERROR(window_attention_.Resize(static_cast<size_t>(kv * n), stream));
@@ -151,97 +150,24 @@ class GpuTaleLayer final : public GpuLayer {
     return Status::Ok();
   }
 
-  // Brings the device mirror up to the cache's state; copies enqueued on `s`.
+  // Brings the device mirror up to the cache's state (mirror_plan.h); copies enqueued on `s`.
   Status Mirror(cudaStream_t s) {
-    const klr::TaleAttentionArgs a = tale_->AttentionView();
-    const int kv = shape_.kv_heads, d = shape_.head_dim;
-    bool counts_changed = !mirrored_;
-    if (!mirrored_) {  // after Load (or at start): everything again
-      calibrated_ = !tale_->calibrated();  // forces the bases
-      capacity_.fill(-1);                  // forces every level
-      window_first_ = -1;                  // forces the window
-      mirrored_ = true;
-    }
-    if (calibrated_ != tale_->calibrated()) {
-      const size_t n = static_cast<size_t>(kv) * d * d;
-      KVT_RETURN_IF_ERROR(key_basis_.Resize(n, s));
-      KVT_RETURN_IF_ERROR(value_basis_.Resize(n, s));
-      KVT_RETURN_IF_ERROR(Upload(key_basis_.data(), a.key_basis, n * sizeof(float), s));
-      KVT_RETURN_IF_ERROR(Upload(value_basis_.data(), a.value_basis, n * sizeof(float), s));
-      calibrated_ = tale_->calibrated();
-    }
-    for (int l = 0; l < klr::kTaleLevels; ++l) {
-      const klr::TaleLevelBuffers& lv = a.levels[l];
-      const size_t kb = a.key_layout.levels[l].record_bytes, vb = a.value_layout.levels[l].record_bytes;
-      auto& mirrored = records_[l];
-      if (lv.capacity != capacity_[l]) {  // the cache grew this level: its layout moved
-        const size_t slots = static_cast<size_t>(kv) * lv.capacity;
-        KVT_RETURN_IF_ERROR(keys_[l].Resize(slots * kb, s));
-        KVT_RETURN_IF_ERROR(values_[l].Resize(slots * vb, s));
-        capacity_[l] = lv.capacity;
-        mirrored.assign(static_cast<size_t>(kv), 0);
-      }
-      for (int h = 0; h < kv; ++h) {
-        const int32_t have = mirrored[h], want = lv.tokens[h];
-        if (want == have) continue;
-        const size_t from = static_cast<size_t>(h) * lv.capacity + have, n = static_cast<size_t>(want - have);
-        KVT_RETURN_IF_ERROR(Upload(keys_[l].data() + from * kb, lv.key_records + from * kb, n * kb, s));
-        KVT_RETURN_IF_ERROR(Upload(values_[l].data() + from * vb, lv.value_records + from * vb, n * vb, s));
-        mirrored[h] = want;
-        counts_changed = true;
-      }
-    }
-    if (counts_changed) {
-      host_counts_.clear();
-      for (int l = 0; l < klr::kTaleLevels; ++l) host_counts_.insert(host_counts_.end(), records_[l].begin(), records_[l].end());
-      KVT_RETURN_IF_ERROR(counts_.Resize(host_counts_.size(), s));
-      KVT_RETURN_IF_ERROR(Upload(counts_.data(), host_counts_.data(), host_counts_.size() * sizeof(int32_t), s));
-    }
-    // The exact window: rows are token compressed_tokens() + i; appends add rows at the end, and
-    // compression drops rows from the front (then the whole window moves).
-    const int64_t first = tale_->compressed_tokens(), rows = a.window_tokens;
-    const size_t row = static_cast<size_t>(kv_row());
-    int64_t from = window_rows_;
-    if (first != window_first_ || rows < window_rows_) {
-      from = 0;
-      // Give back a prompt-sized window once calibration has cut it to a few windows' worth.
-      if (window_k_.capacity_bytes() > 4 * static_cast<uint64_t>(rows + 1) * row * sizeof(float) &&
-          window_k_.capacity_bytes() > (64u << 10)) {
-        KVT_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(s));
-        window_k_.Clear();
-        window_v_.Clear();
-      }
-    }
-    if (rows > from || from == 0) {
-      KVT_RETURN_IF_ERROR(window_k_.Resize(static_cast<size_t>(rows) * row, s));
-      KVT_RETURN_IF_ERROR(window_v_.Resize(static_cast<size_t>(rows) * row, s));
-      const size_t n = static_cast<size_t>(rows - from) * row;
-      KVT_RETURN_IF_ERROR(Upload(window_k_.data() + from * row, a.window_keys + from * row, n * sizeof(float), s));
-      KVT_RETURN_IF_ERROR(Upload(window_v_.data() + from * row, a.window_values + from * row, n * sizeof(float), s));
-    }
-    window_first_ = first;
-    window_rows_ = rows;
-    return Status::Ok();
+    tracker_.Plan(*tale_, &plan_);
+    return ApplyMirrorPlan(plan_, buffers_, s);
   }
 
-  static Status Upload(void* dst, const void* src, size_t bytes, cudaStream_t s) {
-    if (bytes == 0) return Status::Ok();
-    return gpu::CudaStatus(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s), "cudaMemcpyAsync");
+  template <typename T>
+  T* Buffer(int b) const {
+    return reinterpret_cast<T*>(buffers_[static_cast<size_t>(b)].data());
   }
 
   std::unique_ptr<policies::LayerCache> cache_;
   policies::lowrank::TaleCache* tale_;  // cache_ as what it is
   std::vector<int32_t> positions_;
-  // The mirror, and how much of the cache it reflects.
-  bool mirrored_ = false, calibrated_ = false;
-  DeviceArray<float> key_basis_, value_basis_;
-  std::array<DeviceArray<uint8_t>, klr::kTaleLevels> keys_, values_;  // [kv][capacity_[l]][record bytes]
-  std::array<int64_t, klr::kTaleLevels> capacity_{};
-  std::array<std::vector<int32_t>, klr::kTaleLevels> records_;  // [l][kv] records mirrored
-  DeviceArray<int32_t> counts_;                                 // [l][kv]
-  std::vector<int32_t> host_counts_;
-  DeviceArray<float> window_k_, window_v_;  // [rows][kv][d]
-  int64_t window_first_ = -1, window_rows_ = 0;
+  // The mirror (TaleMirror's buffers) and what it reflects.
+  TaleMirror tracker_;
+  MirrorPlan plan_;
+  std::array<DeviceArray<uint8_t>, TaleMirror::kBuffers> buffers_;
   // The attention's window weights [kv][rows], on the device and on their way back.
   DeviceArray<float> window_attention_;
   PinnedArray<float> host_window_attention_;
