@@ -30,13 +30,15 @@ using kernels::Half;
 
 class GpuKvComposeLayer final : public GpuLayer {
  public:
-  GpuKvComposeLayer(const kernels::AttentionShape& shape, GpuContext* gpu, std::unique_ptr<policies::LayerCache> cache,
+  GpuKvComposeLayer(const kernels::AttentionShape& shape, GpuContext* gpu,
+                    std::unique_ptr<policies::LayerCache> cache,
                     policies::lowrank::KvComposeCache* kvc)
       : GpuLayer(shape, gpu), cache_(std::move(cache)), kvc_(kvc) {}
   ~GpuKvComposeLayer() override { (void)Quiesce(); }
 
   Status Append(const float* keys, const float* values, int64_t tokens) override {
-    if (cache_->tokens() + tokens > INT32_MAX) return InvalidArgument("append: positions past int32");
+    if (cache_->tokens() + tokens > INT32_MAX)
+      return InvalidArgument("append: positions past int32");
     positions_.resize(static_cast<size_t>(tokens));
     std::iota(positions_.begin(), positions_.end(), static_cast<int32_t>(cache_->tokens()));
     policies::AppendBatch b;
@@ -59,8 +61,9 @@ class GpuKvComposeLayer final : public GpuLayer {
   }
 
   Status Select(const float*, SelectedKv*) override {
-    return Unsupported("select: a kvcompose layer keeps a different token set per KV head, which "
-                       "SelectedKv cannot describe; use Attend");
+    return Unsupported(
+        "select: a kvcompose layer keeps a different token set per KV head, which "
+        "SelectedKv cannot describe; use Attend");
   }
 
   Status Save(ByteWriter& w) const override {
@@ -92,23 +95,28 @@ class GpuKvComposeLayer final : public GpuLayer {
       const kernels::KvSegment<Half> seg{keys(), values(), *lo, d, cap * d};
       const size_t ws = gpu::DecodeAttentionWorkspaceBytesCuda(shape_, *lo);
       KVT_RETURN_IF_ERROR(gpu_->workspace.Resize(ws, gpu_->stream));
-      return gpu::DecodeAttentionCuda(shape_, std::span(&seg, 1), query, out, gpu_->workspace.data(), ws, stream);
+      return gpu::DecodeAttentionCuda(shape_, std::span(&seg, 1), query, out,
+                                      gpu_->workspace.data(), ws, stream);
     }
     // Per-head counts: each KV head with its query group (launches in order on `stream`, so they
     // share the workspace).
     const kernels::AttentionShape head{group, 1, d};
-    const size_t ws = gpu::DecodeAttentionWorkspaceBytesCuda(head, std::max<int64_t>(*hi, 1));
+    size_t ws = 0;  // the largest any head needs (not monotone in the token count: the split count)
+    for (int64_t n : counts)
+      ws = std::max(ws, gpu::DecodeAttentionWorkspaceBytesCuda(head, std::max<int64_t>(n, 1)));
     KVT_RETURN_IF_ERROR(gpu_->workspace.Resize(ws, gpu_->stream));
     for (int h = 0; h < shape_.kv_heads; ++h) {
       const size_t q_off = static_cast<size_t>(h) * group * d;
       if (counts[h] == 0) {
-        KVT_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(out + q_off, 0, static_cast<size_t>(group) * d * sizeof(float), stream));
+        KVT_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(
+            out + q_off, 0, static_cast<size_t>(group) * d * sizeof(float), stream));
         continue;
       }
       const size_t kv_off = static_cast<size_t>(h) * cap * d;
       const kernels::KvSegment<Half> seg{keys() + kv_off, values() + kv_off, counts[h], d, d};
-      KVT_RETURN_IF_ERROR(gpu::DecodeAttentionCuda(head, std::span(&seg, 1), query + q_off, out + q_off,
-                                                   gpu_->workspace.data(), ws, stream));
+      KVT_RETURN_IF_ERROR(gpu::DecodeAttentionCuda(head, std::span(&seg, 1), query + q_off,
+                                                   out + q_off, gpu_->workspace.data(), ws,
+                                                   stream));
     }
     return Status::Ok();
   }
@@ -119,8 +127,12 @@ class GpuKvComposeLayer final : public GpuLayer {
     tracker_.Plan(*kvc_, shape_.kv_heads, shape_.head_dim, &plan_);
     return ApplyMirrorPlan(plan_, buffers_, s);
   }
-  const Half* keys() const { return reinterpret_cast<const Half*>(buffers_[KvComposeMirror::kKeys].data()); }
-  const Half* values() const { return reinterpret_cast<const Half*>(buffers_[KvComposeMirror::kValues].data()); }
+  const Half* keys() const {
+    return reinterpret_cast<const Half*>(buffers_[KvComposeMirror::kKeys].data());
+  }
+  const Half* values() const {
+    return reinterpret_cast<const Half*>(buffers_[KvComposeMirror::kValues].data());
+  }
 
   std::unique_ptr<policies::LayerCache> cache_;
   policies::lowrank::KvComposeCache* kvc_;  // cache_ as what it is
@@ -132,11 +144,14 @@ class GpuKvComposeLayer final : public GpuLayer {
 
 }  // namespace
 
-StatusOr<std::unique_ptr<LayerState>> NewGpuKvComposeLayer(const LayerPlan& plan, const kernels::AttentionShape& shape,
-                                                           int layer, GpuContext* gpu, const LayerContext* context) {
+StatusOr<std::unique_ptr<LayerState>> NewGpuKvComposeLayer(const LayerPlan& plan,
+                                                           const kernels::AttentionShape& shape,
+                                                           int layer, GpuContext* gpu,
+                                                           const LayerContext* context) {
   KVT_ASSIGN_OR_RETURN(auto cache, MakeMethodCache(plan, shape, layer, *context));
   auto* kvc = dynamic_cast<policies::lowrank::KvComposeCache*>(cache.get());
-  if (kvc == nullptr) return Internal("kvcompose layer: the registry built '" + cache->name() + "'");
+  if (kvc == nullptr)
+    return Internal("kvcompose layer: the registry built '" + cache->name() + "'");
   return std::unique_ptr<LayerState>(new GpuKvComposeLayer(shape, gpu, std::move(cache), kvc));
 }
 

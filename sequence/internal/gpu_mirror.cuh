@@ -16,8 +16,10 @@
 namespace kvt::sequence::internal {
 
 template <size_t N>
-Status ApplyMirrorPlan(const MirrorPlan& plan, std::array<DeviceArray<uint8_t>, N>& buffers, cudaStream_t stream) {
-  if (plan.sizes.size() != N || plan.release.size() != N) return Internal("mirror plan: buffer count");
+Status ApplyMirrorPlan(const MirrorPlan& plan, std::array<DeviceArray<uint8_t>, N>& buffers,
+                       cudaStream_t stream) {
+  if (plan.sizes.size() != N || plan.release.size() != N)
+    return Internal("mirror plan: buffer count");
   for (size_t b = 0; b < N; ++b) {
     if (plan.release[b] != 0) {
       KVT_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
@@ -26,11 +28,12 @@ Status ApplyMirrorPlan(const MirrorPlan& plan, std::array<DeviceArray<uint8_t>, 
     KVT_RETURN_IF_ERROR(buffers[b].Resize(plan.sizes[b], stream));
   }
   for (const MirrorCopy& c : plan.copies) {
-    if (c.buffer < 0 || static_cast<size_t>(c.buffer) >= N || c.offset + c.bytes > plan.sizes[c.buffer]) {
+    if (c.buffer < 0 || static_cast<size_t>(c.buffer) >= N ||
+        c.offset + c.bytes > plan.sizes[c.buffer]) {
       return Internal("mirror plan: a copy outside its buffer");
     }
-    KVT_CUDA_RETURN_IF_ERROR(
-        cudaMemcpyAsync(buffers[c.buffer].data() + c.offset, c.src, c.bytes, cudaMemcpyHostToDevice, stream));
+    KVT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(buffers[c.buffer].data() + c.offset, c.src, c.bytes,
+                                             cudaMemcpyHostToDevice, stream));
   }
   return Status::Ok();
 }

@@ -36,8 +36,8 @@ namespace klr = kernels::lowrank;
 
 class GpuTaleLayer final : public GpuLayer {
  public:
-  GpuTaleLayer(const kernels::AttentionShape& shape, GpuContext* gpu, std::unique_ptr<policies::LayerCache> cache,
-               policies::lowrank::TaleCache* tale)
+  GpuTaleLayer(const kernels::AttentionShape& shape, GpuContext* gpu,
+               std::unique_ptr<policies::LayerCache> cache, policies::lowrank::TaleCache* tale)
       : GpuLayer(shape, gpu), cache_(std::move(cache)), tale_(tale) {}
   ~GpuTaleLayer() override {
     (void)Quiesce();
@@ -51,7 +51,8 @@ class GpuTaleLayer final : public GpuLayer {
 
   Status Append(const float* keys, const float* values, int64_t tokens) override {
     KVT_RETURN_IF_ERROR(Catch());
-    if (cache_->tokens() + tokens > INT32_MAX) return InvalidArgument("append: positions past int32");
+    if (cache_->tokens() + tokens > INT32_MAX)
+      return InvalidArgument("append: positions past int32");
     positions_.resize(static_cast<size_t>(tokens));
     std::iota(positions_.begin(), positions_.end(), static_cast<int32_t>(cache_->tokens()));
     policies::AppendBatch b;
@@ -70,8 +71,9 @@ class GpuTaleLayer final : public GpuLayer {
   }
 
   Status Select(const float*, SelectedKv*) override {
-    return Unsupported("select: a tale layer attends over low-rank coefficients without rebuilding "
-                       "K/V (reconstruction-free); use Attend");
+    return Unsupported(
+        "select: a tale layer attends over low-rank coefficients without rebuilding "
+        "K/V (reconstruction-free); use Attend");
   }
 
   // Waits for the stream, then folds the last attention's window weights into the cache.
@@ -81,7 +83,8 @@ class GpuTaleLayer final : public GpuLayer {
   }
 
   Status Save(ByteWriter& w) const override {
-    if (pending_) return Internal("tale layer: Save before Quiesce (window attention not folded in)");
+    if (pending_)
+      return Internal("tale layer: Save before Quiesce (window attention not folded in)");
     tale_->Save(w);
     return Status::Ok();
   }
@@ -128,9 +131,9 @@ class GpuTaleLayer final : public GpuLayer {
     if (n == 0) return Status::Ok();
     // The window weights come back behind the attention; Catch adds them to the cache.
     KVT_RETURN_IF_ERROR(host_window_attention_.Reserve(static_cast<size_t>(kv * n), stream));
-    KVT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(host_window_attention_.data(), window_attention_.data(),
-                                             static_cast<size_t>(kv * n) * sizeof(float), cudaMemcpyDeviceToHost,
-                                             stream));
+    KVT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(
+        host_window_attention_.data(), window_attention_.data(),
+        static_cast<size_t>(kv * n) * sizeof(float), cudaMemcpyDeviceToHost, stream));
     KVT_CUDA_RETURN_IF_ERROR(cudaEventRecord(caught_, stream));
     pending_ = true;
     pending_window_ = n;
@@ -178,8 +181,10 @@ class GpuTaleLayer final : public GpuLayer {
 
 }  // namespace
 
-StatusOr<std::unique_ptr<LayerState>> NewGpuTaleLayer(const LayerPlan& plan, const kernels::AttentionShape& shape,
-                                                      int layer, GpuContext* gpu, const LayerContext* context) {
+StatusOr<std::unique_ptr<LayerState>> NewGpuTaleLayer(const LayerPlan& plan,
+                                                      const kernels::AttentionShape& shape,
+                                                      int layer, GpuContext* gpu,
+                                                      const LayerContext* context) {
   if (shape.group() > 8) {  // TaleAttentionCuda's limit (the CPU path takes up to 64)
     return Unsupported("tale on a GPU sequence: q_heads / kv_heads above 8 (open it on the CPU)");
   }

@@ -31,9 +31,9 @@ Status PlanKvComposeBudget(const SequencePlan& plan, LayerContext* context) {
   return Status::Ok();
 }
 
-StatusOr<std::unique_ptr<policies::LayerCache>> MakeMethodCache(const LayerPlan& plan,
-                                                                const kernels::AttentionShape& shape,
-                                                                int layer, const LayerContext& context) {
+StatusOr<std::unique_ptr<policies::LayerCache>> MakeMethodCache(
+    const LayerPlan& plan, const kernels::AttentionShape& shape, int layer,
+    const LayerContext& context) {
   if (plan.kind != LayerKind::kTale && plan.kind != LayerKind::kKvCompose) {
     return InvalidArgument("method layer: kind " + std::string(LayerKindName(plan.kind)));
   }
@@ -55,14 +55,15 @@ StatusOr<std::unique_ptr<policies::LayerCache>> MakeMethodCache(const LayerPlan&
   s.layer = index;
   s.num_layers = 0;  // the planner's layers, not the model's
   for (int i : context.kvcompose_index) s.num_layers += i >= 0 ? 1 : 0;
-  KVT_ASSIGN_OR_RETURN(auto cache,
-                       policies::lowrank::KvComposeCache::Create(s, spec.options, context.kvcompose_planner));
+  KVT_ASSIGN_OR_RETURN(auto cache, policies::lowrank::KvComposeCache::Create(
+                                       s, spec.options, context.kvcompose_planner));
   return std::unique_ptr<policies::LayerCache>(std::move(cache));
 }
 
 Status KvComposePendingError() {
   return Unsupported(
-      "kvcompose global=1: the cross-layer plan waits for every global=1 kvcompose layer's Observe, "
+      "kvcompose global=1: the cross-layer plan waits for every global=1 kvcompose layer's "
+      "Observe, "
       "and a pending plan is not part of a suspend image; suspend before the first of them is "
       "observed or after the last");
 }

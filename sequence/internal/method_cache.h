@@ -30,9 +30,9 @@ namespace kvt::sequence::internal {
 Status PlanKvComposeBudget(const SequencePlan& plan, LayerContext* context);
 
 // The cache of a tale / kvcompose layer `layer` (INVALID_ARGUMENT for other kinds).
-StatusOr<std::unique_ptr<policies::LayerCache>> MakeMethodCache(const LayerPlan& plan,
-                                                                const kernels::AttentionShape& shape,
-                                                                int layer, const LayerContext& context);
+StatusOr<std::unique_ptr<policies::LayerCache>> MakeMethodCache(
+    const LayerPlan& plan, const kernels::AttentionShape& shape, int layer,
+    const LayerContext& context);
 
 // The UNSUPPORTED Status of Save on a layer whose cross-layer plan is pending.
 Status KvComposePendingError();

@@ -16,7 +16,7 @@ void TaleMirror::Plan(const policies::lowrank::TaleCache& cache, MirrorPlan* pla
     if (bytes > 0) plan->copies.push_back({buffer, offset, src, bytes});
   };
   bool counts_changed = !mirrored_;
-  if (!mirrored_) {  // at start or after Load: everything again
+  if (!mirrored_) {                     // at start or after Load: everything again
     calibrated_ = !cache.calibrated();  // forces the bases
     capacity_.fill(-1);                 // forces every level
     window_first_ = -1;                 // forces the window
@@ -34,7 +34,8 @@ void TaleMirror::Plan(const policies::lowrank::TaleCache& cache, MirrorPlan* pla
   // level moves every head's records (then all of them again).
   for (int l = 0; l < klr::kTaleLevels; ++l) {
     const klr::TaleLevelBuffers& lv = a.levels[l];
-    const size_t kb = a.key_layout.levels[l].record_bytes, vb = a.value_layout.levels[l].record_bytes;
+    const size_t kb = a.key_layout.levels[l].record_bytes,
+                 vb = a.value_layout.levels[l].record_bytes;
     auto& mirrored = records_[static_cast<size_t>(l)];
     if (lv.capacity != capacity_[static_cast<size_t>(l)]) {
       capacity_[static_cast<size_t>(l)] = lv.capacity;
@@ -82,8 +83,8 @@ void TaleMirror::Plan(const policies::lowrank::TaleCache& cache, MirrorPlan* pla
   window_rows_ = rows;
 }
 
-void KvComposeMirror::Plan(const policies::lowrank::KvComposeCache& cache, int kv_heads, int head_dim,
-                           MirrorPlan* plan) {
+void KvComposeMirror::Plan(const policies::lowrank::KvComposeCache& cache, int kv_heads,
+                           int head_dim, MirrorPlan* plan) {
   const std::vector<int64_t>& counts = cache.head_token_counts();
   const size_t kv = static_cast<size_t>(kv_heads), d = static_cast<size_t>(head_dim);
   const size_t cap = static_cast<size_t>(cache.capacity());
@@ -99,9 +100,12 @@ void KvComposeMirror::Plan(const policies::lowrank::KvComposeCache& cache, int k
   for (size_t h = 0; h < kv; ++h) {
     const int64_t have = counts_[h], want = counts[h];
     if (want == have) continue;
-    const size_t from = (h * cap + static_cast<size_t>(have)) * slot, n = static_cast<size_t>(want - have) * slot;
-    plan->copies.push_back({kKeys, from, reinterpret_cast<const uint8_t*>(cache.key_data()) + from, n});
-    plan->copies.push_back({kValues, from, reinterpret_cast<const uint8_t*>(cache.value_data()) + from, n});
+    const size_t from = (h * cap + static_cast<size_t>(have)) * slot,
+                 n = static_cast<size_t>(want - have) * slot;
+    plan->copies.push_back(
+        {kKeys, from, reinterpret_cast<const uint8_t*>(cache.key_data()) + from, n});
+    plan->copies.push_back(
+        {kValues, from, reinterpret_cast<const uint8_t*>(cache.value_data()) + from, n});
     counts_[h] = want;
   }
 }

@@ -61,7 +61,7 @@ class TaleMirror {
   bool mirrored_ = false, calibrated_ = false;
   std::array<int64_t, kernels::lowrank::kTaleLevels> capacity_{};
   std::array<std::vector<int32_t>, kernels::lowrank::kTaleLevels> records_;  // [l][kv] mirrored
-  std::vector<int32_t> counts_;                                              // [l][kv], a copy source
+  std::vector<int32_t> counts_;  // [l][kv], a copy source
   int64_t window_first_ = -1, window_rows_ = 0;
   size_t window_peak_ = 0;  // bytes the window buffers were last grown to
 };
@@ -71,7 +71,8 @@ class KvComposeMirror {
  public:
   enum Buffer { kKeys = 0, kValues = 1, kBuffers };
   void Reset() { mirrored_ = false; }
-  void Plan(const policies::lowrank::KvComposeCache& cache, int kv_heads, int head_dim, MirrorPlan* plan);
+  void Plan(const policies::lowrank::KvComposeCache& cache, int kv_heads, int head_dim,
+            MirrorPlan* plan);
 
  private:
   bool mirrored_ = false;

@@ -112,9 +112,10 @@ void Observe(Sequence& s, const Activations& a) {
 }
 
 // Attends every layer with token t's query (host pointers, or device pointers on `stream`).
-std::vector<std::vector<float>> AttendAll(Sequence& s, const Activations& a, int t, cudaStream_t stream = nullptr,
-                                          bool on_device = false) {
-  std::vector<std::vector<float>> out(static_cast<size_t>(s.plan().num_layers()), std::vector<float>(kQRow));
+std::vector<std::vector<float>> AttendAll(Sequence& s, const Activations& a, int t,
+                                          cudaStream_t stream = nullptr, bool on_device = false) {
+  std::vector<std::vector<float>> out(static_cast<size_t>(s.plan().num_layers()),
+                                      std::vector<float>(kQRow));
   for (int l = 0; l < s.plan().num_layers(); ++l) {
     const float* q = a.q[l].data() + static_cast<size_t>(t) * kQRow;
     if (on_device) {
@@ -133,7 +134,8 @@ std::vector<std::vector<float>> AttendAll(Sequence& s, const Activations& a, int
 
 void AppendToken(Sequence& s, const Activations& a, int t) {
   for (int l = 0; l < s.plan().num_layers(); ++l) {
-    ASSERT_TRUE(s.Append(l, a.k[l].data() + static_cast<size_t>(t) * kRow, a.v[l].data() + static_cast<size_t>(t) * kRow, 1)
+    ASSERT_TRUE(s.Append(l, a.k[l].data() + static_cast<size_t>(t) * kRow,
+                         a.v[l].data() + static_cast<size_t>(t) * kRow, 1)
                     .ok());
   }
 }
@@ -152,8 +154,8 @@ struct Checker {
   std::vector<float> worst = std::vector<float>(7, 0.0f);
 
   void Check(const SequencePlan& plan, const Sequence& gpu, const Sequence& cpu,
-             const std::vector<std::vector<float>>& got, const std::vector<std::vector<float>>& want,
-             const std::string& when) {
+             const std::vector<std::vector<float>>& got,
+             const std::vector<std::vector<float>>& want, const std::string& when) {
     for (int l = 0; l < plan.num_layers(); ++l) {
       const float e = MaxRelError(got[l], want[l]);
       worst[l] = std::max(worst[l], e);
@@ -165,12 +167,15 @@ struct Checker {
           if (e > 1e-3f) ++tale_loose;
           EXPECT_LE(e, 0.05f) << "layer " << l << " " << when;
           break;
-        default: EXPECT_LE(e, 1e-4f) << "layer " << l << " " << when; break;
+        default:
+          EXPECT_LE(e, 1e-4f) << "layer " << l << " " << when;
+          break;
       }
     }
   }
   void Finish(const SequencePlan& plan) const {
-    EXPECT_LE(tale_loose * 20, tale_pairs) << tale_loose << " of " << tale_pairs << " tale steps above 1e-3";
+    EXPECT_LE(tale_loose * 20, tale_pairs)
+        << tale_loose << " of " << tale_pairs << " tale steps above 1e-3";
     for (int l = 0; l < plan.num_layers(); ++l) {
       std::printf("layer %d (%s): worst |gpu - cpu| / (1 + |cpu|) = %.3g\n", l,
                   FormatLayerSpec(plan.layers[l]).c_str(), worst[l]);
@@ -191,12 +196,14 @@ TEST(SequenceMethodsGpu, MatchesCpuSequenceBeforeAndAfterObserve) {
   Prefill(*gpu, a);
   Checker check;
   // Before Observe: exact kvcompose layers, TALE exact (layer 0) or calibrated at this Attend (4).
-  check.Check(plan, *gpu, *cpu, AttendAll(*gpu, a, kPrompt - 1), AttendAll(*cpu, a, kPrompt - 1), "before observe");
+  check.Check(plan, *gpu, *cpu, AttendAll(*gpu, a, kPrompt - 1), AttendAll(*cpu, a, kPrompt - 1),
+              "before observe");
   Observe(*cpu, a);
   Observe(*gpu, a);
   EXPECT_LT(gpu->kept_tokens(1), kPrompt);
   EXPECT_LT(gpu->kept_tokens(3) + gpu->kept_tokens(5), 2 * kPrompt);  // the shared budget applied
-  check.Check(plan, *gpu, *cpu, AttendAll(*gpu, a, kPrompt - 1), AttendAll(*cpu, a, kPrompt - 1), "after observe");
+  check.Check(plan, *gpu, *cpu, AttendAll(*gpu, a, kPrompt - 1), AttendAll(*cpu, a, kPrompt - 1),
+              "after observe");
   cudaStream_t stream = nullptr;
   ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
   for (int t = kPrompt; t < kPrompt + kSteps; ++t) {
@@ -276,7 +283,8 @@ TEST(SequenceMethodsGpu, SuspendOnOneBackendResumeOnTheOther) {
       EXPECT_LE(e, tale ? 0.05f : 1e-4f) << "layer " << l << " token " << t;
     }
   }
-  std::printf("suspend/resume across backends: worst |cycled - live| / (1 + |live|) = %.3g\n", worst);
+  std::printf("suspend/resume across backends: worst |cycled - live| / (1 + |live|) = %.3g\n",
+              worst);
 }
 
 // A global=1 plan pending (some global layers observed) refuses Suspend on the GPU too, and the
@@ -309,7 +317,8 @@ TEST(SequenceMethodsGpu, SelectIsUnsupported) {
   ASSERT_TRUE(gpu);
   Prefill(*gpu, a);
   for (int l : {0, 1, 2, 3, 4, 5}) {
-    EXPECT_EQ(gpu->Select(l, a.q[l].data()).status().code(), StatusCode::kUnsupported) << "layer " << l;
+    EXPECT_EQ(gpu->Select(l, a.q[l].data()).status().code(), StatusCode::kUnsupported)
+        << "layer " << l;
   }
   EXPECT_TRUE(gpu->Select(6, a.q[6].data()).ok());
 }

@@ -1,7 +1,7 @@
 // KVCompose's cross-layer budget (global=1) in a sequence plan: the plan text, the consistency
-// rule (one ratio), and a sequence whose global=1 kvcompose layers — mixed with other kinds — equal,
-// bit for bit, the standalone caches built with one shared planner (MakeKvComposeCaches over just
-// those layers) on the same random inputs; the budget spread across them sums exactly to
+// rule (one ratio), and a sequence whose global=1 kvcompose layers — mixed with other kinds —
+// equal, bit for bit, the standalone caches built with one shared planner (MakeKvComposeCaches over
+// just those layers) on the same random inputs; the budget spread across them sums exactly to
 // round(ratio * prompt tokens over those layers); suspend is refused (sequence left live) while
 // the plan is pending and bit-exact before the first and after the last Observe.
 #include <gtest/gtest.h>
@@ -27,11 +27,17 @@ std::string PlanText(bool structured) {
   const std::string st = structured ? "1" : "0";
   return "kvt-sequence-plan 1\n"
          "shape layers=6,q_heads=8,kv_heads=2,head_dim=16\n"
-         "layer 0 kvcompose global=1,ratio=0.4,structured=" + st + "\n"
+         "layer 0 kvcompose global=1,ratio=0.4,structured=" +
+         st +
+         "\n"
          "layer 1 full\n"
-         "layer 2 kvcompose ratio=0.4,global=1,structured=" + st + "\n"
+         "layer 2 kvcompose ratio=0.4,global=1,structured=" +
+         st +
+         "\n"
          "layer 3 tale window=8,sinks=2\n"
-         "layer 4 kvcompose global=1,structured=" + st + ",ratio=0.4\n"
+         "layer 4 kvcompose global=1,structured=" +
+         st +
+         ",ratio=0.4\n"
          "layer 5 kvcompose ratio=0.4\n";
 }
 
@@ -78,7 +84,8 @@ TEST(KvComposeGlobalPlan, GlobalLayersMustShareOneRatio) {
   // Per-layer budgets may differ, and may sit next to a global group.
   auto mixed = ParsePlan(
       "kvt-sequence-plan 1\nshape layers=3,q_heads=8,kv_heads=2,head_dim=16\n"
-      "layer 0 kvcompose global=1,ratio=0.4\nlayer 1 kvcompose ratio=0.9\nlayer 2 kvcompose ratio=0.2\n");
+      "layer 0 kvcompose global=1,ratio=0.4\nlayer 1 kvcompose ratio=0.9\nlayer 2 kvcompose "
+      "ratio=0.2\n");
   EXPECT_TRUE(mixed.ok()) << mixed.status().ToString();
 }
 
@@ -143,8 +150,10 @@ struct Pair {
       ASSERT_TRUE(seq->Attend(l, q.data(), got.data()).ok()) << "layer " << l;
       if (!IsGlobal(l)) continue;
       ASSERT_TRUE(direct[static_cast<size_t>(Direct(l))]->Attend(q.data(), want.data()).ok());
-      ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0) << "layer " << l;
-      ASSERT_EQ(seq->kept_tokens(l), direct[static_cast<size_t>(Direct(l))]->kept_tokens()) << "layer " << l;
+      ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
+          << "layer " << l;
+      ASSERT_EQ(seq->kept_tokens(l), direct[static_cast<size_t>(Direct(l))]->kept_tokens())
+          << "layer " << l;
     }
   }
 };
@@ -156,7 +165,8 @@ void RunEqualsSharedPlanner(bool structured) {
   ASSERT_NO_FATAL_FAILURE(p.Append(kPrompt));
   // Observed out of order; the plan is decided at the last global layer (4 here).
   for (int l : {2, 1, 3, 5, 0}) ASSERT_NO_FATAL_FAILURE(p.Observe(l));
-  for (int l : kGlobal) EXPECT_EQ(p.seq->kept_tokens(l), kPrompt) << "exact until the last global layer observes";
+  for (int l : kGlobal)
+    EXPECT_EQ(p.seq->kept_tokens(l), kPrompt) << "exact until the last global layer observes";
   EXPECT_LT(p.seq->kept_tokens(5), kPrompt);  // its own budget applied at its Observe
   ASSERT_NO_FATAL_FAILURE(p.Observe(4));
   // The budget: round(0.4 * 3 * prompt) kept tokens over the three layers (per-head mean when
@@ -174,12 +184,15 @@ void RunEqualsSharedPlanner(bool structured) {
     ASSERT_NO_FATAL_FAILURE(p.AttendAndCompare());
   }
   std::printf("kept per global layer (structured=%d): %lld %lld %lld of %d\n", structured ? 1 : 0,
-              static_cast<long long>(p.seq->kept_tokens(0) - kDecode), static_cast<long long>(p.seq->kept_tokens(2) - kDecode),
+              static_cast<long long>(p.seq->kept_tokens(0) - kDecode),
+              static_cast<long long>(p.seq->kept_tokens(2) - kDecode),
               static_cast<long long>(p.seq->kept_tokens(4) - kDecode), kPrompt);
 }
 
 TEST(KvComposeGlobal, EqualsStandaloneCachesWithASharedPlanner) { RunEqualsSharedPlanner(true); }
-TEST(KvComposeGlobal, UnstructuredEqualsStandaloneCachesWithASharedPlanner) { RunEqualsSharedPlanner(false); }
+TEST(KvComposeGlobal, UnstructuredEqualsStandaloneCachesWithASharedPlanner) {
+  RunEqualsSharedPlanner(false);
+}
 
 TEST(KvComposeGlobal, SuspendWhilePendingIsRefusedElseBitExact) {
   Pair p;
@@ -198,7 +211,8 @@ TEST(KvComposeGlobal, SuspendWhilePendingIsRefusedElseBitExact) {
   auto refused = p.seq->Suspend();
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), StatusCode::kUnsupported);
-  EXPECT_NE(refused.status().ToString().find("pending"), std::string::npos) << refused.status().ToString();
+  EXPECT_NE(refused.status().ToString().find("pending"), std::string::npos)
+      << refused.status().ToString();
   EXPECT_FALSE(p.seq->suspended());
   for (int l : {1, 2, 3, 4, 5}) ASSERT_NO_FATAL_FAILURE(p.Observe(l));
   // Decided: suspend / resume is bit-exact and the sequence goes on equal to the direct caches.

@@ -34,7 +34,8 @@ struct HostMirror {
       if (p.release[b] != 0) std::vector<uint8_t>().swap(buffers[b]);
       const size_t old = buffers[b].size();
       buffers[b].resize(p.sizes[b]);
-      if (p.sizes[b] > old) std::memset(buffers[b].data() + old, 0xA5, p.sizes[b] - old);  // garbage
+      if (p.sizes[b] > old)
+        std::memset(buffers[b].data() + old, 0xA5, p.sizes[b] - old);  // garbage
     }
     for (const MirrorCopy& c : p.copies) {
       ASSERT_LT(static_cast<size_t>(c.buffer), buffers.size());
@@ -66,7 +67,8 @@ policies::LayerShape Shape(int layer = 0, int layers = 1) {
   return s;
 }
 
-Status AppendTo(policies::LayerCache& c, const std::vector<float>& k, const std::vector<float>& v, int n) {
+Status AppendTo(policies::LayerCache& c, const std::vector<float>& k, const std::vector<float>& v,
+                int n) {
   std::vector<int32_t> pos(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) pos[static_cast<size_t>(i)] = static_cast<int32_t>(c.tokens() + i);
   policies::AppendBatch b;
@@ -152,9 +154,9 @@ TEST(TaleMirror, HostMirrorAttendsBitEqualToTheCache) {
   ASSERT_NO_FATAL_FAILURE(p.Append(7));
   ASSERT_NO_FATAL_FAILURE(p.AttendAndCompare());  // exact, uncalibrated (10 <= 2 * window)
   ASSERT_NO_FATAL_FAILURE(p.Append(27));
-  ASSERT_NO_FATAL_FAILURE(p.Observe(4));          // calibrates, compresses all but the window
+  ASSERT_NO_FATAL_FAILURE(p.Observe(4));  // calibrates, compresses all but the window
   EXPECT_TRUE(p.mir->calibrated());
-  for (int step = 0; step < 150; ++step) {        // window flushes; levels grow past 64 records
+  for (int step = 0; step < 150; ++step) {  // window flushes; levels grow past 64 records
     ASSERT_NO_FATAL_FAILURE(p.Append(step % 7 == 3 ? 5 : 1));
     ASSERT_NO_FATAL_FAILURE(p.AttendAndCompare());
     if (step == 60) {  // the mirrored cache Loads its own image into a fresh cache: mirror Reset
@@ -211,7 +213,9 @@ struct KvcPair {
     host.resize(static_cast<size_t>(layers));
     for (int l = 0; l < layers; ++l) Sync(l);
   }
-  KvComposeCache& M(int l) { return *static_cast<KvComposeCache*>(mir[static_cast<size_t>(l)].get()); }
+  KvComposeCache& M(int l) {
+    return *static_cast<KvComposeCache*>(mir[static_cast<size_t>(l)].get());
+  }
   void Sync(int l) {
     tracker[static_cast<size_t>(l)].Plan(M(l), kKv, kD, &plan);
     host[static_cast<size_t>(l)].Apply(plan);
@@ -241,8 +245,10 @@ struct KvcPair {
     const HostMirror& h = host[static_cast<size_t>(l)];
     klr::DenseAttentionShape s{kKv, kQ, kD, M(l).capacity(), 0.0f};
     std::vector<uint8_t> ws(klr::DenseAttentionWorkspaceBytes(s));
-    ASSERT_TRUE(klr::DenseAttentionF16(s, h.at<uint16_t>(KvComposeMirror::kKeys), h.at<uint16_t>(KvComposeMirror::kValues),
-                                       M(l).head_token_counts().data(), q.data(), got.data(), ws.data(), ws.size())
+    ASSERT_TRUE(klr::DenseAttentionF16(s, h.at<uint16_t>(KvComposeMirror::kKeys),
+                                       h.at<uint16_t>(KvComposeMirror::kValues),
+                                       M(l).head_token_counts().data(), q.data(), got.data(),
+                                       ws.data(), ws.size())
                     .ok());
     ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0) << "layer " << l;
     ASSERT_EQ(M(l).kept_tokens(), ref[static_cast<size_t>(l)]->kept_tokens());
