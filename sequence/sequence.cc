@@ -134,11 +134,10 @@ Status Sequence::Observe(int layer, const float* queries, int window) {
   if (Status s = layers_[static_cast<size_t>(layer)]->Observe(queries, window); !s.ok()) {
     return s.WithContext("layer " + std::to_string(layer) + " observe");
   }
-  // KVCompose's cross-layer plan is decided at the last global=1 layer's Observe: settle them all.
-  if (context_.kvcompose_planner != nullptr) {
-    for (size_t l = 0; l < layers_.size(); ++l) {
-      if (Status s = layers_[l]->Settle(); !s.ok()) return s.WithContext("layer " + std::to_string(l) + " settle");
-    }
+  // KVCompose's cross-layer plan is decided at the last global=1 layer's Observe: settle them all
+  // (a no-op for every other layer and whenever nothing is decided).
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    if (Status s = layers_[l]->Settle(); !s.ok()) return s.WithContext("layer " + std::to_string(l) + " settle");
   }
   return Status::Ok();
 }
