@@ -4,23 +4,12 @@
 #include <utility>
 
 #include "host/kernels/cpu_requirements.h"
+#include "sequence/internal/method_cache.h"
 
 namespace kvt::sequence {
 namespace {
 
 constexpr uint64_t kImageMagic = 0x31514553'5456'4bULL;  // "KVTSEQ1"
-
-// tale and kvcompose layers are policies::LayerCaches with no device twin.
-Status CheckPlanForDevice(const SequencePlan& plan) {
-  for (int l = 0; l < plan.num_layers(); ++l) {
-    const LayerKind kind = plan.layers[static_cast<size_t>(l)].kind;
-    if (kind == LayerKind::kTale || kind == LayerKind::kKvCompose) {
-      return Unsupported("layer " + std::to_string(l) + " " + std::string(LayerKindName(kind)) +
-                         ": tale/kvcompose layers run on the CPU path only (open with cuda_device = -1)");
-    }
-  }
-  return Status::Ok();
-}
 
 }  // namespace
 
@@ -34,7 +23,7 @@ StatusOr<std::unique_ptr<LayerState>> MakeLayerState(const LayerPlan& plan, cons
     case LayerKind::kKivi: return NewKiviLayer(plan, shape);
     case LayerKind::kSparse: return NewSparseLayer(plan, shape, layer, context);
     case LayerKind::kTale:
-    case LayerKind::kKvCompose: return NewMethodLayer(plan, shape, layer, num_layers);
+    case LayerKind::kKvCompose: return NewMethodLayer(plan, shape, layer, context);
   }
   return InvalidArgument("unknown layer kind");
 }
@@ -57,7 +46,7 @@ Sequence::~Sequence() {
 
 Status Sequence::BuildLayers() {
   layers_.clear();
-  if (gpu_) KVT_RETURN_IF_ERROR(CheckPlanForDevice(plan_));
+  KVT_RETURN_IF_ERROR(internal::PlanKvComposeBudget(plan_, &context_));
   for (int l = 0; l < plan_.num_layers(); ++l) {
     const LayerPlan& lp = plan_.layers[static_cast<size_t>(l)];
     auto s = gpu_ ? internal::NewGpuLayer(lp, plan_.shape(), l, gpu_.get(), &context_)
@@ -78,7 +67,6 @@ Status Sequence::OpenDevice(int cuda_device) {
 StatusOr<std::unique_ptr<Sequence>> Sequence::Open(const SequencePlan& plan, SequenceOptions options) {
   KVT_RETURN_IF_ERROR(kernels::RequireHostKernelCpu());
   KVT_RETURN_IF_ERROR(plan.Validate());
-  if (options.cuda_device >= 0) KVT_RETURN_IF_ERROR(CheckPlanForDevice(plan));
   std::unique_ptr<Sequence> s(new Sequence(plan, options));
   KVT_RETURN_IF_ERROR(s->OpenDevice(options.cuda_device));
   KVT_RETURN_IF_ERROR(s->BuildLayers());
@@ -145,6 +133,11 @@ Status Sequence::Observe(int layer, const float* queries, int window) {
   if (queries == nullptr || window <= 0) return InvalidArgument("observe: null queries or window < 1");
   if (Status s = layers_[static_cast<size_t>(layer)]->Observe(queries, window); !s.ok()) {
     return s.WithContext("layer " + std::to_string(layer) + " observe");
+  }
+  // KVCompose's cross-layer plan is decided at the last global=1 layer's Observe: settle them all
+  // (a no-op for every other layer and whenever nothing is decided).
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    if (Status s = layers_[l]->Settle(); !s.ok()) return s.WithContext("layer " + std::to_string(l) + " settle");
   }
   return Status::Ok();
 }

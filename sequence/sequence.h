@@ -3,15 +3,22 @@
 // prefill and decode, attended or selected per decode step, suspended to bytes or to a file and
 // resumed bit-exact.
 //
-// tale / kvcompose layers (CPU path only) are the policies/lowrank caches themselves, built by the
-// policies registry from the plan (MethodSpec): Append feeds them post-RoPE keys at positions 0, 1,
-// 2, ... of the layer; Attend is theirs, bit for bit. They compress at Observe (the prompt's last
-// queries, after prefill): KVCompose selects its kept tokens there (per-layer budget; until then
-// it is exact), TALE takes token importance from it (and calibrates its bases there, or else at the
-// first Attend past 2*window tokens). Select on them is UNSUPPORTED: TALE attends over low-rank
-// coefficients without rebuilding K/V, and KVCompose keeps a different token set per KV head.
-// Suspend images carry each cache's own state (TaleCache / KvComposeCache::Save) and resume bit
-// for bit. A GPU sequence refuses them at Open/Restore (UNSUPPORTED, "CPU path only").
+// tale / kvcompose layers are the policies/lowrank caches themselves (sequence/internal/
+// method_cache.h), built by the policies registry from the plan (MethodSpec): Append feeds them
+// post-RoPE keys at positions 0, 1, 2, ... of the layer; Attend is theirs, bit for bit. They
+// compress at Observe (the prompt's last queries, after prefill): KVCompose selects its kept
+// tokens there, TALE takes token importance from it (and calibrates its bases there, or else at the
+// first Attend past 2*window tokens). KVCompose's budget is per layer (global=0) or, with global=1,
+// spread across the plan's global=1 kvcompose layers by one planner the sequence owns, decided at
+// the last of their Observes (until then they are exact; Suspend is UNSUPPORTED between the first
+// and the last of those Observes, the sequence staying live). Select on them is UNSUPPORTED: TALE
+// attends over low-rank coefficients without rebuilding K/V, and KVCompose keeps a different token
+// set per KV head. Suspend images carry each cache's own state (TaleCache / KvComposeCache::Save)
+// and resume bit for bit, on either backend. On a GPU sequence the CPU cache still owns the state
+// (appends, Observe, the image) and the device mirrors what attention reads, copied as it changes:
+// TALE's bases, level records and exact window (TaleAttentionCuda; its window weights come back to
+// feed TALE's importance, so a GPU sequence's TALE state can differ from a CPU one's by the
+// rounding of those weights), KVCompose's kept fp16 tokens per KV head (DecodeAttentionCuda).
 //
 // Shapes (float32 at this interface, keys post-RoPE):
 //   keys / values appended  [tokens][kv_heads][head_dim]
@@ -26,7 +33,8 @@
 // K/V in pinned host memory and sinks, recent window, channel maxima and the low-bit key sketch on
 // the device, scored, top-k'd, gathered (zero-copy) and attended there (scorer=channels: scored on
 // the query's channel rows of a transposed key copy in pinned memory, read zero-copy; the channels
-// come from the real query, so HintNext is a no-op on a GPU sequence). Attend (host pointers)
+// come from the real query, so HintNext is a no-op on a GPU sequence). tale and kvcompose: see
+// above (the CPU cache owns the state, attention runs over its device mirror). Attend (host pointers)
 // works on both backends; AttendOnDevice takes device pointers and a stream. Select keeps its
 // contract (host pointers): offload and sparse segments point into the pinned host tier, the rest
 // are copied back (for inspection or a CPU-side kernel, not a decode fast path). Appends take host

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "policies/lowrank/factories.h"
 #include "policies/method_params.h"
 #include "policies/registry.h"
 
@@ -46,12 +47,7 @@ StatusOr<LayerPlan> ParseKindAndParams(std::string_view kind, std::string_view p
     l.kind = kind == "tale" ? LayerKind::kTale : LayerKind::kKvCompose;
     KVT_ASSIGN_OR_RETURN(l.score, p.Float("score", -1.0f, -1.0f, 1.0f));
     if (l.kind == LayerKind::kKvCompose && p.Has("global")) {
-      KVT_ASSIGN_OR_RETURN(const int global, p.Int("global", 0, 0, 1));
-      if (global != 0) {
-        return InvalidArgument(
-            "kvcompose: global=1 (the cross-layer budget) needs every layer's cache of a sequence "
-            "together; a sequence plan supports the per-layer budget only (global=0)");
-      }
+      KVT_RETURN_IF_ERROR(p.Int("global", 0, 0, 1).status());  // 1: the sequence's planner
     }
     l.method_params = WithoutScore(params_text);  // the method's keys are checked by Validate
     return l;
@@ -136,11 +132,33 @@ int StatsSlot(LayerKind kind) {
   }
 }
 
+namespace {
+
+// The value of `key` in a validated parameter text ("a=1,b=2"), or "" when absent.
+std::string ParamValue(std::string_view params, std::string_view key) {
+  while (!params.empty()) {
+    const size_t comma = params.find(',');
+    const std::string_view item = Trim(params.substr(0, comma));
+    params = comma == std::string_view::npos ? std::string_view() : params.substr(comma + 1);
+    const size_t eq = item.find('=');
+    if (eq != std::string_view::npos && Trim(item.substr(0, eq)) == key) return std::string(Trim(item.substr(eq + 1)));
+  }
+  return "";
+}
+
+}  // namespace
+
+bool KvComposeGlobal(const LayerPlan& l) {
+  return l.kind == LayerKind::kKvCompose && ParamValue(l.method_params, "global") == "1";
+}
+
 std::string MethodSpec(const LayerPlan& l) {
   switch (l.kind) {
     case LayerKind::kTale: return l.method_params.empty() ? "tale" : "tale:" + l.method_params;
-    // global=0 first: the plan's own keys follow (and cannot set global=1, see ParseKindAndParams).
+    // The registry's default is global=1 (its thread-local hand-off between layers); a plan line
+    // without `global` means the per-layer budget, so global=0 goes first unless the line sets it.
     case LayerKind::kKvCompose:
+      if (!ParamValue(l.method_params, "global").empty()) return "kvcompose:" + l.method_params;
       return "kvcompose:global=0" + (l.method_params.empty() ? "" : "," + l.method_params);
     default: return "";
   }
@@ -149,9 +167,23 @@ std::string MethodSpec(const LayerPlan& l) {
 Status SequencePlan::Validate() const {
   KVT_RETURN_IF_ERROR(shape().Validate());
   if (layers.empty() || layers.size() > 4096) return InvalidArgument("plan: 1..4096 layers required");
+  bool have_global = false;
+  policies::lowrank::KvComposeOptions global;
   for (size_t i = 0; i < layers.size(); ++i) {
     if (Status s = ValidateLayer(layers[i], q_heads, kv_heads, head_dim); !s.ok()) {
       return s.WithContext("plan layer " + std::to_string(i));
+    }
+    if (!KvComposeGlobal(layers[i])) continue;
+    // One planner, one ratio: every global=1 kvcompose layer shares the budget's parameters.
+    KVT_ASSIGN_OR_RETURN(auto params, policies::MethodParams::Parse(layers[i].method_params));
+    KVT_ASSIGN_OR_RETURN(const auto spec, policies::lowrank::ParseKvComposeSpec(params));
+    if (!have_global) {
+      have_global = true;
+      global = spec.options;
+    } else if (spec.options.ratio != global.ratio || spec.options.structured != global.structured) {
+      return InvalidArgument("plan layer " + std::to_string(i) +
+                             ": kvcompose global=1 layers share one cross-layer budget, so they must "
+                             "agree on ratio and structured");
     }
   }
   return Status::Ok();

@@ -15,12 +15,14 @@
 //            rows fetched from the host tier each step; sketch: score from a resident low-bit key
 //            copy, nothing fetched to score), sketch_bits=2, sketch_group=64 (tokens per scale;
 //            candidates past the last complete group have no sketch yet and are always kept).
-//   tale     TALE (policies/lowrank/tale_cache.h), CPU path only: the layer is a TaleCache built by
-//            the policies registry from the line's parameters, which are TALE's spec keys (window,
-//            sinks, basis, f0, f1, f2, kbits, vbits), kept as text in LayerPlan::method_params.
-//   kvcompose  KVCompose (policies/lowrank/kvcompose_cache.h), CPU path only, per-layer budget:
-//            ratio=0.5, structured=1; global=0 is implied and global=1 (the cross-layer budget,
-//            which needs every layer's cache of the sequence together) is INVALID_ARGUMENT.
+//   tale     TALE (policies/lowrank/tale_cache.h): the layer is a TaleCache built by the policies
+//            registry from the line's parameters, which are TALE's spec keys (window, sinks,
+//            basis, f0, f1, f2, kbits, vbits), kept as text in LayerPlan::method_params.
+//   kvcompose  KVCompose (policies/lowrank/kvcompose_cache.h): ratio=0.5, structured=1,
+//            global=0|1 (default 0: each layer its own budget round(ratio * tokens); 1: the
+//            cross-layer budget, one planner over the plan's global=1 kvcompose layers, owned by
+//            the Sequence — sequence/internal/method_cache.h; those layers must agree on ratio
+//            and structured).
 //
 // Text form (one layer per line, '#' starts a comment, parameters as in policies/method_params.h):
 //   kvt-sequence-plan 1
@@ -87,8 +89,12 @@ std::string_view LayerKindName(LayerKind kind);
 StatusOr<LayerPlan> ParseLayerSpec(std::string_view spec);
 std::string FormatLayerSpec(const LayerPlan& layer);  // "kind params" separated by one space
 // tale / kvcompose: the policies registry spec (policies/registry.h) the layer's cache is built
-// from, "tale:window=64" / "kvcompose:global=0,ratio=0.5"; empty for the other kinds.
+// from, "tale:window=64" / "kvcompose:global=0,ratio=0.5" (global=0 unless the plan line sets
+// global); empty for the other kinds. A global=1 layer is built around the sequence's planner, not
+// from this spec alone (its spec builds a layer with a private budget).
 std::string MethodSpec(const LayerPlan& layer);
+// A kvcompose layer with global=1 (the sequence's cross-layer budget).
+bool KvComposeGlobal(const LayerPlan& layer);
 
 // Every layer the same spec.
 StatusOr<SequencePlan> UniformPlan(std::string_view spec, int layers, const kernels::AttentionShape& shape,

@@ -344,7 +344,8 @@ KVT_API kvt_status_t kvt_sequence_resume_from_file(kvt_sequence_t* sequence, con
 /* (ABI 1.3) kvt_sequence_open with the layers on CUDA device `cuda_device` (-1: the CPU, as
  * kvt_sequence_open): full layers fp16 in device memory, KIVI layers quantized on the device,
  * sparse layers with K/V in pinned host memory and the key sketch (or transposed keys), scoring,
- * top-k and the zero-copy gather on the device. KVT_STATUS_UNSUPPORTED without CUDA in the
+ * top-k and the zero-copy gather on the device; tale and kvcompose layers (ABI 1.4) attended on
+ * the device over a mirror of their CPU cache's state. KVT_STATUS_UNSUPPORTED without CUDA in the
  * library or without a visible device; INVALID_ARGUMENT for a device the machine does not have.
  * kvt_sequence_attend
  * select (host pointers, copied back from the device where needed) and suspend/resume work as on

@@ -73,17 +73,24 @@ thread_local PlannerHandoff t_handoff;
 
 }  // namespace
 
-StatusOr<std::unique_ptr<LayerCache>> MakeKvComposeLayerCache(MethodParams& params,
-                                                              const LayerShape& shape) {
-  KvComposeOptions o;
-  KVT_ASSIGN_OR_RETURN(o.ratio, params.Float("ratio", o.ratio, 1e-6f, 1.0f));
+StatusOr<KvComposeSpec> ParseKvComposeSpec(MethodParams& params) {
+  KvComposeSpec spec;
+  KVT_ASSIGN_OR_RETURN(spec.options.ratio, params.Float("ratio", spec.options.ratio, 1e-6f, 1.0f));
   KVT_ASSIGN_OR_RETURN(const int structured, params.Int("structured", 1, 0, 1));
   KVT_ASSIGN_OR_RETURN(const int global, params.Int("global", 1, 0, 1));
   KVT_RETURN_IF_ERROR(params.Finish());
+  spec.options.structured = structured != 0;
+  spec.global = global != 0;
+  return spec;
+}
+
+StatusOr<std::unique_ptr<LayerCache>> MakeKvComposeLayerCache(MethodParams& params,
+                                                              const LayerShape& shape) {
+  KVT_ASSIGN_OR_RETURN(const KvComposeSpec spec, ParseKvComposeSpec(params));
   KVT_RETURN_IF_ERROR(internal::CheckShape(shape, "kvcompose"));
-  o.structured = structured != 0;
+  const KvComposeOptions& o = spec.options;
   std::shared_ptr<KvComposePlanner> planner;
-  if (global != 0 && shape.num_layers > 1) {
+  if (spec.global && shape.num_layers > 1) {
     PlannerHandoff& h = t_handoff;
     if (shape.layer == 0) {
       h.planner = std::make_shared<KvComposePlanner>(shape.num_layers, shape.num_kv_heads, o.ratio,

@@ -10,6 +10,7 @@
 
 #include "common/status_or.h"
 #include "policies/layer_cache.h"
+#include "policies/lowrank/kvcompose_cache.h"
 #include "policies/method_params.h"
 
 namespace kvt::policies::lowrank {
@@ -18,5 +19,14 @@ StatusOr<std::unique_ptr<LayerCache>> MakeTaleLayerCache(MethodParams& params, c
 StatusOr<std::unique_ptr<LayerCache>> MakeLorcLayerCache(MethodParams& params, const LayerShape& shape);
 StatusOr<std::unique_ptr<LayerCache>> MakeKvComposeLayerCache(MethodParams& params,
                                                               const LayerShape& shape);
+
+// The kvcompose spec's keys (ratio, structured, global; global defaults to 1), checked and
+// finished, for a caller that builds KvComposeCaches around its own planner (a Sequence owning
+// the cross-layer budget of its plan's kvcompose layers, sequence/internal/method_cache.h).
+struct KvComposeSpec {
+  KvComposeOptions options;
+  bool global = true;
+};
+StatusOr<KvComposeSpec> ParseKvComposeSpec(MethodParams& params);
 
 }  // namespace kvt::policies::lowrank

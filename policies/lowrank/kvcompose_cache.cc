@@ -50,6 +50,7 @@ void KvComposeCache::Reserve(int64_t need) {
   values_.swap(nv);
   token_index_.swap(ni);
   capacity_ = cap;
+  ++layout_version_;
 }
 
 Status KvComposeCache::Append(const AppendBatch& b) {
@@ -141,6 +142,7 @@ Status KvComposeCache::MaybeApply() {
   scores_.clear();
   scores_.shrink_to_fit();
   applied_ = true;
+  ++layout_version_;
   return Status::Ok();
 }
 
@@ -192,6 +194,7 @@ Status KvComposeCache::Unpack(std::vector<kernels::Half> k, std::vector<kernels:
     from += n;
   }
   head_tokens_ = counts;
+  ++layout_version_;
   return Status::Ok();
 }
 

@@ -57,7 +57,24 @@ class KvComposeCache final : public LayerCache, public InspectableCache {
   std::vector<int64_t> SelectedTokens(int kv_head) const override;  // what head kv_head keeps
 
   bool plan_applied() const { return applied_; }
+  // Submitted to a shared planner that has not decided yet (Save is UNSUPPORTED meanwhile).
+  bool plan_pending() const { return submitted_ && !applied_; }
   std::vector<int64_t> head_tokens() const { return head_tokens_; }
+  // Applies the shared planner's decision now if it is ready (otherwise a no-op); the cache does it
+  // by itself at its next Append or Attend, with the same result. Lets a sequence that holds every
+  // layer settle them all once the last one has compressed (sequence/internal/method_cache.h).
+  Status ApplyPendingPlan() { return MaybeApply(); }
+
+  // What attention reads, for a device mirror (sequence/internal/gpu_kvcompose_layer.cu): fp16 K/V
+  // [kv_heads][capacity()][head_dim], head h's first head_token_counts()[h] slots in use; valid
+  // until the next non-const call. Appends only fill slots past the counts; layout_version()
+  // changes whenever anything else moves (growth, the plan applied, Load), so a mirror that saw
+  // the same version copies only the new slots.
+  const kernels::Half* key_data() const { return keys_.data(); }
+  const kernels::Half* value_data() const { return values_.data(); }
+  int64_t capacity() const { return capacity_; }
+  const std::vector<int64_t>& head_token_counts() const { return head_tokens_; }
+  uint64_t layout_version() const { return layout_version_; }
 
   // The cache's state as an image, for suspending a sequence (sequence/internal/method_layer.cc):
   // through any writer/reader with Put/PutVector and Get/GetVector returning Status
@@ -93,6 +110,7 @@ class KvComposeCache final : public LayerCache, public InspectableCache {
   std::vector<float> scores_;            // [kv][scored tokens] until applied
   int64_t scored_ = 0;
   bool submitted_ = false, applied_ = false;
+  uint64_t layout_version_ = 0;
   std::vector<float> workspace_;
 };
 

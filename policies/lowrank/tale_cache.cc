@@ -232,15 +232,17 @@ void TaleCache::Evict(int64_t count) {
   exact_obs_.erase(exact_obs_.begin(), exact_obs_.begin() + count);
 }
 
-Status TaleCache::Attend(const float* query, float* out) {
-  if (query == nullptr || out == nullptr) return InvalidArgument("tale: null query or output");
+Status TaleCache::PrepareAttend() {
   if (tokens_ == 0) return InvalidArgument("tale: Attend on an empty cache");
-  int64_t n = static_cast<int64_t>(exact_pos_.size());
+  const int64_t n = static_cast<int64_t>(exact_pos_.size());
   if (!calibrated_ && n > 2 * static_cast<int64_t>(opt_.window)) {
     KVT_RETURN_IF_ERROR(Calibrate());
     Evict(n - opt_.window);
-    n = static_cast<int64_t>(exact_pos_.size());
   }
+  return Status::Ok();
+}
+
+klr::TaleAttentionArgs TaleCache::AttentionView() const {
   klr::TaleAttentionArgs a;
   a.num_kv_heads = kv_;
   a.num_q_heads = shape_.num_q_heads;
@@ -263,21 +265,33 @@ Status TaleCache::Attend(const float* query, float* out) {
   }
   a.window_keys = exact_k_.data();
   a.window_values = exact_v_.data();
-  a.window_tokens = static_cast<int32_t>(n);
+  a.window_tokens = static_cast<int32_t>(exact_pos_.size());
   a.max_head_tokens = max_head;
+  return a;
+}
+
+void TaleCache::AddWindowAttention(const float* window_attention) {
+  // Importance while recent: the weight each exact token got, scaled by the tokens it competed with.
+  const int64_t n = static_cast<int64_t>(exact_pos_.size());
+  const float total = static_cast<float>(tokens_);
+  for (int64_t t = 0; t < n; ++t) {
+    ++exact_obs_[t];
+    for (int h = 0; h < kv_; ++h) exact_imp_[t * kv_ + h] += window_attention[h * n + t] * total;
+  }
+}
+
+Status TaleCache::Attend(const float* query, float* out) {
+  if (query == nullptr || out == nullptr) return InvalidArgument("tale: null query or output");
+  KVT_RETURN_IF_ERROR(PrepareAttend());
+  klr::TaleAttentionArgs a = AttentionView();
   a.query = query;
   a.out = out;
-  window_attention_.resize(static_cast<size_t>(kv_) * n);
+  window_attention_.resize(static_cast<size_t>(kv_) * exact_pos_.size());
   a.window_attention = window_attention_.data();
   const size_t bytes = klr::TaleAttentionWorkspaceBytes(a);
   if (workspace_.size() * sizeof(float) < bytes) workspace_.resize(bytes / sizeof(float) + 1);
   KVT_RETURN_IF_ERROR(klr::TaleAttention(a, workspace_.data(), workspace_.size() * sizeof(float)));
-  // Importance while recent: the weight each exact token got, scaled by the tokens it competed with.
-  const float total = static_cast<float>(tokens_);
-  for (int64_t t = 0; t < n; ++t) {
-    ++exact_obs_[t];
-    for (int h = 0; h < kv_; ++h) exact_imp_[t * kv_ + h] += window_attention_[h * n + t] * total;
-  }
+  AddWindowAttention(window_attention_.data());
   return Status::Ok();
 }
 

@@ -37,6 +37,7 @@
 #include <memory>
 #include <vector>
 
+#include "host/kernels/lowrank/tale_attention.h"
 #include "host/kernels/lowrank/tale_format.h"
 #include "policies/inspectable_cache.h"
 #include "policies/layer_cache.h"
@@ -77,6 +78,25 @@ class TaleCache final : public LayerCache, public InspectableCache {
 
   TaleStats stats() const;
   bool calibrated() const { return calibrated_; }
+
+  // Attend in three steps, for a device mirror of the cache (sequence/internal/gpu_tale_layer.cu):
+  // Attend(q, out) is PrepareAttend(), TaleAttention over AttentionView() with q / out /
+  // window_attention filled in, then AddWindowAttention(window_attention). A caller running the
+  // attention elsewhere (TaleAttentionCuda) and feeding its window weights back keeps the cache's
+  // state as Attend would, up to the rounding of those weights.
+  //   PrepareAttend: what Attend does before attending — calibrate and compress when the cache
+  //     was never calibrated and holds more than 2*window exact tokens. INVALID_ARGUMENT when empty.
+  //   AttentionView: host pointers into the cache (bases, level records at their capacity, level
+  //     counts, exact window), valid until the next non-const call; query, out and
+  //     window_attention are left null; max_head_tokens is set.
+  //   AddWindowAttention: `window_attention` [kv_heads][window_tokens()] (TaleAttentionArgs::
+  //     window_attention of an attention over the current state) accumulated as token importance.
+  Status PrepareAttend();
+  kernels::lowrank::TaleAttentionArgs AttentionView() const;
+  void AddWindowAttention(const float* window_attention);
+  int64_t window_tokens() const { return static_cast<int64_t>(exact_pos_.size()); }
+  // Tokens evicted from the exact window so far: window row i is token compressed_tokens() + i.
+  int64_t compressed_tokens() const { return compressed_; }
 
   // The cache's state as an image, for suspending a sequence (sequence/internal/method_layer.cc):
   // through any writer/reader with Put/PutVector and Get/GetVector returning Status

@@ -36,9 +36,8 @@ StatusOr<std::unique_ptr<LayerState>> NewGpuLayer(const LayerPlan& plan, const k
     case LayerKind::kOffload: return NewGpuFullLayer(shape, true, gpu, context);
     case LayerKind::kKivi: return NewGpuKiviLayer(plan, shape, gpu);
     case LayerKind::kSparse: return NewGpuSparseLayer(plan, shape, gpu, context);
-    case LayerKind::kTale:
-    case LayerKind::kKvCompose:
-      return Unsupported("tale/kvcompose layers run on the CPU path only");
+    case LayerKind::kTale: return NewGpuTaleLayer(plan, shape, layer, gpu, context);
+    case LayerKind::kKvCompose: return NewGpuKvComposeLayer(plan, shape, layer, gpu, context);
   }
   return InvalidArgument("unknown layer kind");
 }

@@ -51,5 +51,11 @@ StatusOr<std::unique_ptr<LayerState>> NewGpuKiviLayer(const LayerPlan& plan, con
                                                       GpuContext* gpu);
 StatusOr<std::unique_ptr<LayerState>> NewGpuSparseLayer(const LayerPlan& plan, const kernels::AttentionShape& shape,
                                                         GpuContext* gpu, LayerContext* context);
+// tale / kvcompose: the CPU cache (method_cache.h) owns the state, the device mirrors what
+// attention reads.
+StatusOr<std::unique_ptr<LayerState>> NewGpuTaleLayer(const LayerPlan& plan, const kernels::AttentionShape& shape,
+                                                      int layer, GpuContext* gpu, const LayerContext* context);
+StatusOr<std::unique_ptr<LayerState>> NewGpuKvComposeLayer(const LayerPlan& plan, const kernels::AttentionShape& shape,
+                                                           int layer, GpuContext* gpu, const LayerContext* context);
 
 }  // namespace kvt::sequence::internal

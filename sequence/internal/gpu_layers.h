@@ -11,6 +11,10 @@
 //            channel maxima and the low-bit key sketch (scorer=sketch; scorer=channels keeps a
 //            transposed key copy in pinned memory instead); per step the scores, top-k and the
 //            zero-copy gather of the dominant rows run on the device
+//   tale     the CPU TaleCache owns the state; the device mirrors its bases, level records and
+//            exact window (copied as they change) and attends there (TaleAttentionCuda)
+//   kvcompose  the CPU KvComposeCache owns the state; the device mirrors its kept fp16 tokens per
+//            KV head and attends there (DecodeAttentionCuda, per head when counts differ)
 // Used by the sequence's thread only. Without CUDA in the build (gpu_layers_none.cc), or without
 // a device, OpenGpuContext fails with UNSUPPORTED and nothing else here is reachable.
 #pragma once

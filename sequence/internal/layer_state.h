@@ -1,6 +1,7 @@
 // LayerState — one layer of one Sequence in the form its LayerPlan keeps it (private to sequence/).
 // Implementations: full and offload (resident_layers.cc), kivi (kivi_layer.cc), sparse
-// (sparse_layer.cc), tale and kvcompose (method_layer.cc, CPU only); on a GPU sequence their GPU twins (gpu_layers.h). Used by the Sequence's thread only; jobs they hand to the TransferScheduler
+// (sparse_layer.cc), tale and kvcompose (method_layer.cc); on a GPU sequence their GPU twins
+// (gpu_layers.h). Used by the Sequence's thread only; jobs they hand to the TransferScheduler
 // read the layer's host-tier buffers on the worker thread, and its write-backs (write_backs.h)
 // mutate them there, so a layer reads those buffers on its own thread only after settling the
 // write-backs it needs, and waits for all its transfers (Quiesce) before Save or destruction.
@@ -19,6 +20,10 @@
 #include "sequence/transfer_scheduler.h"
 
 struct CUstream_st;  // cudaStream_t is CUstream_st*; named here without a CUDA header
+
+namespace kvt::policies::lowrank {
+class KvComposePlanner;
+}
 
 namespace kvt::sequence {
 
@@ -54,6 +59,12 @@ struct LayerContext {
   uint64_t attention_fetch_bytes = 0;
   uint64_t prefetch_hits = 0;   // sparse steps served by a hinted prefetch
   uint64_t demand_fetches = 0;  // sparse steps that fetched channel rows on demand
+  // Set by the Sequence before it builds its layers (method_cache.h): the plan's layer count and
+  // KVCompose's cross-layer budget — one planner shared by the plan's kvcompose layers with
+  // global=1, which are its layers 0, 1, ... in plan order (kvcompose_index[l]; -1: not global).
+  int num_layers = 0;
+  std::shared_ptr<policies::lowrank::KvComposePlanner> kvcompose_planner;  // null: no global layer
+  std::vector<int> kvcompose_index;                                        // [num_layers]
 };
 
 class LayerState {
@@ -72,6 +83,9 @@ class LayerState {
   virtual Status Hint(const float* speculative_query) { return Status::Ok(); }
   // The prompt's last `window` post-RoPE queries [window][q_heads][head_dim] (Sequence::Observe).
   virtual Status Observe(const float* queries, int window) { return Status::Ok(); }
+  // After any layer's Observe: applies a decision that waited for other layers (a global=1
+  // kvcompose layer's share of the cross-layer budget, once every such layer has observed).
+  virtual Status Settle() { return Status::Ok(); }
   // Waits for this layer's outstanding transfers.
   virtual Status Quiesce() { return Status::Ok(); }
   // Appends the layer's image to `w` (after Quiesce). GPU layers copy their device state back
@@ -100,10 +114,9 @@ std::unique_ptr<LayerState> NewFullLayer(const kernels::AttentionShape& shape, b
 StatusOr<std::unique_ptr<LayerState>> NewKiviLayer(const LayerPlan& plan, const kernels::AttentionShape& shape);
 StatusOr<std::unique_ptr<LayerState>> NewSparseLayer(const LayerPlan& plan, const kernels::AttentionShape& shape,
                                                      int layer, LayerContext* ctx);
-// tale / kvcompose: the plan's MethodSpec built by the policies registry for layer `layer` of
-// `num_layers`.
+// tale / kvcompose: the layer's cache (method_cache.h) for layer `layer` of context->num_layers.
 StatusOr<std::unique_ptr<LayerState>> NewMethodLayer(const LayerPlan& plan, const kernels::AttentionShape& shape,
-                                                     int layer, int num_layers);
+                                                     int layer, const LayerContext* context);
 
 }  // namespace internal
 }  // namespace kvt::sequence

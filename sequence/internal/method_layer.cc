@@ -1,5 +1,6 @@
-// "tale" and "kvcompose" — a layer kept by a policies::LayerCache (policies/lowrank), built by the
-// policies registry from the plan's MethodSpec, on the CPU path only.
+// "tale" and "kvcompose" on a CPU sequence — a layer kept by a policies::LayerCache
+// (policies/lowrank), built by method_cache.h (the policies registry from the plan's MethodSpec,
+// or, for kvcompose with global=1, around the sequence's shared planner).
 //
 // Append hands the cache post-RoPE keys with positions = the layer's absolute token index (both
 // methods use post-RoPE keys only, so keys_pre_rope is null); Observe forwards to Compress; Attend
@@ -7,14 +8,14 @@
 // (reconstruction-free), and KVCompose keeps a different token set per KV head, which SelectedKv
 // (one token list for all heads) cannot describe, so both answer UNSUPPORTED. Save/Load: the
 // cache's own image (TaleCache / KvComposeCache::Save), loaded into a cache built from the same
-// plan line; a bad image is CORRUPTION.
+// plan line; a bad image is CORRUPTION; a global=1 kvcompose layer whose cross-layer plan is
+// pending refuses Save (method_cache.h).
 #include <numeric>
 #include <string>
 
 #include "policies/lowrank/kvcompose_cache.h"
 #include "policies/lowrank/tale_cache.h"
-#include "policies/registry.h"
-#include "sequence/internal/layer_state.h"
+#include "sequence/internal/method_cache.h"
 
 namespace kvt::sequence::internal {
 namespace {
@@ -47,6 +48,8 @@ class MethodLayer final : public LayerState {
     return cache_->Compress(policies::Observation{queries, window});
   }
 
+  Status Settle() override { return kvcompose_ != nullptr ? kvcompose_->ApplyPendingPlan() : Status::Ok(); }
+
   Status Attend(const float* query, float* out) override { return cache_->Attend(query, out); }
 
   Status Select(const float*, SelectedKv*) override {
@@ -63,6 +66,7 @@ class MethodLayer final : public LayerState {
       tale_->Save(w);
       return Status::Ok();
     }
+    if (kvcompose_->plan_pending()) return KvComposePendingError();
     return kvcompose_->Save(w);
   }
   Status Load(ByteReader& r) override {
@@ -85,17 +89,8 @@ class MethodLayer final : public LayerState {
 
 StatusOr<std::unique_ptr<LayerState>> NewMethodLayer(const LayerPlan& plan,
                                                      const kernels::AttentionShape& shape,
-                                                     int layer, int num_layers) {
-  if (plan.kind != LayerKind::kTale && plan.kind != LayerKind::kKvCompose) {
-    return InvalidArgument("method layer: kind " + std::string(LayerKindName(plan.kind)));
-  }
-  policies::LayerShape s;
-  s.layer = layer;
-  s.num_layers = num_layers;
-  s.num_kv_heads = shape.kv_heads;
-  s.num_q_heads = shape.q_heads;
-  s.head_dim = shape.head_dim;
-  KVT_ASSIGN_OR_RETURN(auto cache, policies::MakeLayerCache(MethodSpec(plan), s));
+                                                     int layer, const LayerContext* context) {
+  KVT_ASSIGN_OR_RETURN(auto cache, MakeMethodCache(plan, shape, layer, *context));
   auto* tale = plan.kind == LayerKind::kTale
                    ? dynamic_cast<policies::lowrank::TaleCache*>(cache.get())
                    : nullptr;
