@@ -26,22 +26,24 @@
 // K/V in pinned host memory and sinks, recent window, channel maxima and the low-bit key sketch on
 // the device, scored, top-k'd, gathered (zero-copy) and attended there (scorer=channels: scored on
 // the query's channel rows of a transposed key copy in pinned memory, read zero-copy; the channels
-// come from the real query, so HintNext is a no-op on a GPU sequence). Attend (host pointers)
-// works on both backends; AttendOnDevice, AppendOnDevice and SelectOnDevice take device pointers
-// and a stream (an engine with its own kernels keeps everything on the device). Select keeps its
-// contract (host pointers): offload and sparse segments point into the pinned host tier, the rest
-// are copied back (for inspection or a CPU-side kernel, not a decode fast path). Append (host
-// pointers) converts on the host and uploads. Suspend images are the same bytes on both backends: an image resumes on a CPU or a GPU
-// sequence (the device is an option, not part of the image); full, offload and kivi layers resume
-// bit for bit, a sparse layer's sketch and transposed keys are rebuilt from its K/V by the resuming
-// side (CPU and GPU sketch codes agree except where a key sits within float rounding of a code
-// boundary). Without CUDA in the build or without a device, Open/Restore with cuda_device >= 0
-// fail with UNSUPPORTED (a device index the machine lacks: INVALID_ARGUMENT); they never abort.
+// come from the real query, so HintNext is a no-op on a GPU sequence). Attend (host pointers) works
+// on both backends; AttendOnDevice, AppendOnDevice and SelectOnDevice take device pointers and a
+// stream (an engine with its own kernels keeps everything on the device). Select keeps its contract
+// (host pointers): offload and sparse segments point into the pinned host tier, the rest are copied
+// back (for inspection or a CPU-side kernel, not a decode fast path). Append (host pointers)
+// converts on the host and uploads. Suspend images are the same bytes on both backends: an image
+// resumes on a CPU or a GPU sequence (the device is an option, not part of the image); full,
+// offload and kivi layers resume bit for bit, a sparse layer's sketch and transposed keys are
+// rebuilt from its K/V by the resuming side (CPU and GPU sketch codes agree except where a key sits
+// within float rounding of a code boundary). Without CUDA in the build or without a device,
+// Open/Restore with cuda_device >= 0 fail with UNSUPPORTED (a device index the machine lacks:
+// INVALID_ARGUMENT); they never abort.
 //
 // Threading: one thread at a time calls a Sequence; its transfers run on the TransferScheduler's
 // worker (the sequence's own, or one shared with other sequences through SequenceOptions, which
-// must then outlive the sequence). Calls block until their data is ready; errors are Status
-// (bad layer, null buffers, wrong shapes, suspended sequence) and never abort.
+// must then outlive the sequence). Calls block until their data is ready (except the *OnDevice
+// calls, which enqueue on a CUDA stream and return); errors are Status (bad layer, null buffers,
+// wrong shapes, host pointers where device memory is due, suspended sequence) and never abort.
 #pragma once
 
 #include <cstdint>
@@ -89,7 +91,8 @@ class Sequence {
   // device memory of the sequence's device. The attention is enqueued on `stream` (null: the
   // legacy default stream) after everything the sequence queued before (appends), and the call
   // returns without waiting: `out` is ready when `stream` reaches this point. The sequence's next
-  // calls are ordered after it. The caller keeps `query` and `out` alive until then.
+  // calls are ordered after it (and after `stream`'s earlier work). The caller keeps `query` and
+  // `out` alive until then. A host pointer is INVALID_ARGUMENT (cudaPointerGetAttributes).
   Status AttendOnDevice(int layer, const float* query, float* out, CUstream_st* stream);
   // GPU sequences only (UNSUPPORTED on a CPU one): `keys` and `values` [tokens][kv_heads][head_dim]
   // float32 in device memory of the sequence's device (device, managed or mapped pinned memory;

@@ -375,7 +375,7 @@ KVT_API kvt_status_t kvt_sequence_append_on_device(kvt_sequence_t* sequence, uin
 /* (ABI 1.5) Where a device segment's bytes live; its pointers are device pointers either way. */
 typedef enum kvt_kv_memory {
   KVT_KV_MEMORY_DEVICE = 0,      /* device memory of the sequence's device */
-  KVT_KV_MEMORY_MAPPED_HOST = 1  /* pinned host memory mapped for the device: reads cross PCIe (zero-copy) */
+  KVT_KV_MEMORY_MAPPED_HOST = 1  /* pinned host memory mapped for the device: reads cross PCIe */
 } kvt_kv_memory_t;
 
 /* (ABI 1.5) One segment of kvt_sequence_select_on_device: as kvt_kv_segment_t, device pointers. */

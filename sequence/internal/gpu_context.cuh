@@ -1,13 +1,14 @@
 // GpuContext — one GPU sequence's device, stream and shared scratch (see gpu_layers.h).
 //
 // Ordering: every layer's own work (appends, uploads, host-pointer Attend) runs on `stream`.
-// AttendOnDevice runs on the caller's stream between Join(caller), which makes the caller's
-// stream wait for everything queued on `stream`, and Rejoin(caller), which makes `stream` wait for
-// the caller's attention; so the scratch buffers and layer buffers are never written while a
-// kernel on either stream still reads them, and waiting for `stream` (Quiesce, growth) waits for
-// the caller's attention too. AppendOnDevice and SelectOnDevice run the other way round, on
-// `stream` between Rejoin(caller) (the sequence reads what the caller's earlier work wrote, and no
-// longer needs what it read) and Join(caller) (the caller's later work sees the result).
+// AttendOnDevice runs on the caller's stream between Rejoin(caller) + Join(caller), which make
+// `stream` wait for the caller's earlier work and the caller's stream wait for everything queued on
+// `stream`, and Rejoin(caller), which makes `stream` wait for the caller's attention; so the
+// scratch buffers and layer buffers are never written while a kernel on either stream still reads
+// them, and waiting for `stream` (Quiesce, growth) waits for the caller's attention too.
+// AppendOnDevice and SelectOnDevice run the other way round, on `stream` between Rejoin(caller)
+// (the sequence reads what the caller's earlier work wrote, and no longer needs what it read) and
+// Join(caller) (the caller's later work sees the result).
 #pragma once
 
 #include <cuda_runtime_api.h>

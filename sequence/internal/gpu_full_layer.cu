@@ -3,8 +3,9 @@
 // over PCIe, zero-copy, and counts it as fetched). AppendOnDevice converts on the device straight
 // into the storage: device memory (full), or the pinned host tier through its device mapping
 // (offload: the conversion kernel writes over PCIe; no host staging). SelectOnDevice hands back
-// the storage itself (device memory, or the mapped pinned tier: zero-copy) and enqueues nothing. Suspend images are the CPU layers' (fp16 K,
-// then fp16 V), so an image moves between a CPU and a GPU sequence unchanged.
+// the storage itself (device memory, or the mapped pinned tier: zero-copy) and enqueues nothing.
+// Suspend images are the CPU layers' (fp16 K, then fp16 V), so an image moves between a CPU and a
+// GPU sequence unchanged.
 #include <vector>
 
 #include "gpu/kernels/convert.cuh"

@@ -25,6 +25,9 @@ Status GpuLayer::Attend(const float* query, float* out) {
 Status GpuLayer::AttendOnDevice(const float* query, float* out, CUstream_st* stream) {
   KVT_RETURN_IF_ERROR(gpu_->CheckDevicePointer(query, "query"));
   KVT_RETURN_IF_ERROR(gpu_->CheckDevicePointer(out, "out"));
+  // The sequence's stream first waits for the caller's earlier work (its reads of a previous
+  // SelectOnDevice's buffers, which growth below may free), then the caller waits for it.
+  KVT_RETURN_IF_ERROR(gpu_->Rejoin(stream));
   KVT_RETURN_IF_ERROR(gpu_->Join(stream));
   const Status s = AttendOn(query, out, stream);
   // Rejoin even after a failure: whatever was enqueued must finish before the buffers change.

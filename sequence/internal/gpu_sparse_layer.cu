@@ -26,8 +26,9 @@
 // sinks and window are device-to-device copies. No host staging, no wait. SelectOnDevice runs the
 // step's selection (as AttendOnDevice) and hands back its segments: resident sinks, the gathered
 // rows in the context's gather buffers and the resident recent window (device memory), or the
-// whole host tier through its device mapping when the budget covers every token (zero-copy). Suspend images are the CPU layer's (K, V,
-// channel maxima); everything else is rebuilt from them on Load.
+// whole host tier through its device mapping when the budget covers every token (zero-copy).
+// Suspend images are the CPU layer's (K, V, channel maxima); everything else is rebuilt from them
+// on Load.
 #include <algorithm>
 #include <cfloat>
 #include <cstring>
