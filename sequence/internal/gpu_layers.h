@@ -11,6 +11,9 @@
 //            channel maxima and the low-bit key sketch (scorer=sketch; scorer=channels keeps a
 //            transposed key copy in pinned memory instead); per step the scores, top-k and the
 //            zero-copy gather of the dominant rows run on the device
+// Device-pointer appends and selections (LayerState::AppendOnDevice / SelectOnDevice) convert,
+// quantize and select on the device and write the pinned host tier from the device
+// (gpu_layer.cuh says how they are ordered against the caller's stream).
 // Used by the sequence's thread only. Without CUDA in the build (gpu_layers_none.cc), or without
 // a device, OpenGpuContext fails with UNSUPPORTED and nothing else here is reachable.
 #pragma once
