@@ -111,7 +111,7 @@ class Sequence:
     def __init__(self, plan: Union[str, bytes, "os.PathLike[str]"], client: Optional[Client] = None,
                  device: Optional[int] = None) -> None:
         if device is not None and (isinstance(device, bool) or not isinstance(device, (int, np.integer))
-                                   or int(device) < -1):
+                                   or not -1 <= int(device) < 2**31):
             raise InvalidArgument(f"device must be a CUDA device ordinal >= 0 (or None / -1 for the CPU), "
                                   f"not {device!r}")
         device = None if device is None or int(device) == -1 else int(device)

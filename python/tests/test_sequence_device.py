@@ -72,7 +72,7 @@ def test_open_on_device_without_one_is_unsupported():
 
 
 def test_bad_device_arguments():
-    for bad in (-2, True, "0", 1.0):
+    for bad in (-2, True, "0", 1.0, 2**31):
         with pytest.raises(kvtier.InvalidArgument):
             kvtier.Sequence(PLAN, device=bad)
     with kvtier.Sequence(PLAN, device=-1) as s:  # -1 is the CPU, as in the C ABI
