@@ -19,6 +19,8 @@ static_assert(KVT_LAYER_POLICY_KIVI == static_cast<int>(kvt::sequence::LayerKind
 static_assert(KVT_LAYER_POLICY_SPARSE == static_cast<int>(kvt::sequence::LayerKind::kSparse));
 static_assert(KVT_LAYER_POLICY_COUNT == kvt::protocol::kSequencePolicies);
 static_assert(kvt::sequence::kLayerKinds == kvt::protocol::kSequencePolicies);
+static_assert(KVT_KV_MEMORY_DEVICE == static_cast<int>(kvt::sequence::KvMemory::kDevice));
+static_assert(KVT_KV_MEMORY_MAPPED_HOST == static_cast<int>(kvt::sequence::KvMemory::kMappedHost));
 
 namespace kvt::client {
 StatusOr<std::shared_ptr<SequenceStatsPublisher>> SequenceStatsOf(kvt_client* client);  // c_api.cc
@@ -99,6 +101,54 @@ kvt_status_t kvt_sequence_attend_on_device(kvt_sequence_t* s, uint32_t layer, co
     kvt::Status st = s->seq->AttendOnDevice(static_cast<int>(layer), query, out, static_cast<CUstream_st*>(cuda_stream));
     if (st.ok()) s->After(static_cast<int>(layer), /*step=*/true);
     return AbiDone(st);
+  });
+}
+
+kvt_status_t kvt_sequence_append_on_device(kvt_sequence_t* s, uint32_t layer, const float* keys, const float* values,
+                                           uint32_t tokens, void* cuda_stream) {
+  return AbiGuard([&]() -> kvt_status_t {
+    if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);
+    if (tokens > (1u << 30)) return AbiFail(kvt::InvalidArgument("append on device: too many tokens"));
+    kvt::Status st = s->seq->AppendOnDevice(static_cast<int>(layer), keys, values, static_cast<int>(tokens),
+                                            static_cast<CUstream_st*>(cuda_stream));
+    if (st.ok()) s->After(static_cast<int>(layer), /*step=*/false);
+    return AbiDone(st);
+  });
+}
+
+kvt_status_t kvt_sequence_select_on_device(kvt_sequence_t* s, uint32_t layer, const float* query, void* cuda_stream,
+                                           kvt_device_selection_t* out) {
+  return AbiGuard([&]() -> kvt_status_t {
+    if (kvt::Status st = CheckHandle(s); !st.ok()) return AbiFail(st);
+    if (out == nullptr) return AbiFail(kvt::InvalidArgument("select on device: null output"));
+    if (out->struct_size < sizeof(kvt_device_selection_t)) {
+      return AbiFail(kvt::InvalidArgument("select on device: out_selection->struct_size must be "
+                                          "sizeof(kvt_device_selection_t)"));
+    }
+    const uint32_t size = out->struct_size;
+    std::memset(out, 0, sizeof(kvt_device_selection_t));
+    out->struct_size = size;
+    auto sel = s->seq->SelectOnDevice(static_cast<int>(layer), query, static_cast<CUstream_st*>(cuda_stream));
+    if (!sel.ok()) return AbiFail(sel.status());
+    constexpr size_t kMax = sizeof(out->segments) / sizeof(out->segments[0]);
+    if (sel->segments.size() > kMax) {
+      return AbiFail(kvt::Internal("select on device: " + std::to_string(sel->segments.size()) + " segments, more than " +
+                                   std::to_string(kMax)));
+    }
+    s->After(static_cast<int>(layer), /*step=*/true);
+    out->count = static_cast<uint32_t>(sel->segments.size());
+    out->tokens = sel->tokens;
+    for (size_t i = 0; i < sel->segments.size(); ++i) {
+      const auto& g = sel->segments[i];
+      out->segments[i] = kvt_device_kv_segment_t{reinterpret_cast<const uint16_t*>(g.keys),
+                                                 reinterpret_cast<const uint16_t*>(g.values),
+                                                 g.tokens,
+                                                 g.token_stride,
+                                                 g.head_stride,
+                                                 static_cast<uint32_t>(sel->memory[i]),
+                                                 0};
+    }
+    return KVT_STATUS_OK;
   });
 }
 

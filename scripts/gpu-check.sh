@@ -78,7 +78,7 @@ fi
 SANITIZER="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
 if [[ "${KVT_GPU_SANITIZE:-1}" != 0 && -x "$SANITIZER" ]]; then
   if [[ "$MODE" == bundle ]]; then TESTS_DIR="$BUNDLE/tests"; else TESTS_DIR="$BUILD"; fi
-  for check in "memcheck kernels_gpu_test *" "memcheck lowrank_gpu_test *" \
+  for check in "memcheck kernels_gpu_test *" "memcheck lowrank_gpu_test *" "memcheck sequence_device_gpu_test *" \
                "racecheck lowrank_gpu_test TaleAttentionCuda.*:LorcAttentionCuda.*:ObservedAttentionScoresCuda.*" "racecheck kernels_gpu_test *Attention*"; do
     read -r tool name filter <<< "$check"
     exe="$( (find "$TESTS_DIR" -maxdepth 6 -type f -name "$name" -perm -u+x 2>/dev/null || true) | head -1)"

@@ -112,6 +112,31 @@ Status Sequence::AttendOnDevice(int layer, const float* query, float* out, CUstr
   return Status::Ok();
 }
 
+Status Sequence::AppendOnDevice(int layer, const float* keys, const float* values, int tokens, CUstream_st* stream) {
+  if (!gpu_) return Unsupported("append on device: this sequence is on the CPU (open it with SequenceOptions::cuda_device)");
+  KVT_RETURN_IF_ERROR(CheckLayer(layer));
+  if (keys == nullptr || values == nullptr || tokens <= 0) {
+    return InvalidArgument("append on device: null buffer or no tokens");
+  }
+  if (Status s = layers_[static_cast<size_t>(layer)]->AppendOnDevice(keys, values, tokens, stream); !s.ok()) {
+    return s.WithContext("layer " + std::to_string(layer) + " append on device");
+  }
+  return Status::Ok();
+}
+
+StatusOr<DeviceSelectedKv> Sequence::SelectOnDevice(int layer, const float* query, CUstream_st* stream) {
+  if (!gpu_) return Unsupported("select on device: this sequence is on the CPU (open it with SequenceOptions::cuda_device)");
+  KVT_RETURN_IF_ERROR(CheckLayer(layer));
+  if (query == nullptr) return InvalidArgument("select on device: null query");
+  auto& l = *layers_[static_cast<size_t>(layer)];
+  if (l.tokens() == 0) return InvalidArgument("select on device: layer " + std::to_string(layer) + " holds no tokens");
+  DeviceSelectedKv out;
+  if (Status s = l.SelectOnDevice(query, stream, &out); !s.ok()) {
+    return s.WithContext("layer " + std::to_string(layer) + " select on device");
+  }
+  return out;
+}
+
 StatusOr<SelectedKv> Sequence::Select(int layer, const float* query) {
   KVT_RETURN_IF_ERROR(CheckLayer(layer));
   if (query == nullptr) return InvalidArgument("select: null query");

@@ -34,21 +34,24 @@
 // the device, scored, top-k'd, gathered (zero-copy) and attended there (scorer=channels: scored on
 // the query's channel rows of a transposed key copy in pinned memory, read zero-copy; the channels
 // come from the real query, so HintNext is a no-op on a GPU sequence). tale and kvcompose: see
-// above (the CPU cache owns the state, attention runs over its device mirror). Attend (host pointers)
-// works on both backends; AttendOnDevice takes device pointers and a stream. Select keeps its
-// contract (host pointers): offload and sparse segments point into the pinned host tier, the rest
-// are copied back (for inspection or a CPU-side kernel, not a decode fast path). Appends take host
-// pointers. Suspend images are the same bytes on both backends: an image resumes on a CPU or a GPU
-// sequence (the device is an option, not part of the image); full, offload and kivi layers resume
-// bit for bit, a sparse layer's sketch and transposed keys are rebuilt from its K/V by the resuming
-// side (CPU and GPU sketch codes agree except where a key sits within float rounding of a code
-// boundary). Without CUDA in the build or without a device, Open/Restore with cuda_device >= 0
-// fail with UNSUPPORTED (a device index the machine lacks: INVALID_ARGUMENT); they never abort.
+// above (the CPU cache owns the state, attention runs over its device mirror). Attend (host
+// pointers) works on both backends; AttendOnDevice, AppendOnDevice and SelectOnDevice take device
+// pointers and a stream (an engine with its own kernels keeps everything on the device). Select
+// keeps its contract (host pointers): offload and sparse segments point into the pinned host tier,
+// the rest are copied back (for inspection or a CPU-side kernel, not a decode fast path). Append
+// (host pointers) converts on the host and uploads. Suspend images are the same bytes on both
+// backends: an image resumes on a CPU or a GPU sequence (the device is an option, not part of the
+// image); full, offload and kivi layers resume bit for bit, a sparse layer's sketch and transposed
+// keys are rebuilt from its K/V by the resuming side (CPU and GPU sketch codes agree except where a
+// key sits within float rounding of a code boundary). Without CUDA in the build or without a
+// device, Open/Restore with cuda_device >= 0 fail with UNSUPPORTED (a device index the machine
+// lacks: INVALID_ARGUMENT); they never abort.
 //
 // Threading: one thread at a time calls a Sequence; its transfers run on the TransferScheduler's
 // worker (the sequence's own, or one shared with other sequences through SequenceOptions, which
-// must then outlive the sequence). Calls block until their data is ready; errors are Status
-// (bad layer, null buffers, wrong shapes, suspended sequence) and never abort.
+// must then outlive the sequence). Calls block until their data is ready (except the *OnDevice
+// calls, which enqueue on a CUDA stream and return); errors are Status (bad layer, null buffers,
+// wrong shapes, host pointers where device memory is due, suspended sequence) and never abort.
 #pragma once
 
 #include <cstdint>
@@ -96,12 +99,41 @@ class Sequence {
   // device memory of the sequence's device. The attention is enqueued on `stream` (null: the
   // legacy default stream) after everything the sequence queued before (appends), and the call
   // returns without waiting: `out` is ready when `stream` reaches this point. The sequence's next
-  // calls are ordered after it. The caller keeps `query` and `out` alive until then.
+  // calls are ordered after it (and after `stream`'s earlier work). The caller keeps `query` and
+  // `out` alive until then. A host pointer is INVALID_ARGUMENT (cudaPointerGetAttributes).
   Status AttendOnDevice(int layer, const float* query, float* out, CUstream_st* stream);
+  // GPU sequences only (UNSUPPORTED on a CPU one): `keys` and `values` [tokens][kv_heads][head_dim]
+  // float32 in device memory of the sequence's device (device, managed or mapped pinned memory;
+  // anything else is INVALID_ARGUMENT, checked with cudaPointerGetAttributes). The append is
+  // enqueued on the sequence's stream after everything queued on `stream` so far (so the rows may
+  // be the output of the engine's last kernel there) and after the sequence's own earlier work;
+  // `stream`'s later work waits for it. Returns without waiting: the caller may overwrite the rows
+  // with work on `stream` right away, but from another stream or the host only after `stream`
+  // reaches this point. Conversion and quantization run on the device; host-tier rows (offload,
+  // sparse K/V and transposed keys) are written from the device into pinned memory (a DMA or a
+  // kernel writing the mapped copy), never staged through pageable host memory. The same state as
+  // Append of the same rows, bit for bit. The transfer scheduler does not see these writes.
+  Status AppendOnDevice(int layer, const float* keys, const float* values, int tokens, CUstream_st* stream);
   // The K/V the layer would attend to, for an engine running its own kernel; valid until the next
   // call on this sequence (sparse layers share one gather buffer). Dense (KIVI) layers return
-  // their dequantized K/V; tale and kvcompose layers answer UNSUPPORTED (see the top).
+  // their dequantized K/V; tale and kvcompose layers answer UNSUPPORTED (see the top). On a GPU
+  // sequence the segments point into host memory (the pinned host tier, or copies brought back).
   StatusOr<SelectedKv> Select(int layer, const float* query);
+  // GPU sequences only (UNSUPPORTED on a CPU one): Select with `query` [q_heads][head_dim] float32
+  // in device memory, answering device pointers — the same segments, strides and token counts as
+  // Select, ordered as AppendOnDevice (after `stream`'s work so far; `stream`'s later work sees the
+  // result; returns without waiting). Per kind, what the pointers are:
+  //   full     the layer's device storage itself (kDevice); nothing is enqueued
+  //   offload  the pinned host tier through its device mapping (kMappedHost: zero-copy, PCIe)
+  //   kivi     the K/V dequantized on the device, rounded to fp16, in the sequence's scratch (kDevice)
+  //   sparse   sinks and recent window (resident copies) and the gathered dominant rows (the
+  //            sequence's gather buffers), kDevice; when the budget covers every token, one segment:
+  //            the whole host tier, mapped (kMappedHost)
+  // Valid until the next call on this sequence: appends may grow (reallocate) storage, and the
+  // next selection or attention reuses the scratch. The caller's kernels that read them must be
+  // enqueued on `stream` (then the next device-pointer call on `stream` is ordered after them), or
+  // finished before the next call, and finished before Suspend or destruction.
+  StatusOr<DeviceSelectedKv> SelectOnDevice(int layer, const float* query, CUstream_st* stream);
   // `speculative_query` [q_heads][head_dim] approximates layer `layer`'s coming query (TailorKV
   // computes it from the previous layer's hidden state with this layer's W_q). No-op for layers
   // that do not prefetch.

@@ -33,7 +33,7 @@ extern "C" {
 #endif
 
 #define KVT_ABI_VERSION_MAJOR 1
-#define KVT_ABI_VERSION_MINOR 4
+#define KVT_ABI_VERSION_MINOR 5
 #define KVT_ABI_VERSION_PATCH 0
 
 /* ------------------------------------------------------------------------------------------------
@@ -347,9 +347,10 @@ KVT_API kvt_status_t kvt_sequence_resume_from_file(kvt_sequence_t* sequence, con
  * top-k and the zero-copy gather on the device; tale and kvcompose layers (ABI 1.4) attended on
  * the device over a mirror of their CPU cache's state. KVT_STATUS_UNSUPPORTED without CUDA in the
  * library or without a visible device; INVALID_ARGUMENT for a device the machine does not have.
- * kvt_sequence_attend
- * select (host pointers, copied back from the device where needed) and suspend/resume work as on
- * the CPU (images move between CPU and GPU sequences). */
+ * kvt_sequence_append, kvt_sequence_attend, kvt_sequence_select (host pointers, copied back from
+ * the device where needed) and suspend/resume work as on the CPU (images move between CPU and GPU
+ * sequences); an engine with its own kernels keeps everything on the device with
+ * kvt_sequence_append_on_device, kvt_sequence_attend_on_device and kvt_sequence_select_on_device. */
 KVT_API kvt_status_t kvt_sequence_open_on_device(const char* plan_text, int32_t cuda_device,
                                                  kvt_sequence_t** out_sequence);
 /* (ABI 1.3) Attention with `query` and `out` ([q_heads][head_dim] float32) in the sequence's device
@@ -358,6 +359,57 @@ KVT_API kvt_status_t kvt_sequence_open_on_device(const char* plan_text, int32_t 
  * point. KVT_STATUS_UNSUPPORTED on a CPU sequence. */
 KVT_API kvt_status_t kvt_sequence_attend_on_device(kvt_sequence_t* sequence, uint32_t layer, const float* query,
                                                    float* out, void* cuda_stream);
+
+/* (ABI 1.5) kvt_sequence_append with `keys` and `values` ([tokens][kv_heads][head_dim] float32) in
+ * device memory of the sequence's device (device, managed or mapped pinned memory; a host pointer
+ * is KVT_STATUS_INVALID_ARGUMENT, checked with cudaPointerGetAttributes). Enqueued after the work
+ * queued on `cuda_stream` so far (a cudaStream_t; NULL: the legacy default stream: the rows may be
+ * the output of the caller's last kernel there) and after the sequence's earlier work; the
+ * stream's later work waits for it. Returns without waiting; the caller may overwrite the rows
+ * from `cuda_stream` right away, from elsewhere once the stream has reached this point. Converted
+ * and quantized on the device; host-tier rows (offload, sparse) are written from the device into
+ * pinned memory. The resulting state equals kvt_sequence_append's of the same rows, bit for bit.
+ * KVT_STATUS_UNSUPPORTED on a CPU sequence. */
+KVT_API kvt_status_t kvt_sequence_append_on_device(kvt_sequence_t* sequence, uint32_t layer, const float* keys,
+                                                   const float* values, uint32_t tokens, void* cuda_stream);
+
+/* (ABI 1.5) Where a device segment's bytes live; its pointers are device pointers either way. */
+typedef enum kvt_kv_memory {
+  KVT_KV_MEMORY_DEVICE = 0,      /* device memory of the sequence's device */
+  KVT_KV_MEMORY_MAPPED_HOST = 1  /* pinned host memory mapped for the device: reads cross PCIe */
+} kvt_kv_memory_t;
+
+/* (ABI 1.5) One segment of kvt_sequence_select_on_device: as kvt_kv_segment_t, device pointers. */
+typedef struct kvt_device_kv_segment {
+  const uint16_t* keys;   /* IEEE binary16 bits, device pointer */
+  const uint16_t* values;
+  int64_t tokens;
+  int64_t token_stride;   /* elements */
+  int64_t head_stride;    /* elements */
+  uint32_t memory;        /* kvt_kv_memory_t */
+  uint32_t reserved;      /* 0 */
+} kvt_device_kv_segment_t;
+
+/* (ABI 1.5) What kvt_sequence_select_on_device answers. Extensible: fields may be appended. */
+typedef struct kvt_device_selection {
+  uint32_t struct_size;   /* sizeof(kvt_device_selection_t), set by the caller */
+  uint32_t count;         /* segments filled in, attention order (at most 4) */
+  int64_t tokens;         /* their tokens, summed */
+  kvt_device_kv_segment_t segments[4];
+} kvt_device_selection_t;
+
+/* (ABI 1.5) kvt_sequence_select with `query` ([q_heads][head_dim] float32) in the sequence's device
+ * memory, answering device pointers: the same segments as kvt_sequence_select. full: the layer's
+ * device storage; offload: the pinned host tier through its device mapping (MAPPED_HOST); kivi:
+ * K/V dequantized on the device into the sequence's scratch; sparse: resident sinks and recent
+ * window and the gathered dominant rows (DEVICE), or the whole mapped host tier when the budget
+ * covers every token. Ordered as kvt_sequence_append_on_device (the selection runs after the
+ * stream's work so far; the stream's later work sees it); returns without waiting. The pointers
+ * stay valid until the next call on this sequence; kernels reading them go on `cuda_stream` (or
+ * finish before that next call) and finish before suspend or close.
+ * KVT_STATUS_UNSUPPORTED on a CPU sequence and for tale/kvcompose layers. */
+KVT_API kvt_status_t kvt_sequence_select_on_device(kvt_sequence_t* sequence, uint32_t layer, const float* query,
+                                                   void* cuda_stream, kvt_device_selection_t* out_selection);
 
 /* (ABI 1.4) After prefill: `queries` [window][q_heads][head_dim] float32, the prompt's last
  * `window` (>= 1) post-RoPE queries of `layer`. Plan layers "tale" and "kvcompose" compress on it

@@ -161,6 +161,60 @@ class Client {
   kvt_client_t* client_ = nullptr;
 };
 
+// One live sequence (kvt_sequence_*): runs in this process, no client needed; one thread at a
+// time. Host-pointer calls on any sequence; the *OnDevice calls on a sequence opened on a CUDA
+// device (KVT_STATUS_UNSUPPORTED on a CPU one), with device pointers and a cudaStream_t passed as
+// void* (nullptr: the legacy default stream); see kvt.h for their ordering and lifetimes.
+class Sequence {
+ public:
+  Sequence() = default;
+  Sequence(Sequence&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  Sequence& operator=(Sequence&& o) noexcept {
+    if (this != &o) {
+      kvt_sequence_close(s_);
+      s_ = std::exchange(o.s_, nullptr);
+    }
+    return *this;
+  }
+  ~Sequence() { kvt_sequence_close(s_); }
+
+  static Result Open(const char* plan_text, Sequence* out) { return OpenOnDevice(plan_text, -1, out); }
+  // cuda_device -1: the CPU. UNSUPPORTED without CUDA or without a visible device.
+  static Result OpenOnDevice(const char* plan_text, int32_t cuda_device, Sequence* out) {
+    *out = Sequence();
+    return Result::From(kvt_sequence_open_on_device(plan_text, cuda_device, &out->s_));
+  }
+
+  Result Append(uint32_t layer, const float* keys, const float* values, uint32_t tokens) {
+    return Result::From(kvt_sequence_append(s_, layer, keys, values, tokens));
+  }
+  Result Attend(uint32_t layer, const float* query, float* out) {
+    return Result::From(kvt_sequence_attend(s_, layer, query, out));
+  }
+  Result Select(uint32_t layer, const float* query, kvt_kv_segment_t* segments, uint32_t capacity,
+                uint32_t* count) {
+    return Result::From(kvt_sequence_select(s_, layer, query, segments, capacity, count));
+  }
+
+  // ABI 1.3 / 1.5: device pointers, enqueued on `cuda_stream`, returning without waiting.
+  Result AppendOnDevice(uint32_t layer, const float* keys, const float* values, uint32_t tokens,
+                        void* cuda_stream) {
+    return Result::From(kvt_sequence_append_on_device(s_, layer, keys, values, tokens, cuda_stream));
+  }
+  Result AttendOnDevice(uint32_t layer, const float* query, float* out, void* cuda_stream) {
+    return Result::From(kvt_sequence_attend_on_device(s_, layer, query, out, cuda_stream));
+  }
+  Result SelectOnDevice(uint32_t layer, const float* query, void* cuda_stream, kvt_device_selection_t* out) {
+    out->struct_size = sizeof *out;
+    return Result::From(kvt_sequence_select_on_device(s_, layer, query, cuda_stream, out));
+  }
+
+  kvt_sequence_t* get() const { return s_; }
+
+ private:
+  kvt_sequence_t* s_ = nullptr;
+};
+
 }  // namespace kvt
 
 #endif  // KVT_KVT_HPP_

@@ -19,13 +19,15 @@ from ._client import (Client, DaemonStats, GpuPins, GpuPool, Layout, Namespace, 
 from ._errors import (AlreadyExists, Busy, Corruption, Disconnected, InternalError, InvalidArgument,
                       IoError, KvtError, LibraryNotFound, NotFound, PermissionDenied, ProtocolMismatch,
                       ResourceExhausted, Status, Timeout, Unsupported)
+from ._device import DeviceArrayView
 from ._native import ABI_MAJOR, library_path
-from ._sequence import POLICIES, KvSegment, Sequence
+from ._sequence import POLICIES, DeviceKvSegment, KvSegment, Sequence
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ABI_MAJOR", "AlreadyExists", "Busy", "Client", "Corruption", "DaemonStats", "Disconnected",
+    "ABI_MAJOR", "AlreadyExists", "Busy", "Client", "Corruption", "DaemonStats", "DeviceArrayView",
+    "DeviceKvSegment", "Disconnected",
     "GpuPins", "GpuPool", "InternalError", "InvalidArgument", "IoError", "KvSegment", "KvtError", "Layout",
     "LibraryNotFound", "Namespace", "NamespaceInfo", "NotFound", "Op", "POLICIES", "PermissionDenied",
     "ProtocolMismatch", "ResourceExhausted", "Sequence", "Status", "Timeout", "Unsupported", "connect",

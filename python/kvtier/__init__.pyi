@@ -200,14 +200,37 @@ class KvSegment(NamedTuple):
     keys: npt.NDArray[np.float16]    # [tokens, kv_heads, head_dim]
     values: npt.NDArray[np.float16]
 
+# Device memory for the GPU sequence calls: an int device pointer or a __cuda_array_interface__
+# object; a stream: an int cudaStream_t or an object with cuda_stream / ptr (None: see kvtier._device).
+class _CudaArray(Protocol):
+    @property
+    def __cuda_array_interface__(self) -> Dict[str, Any]: ...
+
+DeviceArray = Union[int, _CudaArray]
+
+class DeviceArrayView:
+    ptr: int
+    shape: Tuple[int, ...]
+    strides: Tuple[int, ...]
+    @property
+    def __cuda_array_interface__(self) -> Dict[str, Any]: ...
+
+class DeviceKvSegment(NamedTuple):
+    keys: DeviceArrayView    # float16 [tokens, kv_heads, head_dim], device-accessible
+    values: DeviceArrayView
+    tokens: int
+    memory: str              # "device" or "mapped_host"
+
 class Sequence:
+    device: Optional[int]
     plan_text: str
     num_layers: int
     q_heads: int
     kv_heads: int
     head_dim: int
     policies: List[str]
-    def __init__(self, plan: Union[str, bytes, os.PathLike[str]], client: Optional[Client] = ...) -> None: ...
+    def __init__(self, plan: Union[str, bytes, os.PathLike[str]], client: Optional[Client] = ...,
+                 device: Optional[int] = ...) -> None: ...
     @property
     def kv_shape(self) -> Tuple[int, int]: ...
     @property
@@ -218,6 +241,10 @@ class Sequence:
     def attend(self, layer: int, query: F32Array, out: Optional[F32Array] = ...) -> Any: ...
     def select(self, layer: int, query: F32Array) -> List[KvSegment]: ...
     def hint_next(self, layer: int, speculative_query: F32Array) -> None: ...
+    def append_on_device(self, layer: int, keys: DeviceArray, values: DeviceArray, tokens: Optional[int] = ...,
+                         stream: Any = ...) -> int: ...
+    def attend_on_device(self, layer: int, query: DeviceArray, out: DeviceArray, stream: Any = ...) -> None: ...
+    def select_on_device(self, layer: int, query: DeviceArray, stream: Any = ...) -> List[DeviceKvSegment]: ...
     def suspend(self) -> bytes: ...
     def resume(self, image: Union[bytes, bytearray, memoryview]) -> None: ...
     def suspend_to_file(self, path: Union[str, "os.PathLike[str]"]) -> None: ...

@@ -80,6 +80,24 @@ class KvSegment(Structure):
                 ("head_stride", c_int64)]
 
 
+class DeviceKvSegment(Structure):
+    """kvt_device_kv_segment_t (C ABI 1.5): as KvSegment, device pointers; memory: kvt_kv_memory_t."""
+
+    _fields_ = [("keys", c_void_p), ("values", c_void_p), ("tokens", c_int64), ("token_stride", c_int64),
+                ("head_stride", c_int64), ("memory", c_uint32), ("reserved", c_uint32)]
+
+
+class DeviceSelection(Structure):
+    """kvt_device_selection_t (C ABI 1.5)."""
+
+    _fields_ = [("struct_size", c_uint32), ("count", c_uint32), ("tokens", c_int64),
+                ("segments", DeviceKvSegment * 4)]
+
+
+#: kvt_kv_memory_t names, by value.
+KV_MEMORY = ("device", "mapped_host")
+
+
 class NamespaceInfo(Structure):
     _fields_ = [
         ("tenant", c_char * 64),
@@ -160,8 +178,14 @@ _OPTIONAL_PROTOTYPES = {
     "kvt_gpu_pool_map": (S, [c_void_p, POINTER(GpuPool)]),
     "kvt_block_gpu_pin": (S, [c_void_p, c_void_p, c_uint64, c_void_p, c_uint64, _u64p]),
     "kvt_block_gpu_unpin": (S, [c_void_p, c_void_p, c_uint64, _u64p]),
+    # Added in C ABI 1.3.
+    "kvt_sequence_open_on_device": (S, [c_char_p, c_int32, _vpp]),
+    "kvt_sequence_attend_on_device": (S, [c_void_p, c_uint32, c_void_p, c_void_p, c_void_p]),
     # Added in C ABI 1.4.
     "kvt_sequence_observe": (S, [c_void_p, c_uint32, c_void_p, c_uint32]),
+    # Added in C ABI 1.5.
+    "kvt_sequence_append_on_device": (S, [c_void_p, c_uint32, c_void_p, c_void_p, c_uint32, c_void_p]),
+    "kvt_sequence_select_on_device": (S, [c_void_p, c_uint32, c_void_p, c_void_p, POINTER(DeviceSelection)]),
 }
 
 _lock = threading.Lock()

@@ -14,6 +14,13 @@ address, never copied by kvtier; a float16 or strided array raises InvalidArgume
 being converted behind your back.
 
 Threads: one thread at a time per sequence (calls are serialized by a lock; ctypes drops the GIL).
+
+GPU (``Sequence(plan, device=0)``, C ABI 1.3/1.5): the layers live on that CUDA device; append /
+attend / select keep taking host arrays, and append_on_device / attend_on_device /
+select_on_device take device memory (int pointers or ``__cuda_array_interface__`` objects, see
+kvtier._device) and a CUDA stream, and return without waiting. Without CUDA in libkvtier or
+without a visible device, opening one raises Unsupported; the device calls on a CPU sequence
+raise Unsupported too (after checking their arguments).
 """
 from __future__ import annotations
 
@@ -27,6 +34,7 @@ import numpy as np
 
 from . import _native
 from ._client import Client, _as_array, _check
+from ._device import DeviceArrayView, DeviceBuffer, check_shape, device_buffer, stream_handle
 from ._errors import InvalidArgument
 
 #: Layer policies, in kvt_layer_policy_t order (the index of DaemonStats.policy_bytes). The plan
@@ -42,6 +50,18 @@ class KvSegment(NamedTuple):
 
     keys: np.ndarray
     values: np.ndarray
+
+
+class DeviceKvSegment(NamedTuple):
+    """One run of select_on_device's tokens: fp16 keys and values [tokens, kv_heads, head_dim] as
+    device views (``__cuda_array_interface__``; ``.ptr`` is the address), no copies, valid until the
+    next call on the sequence. memory: "device" (device memory) or "mapped_host" (pinned host
+    memory mapped for the device: a kernel reads it over PCIe)."""
+
+    keys: DeviceArrayView
+    values: DeviceArrayView
+    tokens: int
+    memory: str
 
 
 def _plan_text(plan: Union[str, bytes, "os.PathLike[str]"]) -> str:
@@ -83,14 +103,29 @@ class Sequence:
 
     plan: the plan's text ("kvt-sequence-plan 1" ..., as ``kvt-llama plan`` writes it) or a path
     to a plan file. client: a :class:`Client` to report this sequence's figures to (optional).
+    device: a CUDA device ordinal to keep the layers on (None or -1: the CPU); Unsupported
+    without CUDA in libkvtier or without a visible device, InvalidArgument for an ordinal the
+    machine lacks (C ABI 1.3).
     """
 
-    def __init__(self, plan: Union[str, bytes, "os.PathLike[str]"], client: Optional[Client] = None) -> None:
+    def __init__(self, plan: Union[str, bytes, "os.PathLike[str]"], client: Optional[Client] = None,
+                 device: Optional[int] = None) -> None:
+        if device is not None and (isinstance(device, bool) or not isinstance(device, (int, np.integer))
+                                   or not -1 <= int(device) < 2**31):
+            raise InvalidArgument(f"device must be a CUDA device ordinal >= 0 (or None / -1 for the CPU), "
+                                  f"not {device!r}")
+        device = None if device is None or int(device) == -1 else int(device)
         text = _plan_text(plan)
         lib = _native.lib()
         out = c_void_p()
-        _check(lib.kvt_sequence_open(text.encode("utf-8"), byref(out)))
+        if device is None:
+            _check(lib.kvt_sequence_open(text.encode("utf-8"), byref(out)))
+        else:
+            fn = _native.required("kvt_sequence_open_on_device", "1.3")
+            _check(fn(text.encode("utf-8"), device, byref(out)))
         self._ptr: Optional[int] = out.value
+        #: The CUDA device the layers live on, or None for a CPU sequence.
+        self.device: Optional[int] = device
         self._lock = threading.Lock()
         self._client: Optional[Client] = None
         self._suspended = False
@@ -225,6 +260,79 @@ class Sequence:
         with self._lock:
             _check(fn(self._require(), layer, q.ctypes.data, int(q.shape[0])))
 
+    # ---- device pointers (GPU sequences) ----------------------------------------------------
+    def append_on_device(self, layer: int, keys: Any, values: Any, tokens: Optional[int] = None,
+                         stream: Any = None) -> int:
+        """Appends keys and values already in device memory of the sequence's device:
+        [tokens, kv_heads, head_dim] float32 (or [kv_heads, head_dim] for one token), as
+        ``__cuda_array_interface__`` objects or int pointers (then `tokens` is required). Enqueued
+        after `stream`'s work so far (see kvtier._device for streams); returns without waiting,
+        `stream`'s later work sees the rows appended. Returns the tokens appended (C ABI 1.5)."""
+        layer = self._layer(layer)
+        k = device_buffer(keys, "keys")
+        v = device_buffer(values, "values")
+        n = self._device_tokens(k, "keys", tokens)
+        if self._device_tokens(v, "values", tokens) != n:
+            raise InvalidArgument(f"keys {list(k.shape or ())} and values {list(v.shape or ())} differ in tokens")
+        fn = _native.required("kvt_sequence_append_on_device", "1.5")
+        s = stream_handle(stream, k, v)
+        with self._lock:
+            _check(fn(self._require(), layer, k.ptr, v.ptr, n, s or None))
+        return n
+
+    def attend_on_device(self, layer: int, query: Any, out: Any, stream: Any = None) -> None:
+        """Attention with query and out [q_heads, head_dim] float32 in device memory (objects with
+        ``__cuda_array_interface__`` or int pointers), enqueued on `stream`; returns without
+        waiting: out is ready when the stream reaches this point (C ABI 1.3)."""
+        layer = self._layer(layer)
+        q = device_buffer(query, "query")
+        o = device_buffer(out, "out", writable=True)
+        check_shape(q, "query", self.query_shape)
+        check_shape(o, "out", self.query_shape)
+        fn = _native.required("kvt_sequence_attend_on_device", "1.3")
+        s = stream_handle(stream, q, o)
+        with self._lock:
+            _check(fn(self._require(), layer, q.ptr, o.ptr, s or None))
+
+    def select_on_device(self, layer: int, query: Any, stream: Any = None) -> List[DeviceKvSegment]:
+        """What `layer` would attend to for a device `query` [q_heads, head_dim] float32, as device
+        views (no copies) in attention order; ordered on `stream` like append_on_device. Valid until
+        the next call on this sequence: read them on `stream` (C ABI 1.5)."""
+        layer = self._layer(layer)
+        q = device_buffer(query, "query")
+        check_shape(q, "query", self.query_shape)
+        fn = _native.required("kvt_sequence_select_on_device", "1.5")
+        s = stream_handle(stream, q)
+        sel = _native.DeviceSelection()
+        sel.struct_size = ctypes.sizeof(sel)
+        with self._lock:
+            _check(fn(self._require(), layer, q.ptr, s or None, byref(sel)))
+        out = []
+        for g in sel.segments[: sel.count]:
+            shape = (int(g.tokens), self.kv_heads, self.head_dim)
+            strides = (int(g.token_stride), int(g.head_stride), 1)
+            memory = _native.KV_MEMORY[g.memory] if g.memory < len(_native.KV_MEMORY) else f"memory {g.memory}"
+            out.append(DeviceKvSegment(DeviceArrayView(g.keys or 0, shape, strides, s),
+                                       DeviceArrayView(g.values or 0, shape, strides, s), int(g.tokens), memory))
+        return out
+
+    def _device_tokens(self, buf: DeviceBuffer, what: str, tokens: Optional[int]) -> int:
+        """Tokens of a [tokens, kv_heads, head_dim] device buffer (raw pointers: `tokens`)."""
+        if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, (int, np.integer))
+                                   or not 1 <= int(tokens) < 2**30):
+            raise InvalidArgument(f"tokens must be an int in [1, 2**30), not {tokens!r}")
+        if buf.shape is None:
+            if tokens is None:
+                raise InvalidArgument(f"{what} is a raw device pointer: pass tokens= as well")
+            return int(tokens)
+        shape = buf.shape if len(buf.shape) != 2 else (1,) + buf.shape
+        if len(shape) != 3 or tuple(shape[1:]) != self.kv_shape or not 1 <= shape[0] < 2**30:
+            raise InvalidArgument(f"{what} must have shape [tokens, {self.kv_heads}, {self.head_dim}] with "
+                                  f"tokens >= 1, got {list(buf.shape)}")
+        if tokens is not None and int(tokens) != shape[0]:
+            raise InvalidArgument(f"tokens={tokens} but {what} holds {shape[0]}")
+        return int(shape[0])
+
     # ---- suspend / resume -------------------------------------------------------------------
     def suspend(self) -> bytes:
         """Moves the whole state into an image (bytes) and frees it; afterwards only resume() and
@@ -304,5 +412,6 @@ class Sequence:
 
     def __repr__(self) -> str:
         state = "closed" if self._ptr is None else ("suspended" if self._suspended else "live")
-        return (f"<kvtier.Sequence {state} layers={self.num_layers} q_heads={self.q_heads} "
+        where = "cpu" if self.device is None else f"cuda:{self.device}"
+        return (f"<kvtier.Sequence {state} {where} layers={self.num_layers} q_heads={self.q_heads} "
                 f"kv_heads={self.kv_heads} head_dim={self.head_dim} policies={','.join(sorted(set(self.policies)))}>")

@@ -4,7 +4,8 @@
 //
 // Growing reallocates: it first waits for `stream`, the one stream of the owning sequence on
 // which every use of the buffer is ordered (a caller's stream is joined to it after each use,
-// gpu_context.cuh), so no kernel still reads the old allocation when it is freed. Elements past
+// gpu_context.cuh), so no kernel still reads (or writes: appends from device memory) the old
+// allocation when it is copied and freed. Elements past
 // size() are unspecified. Not thread-safe; errors are Status (RESOURCE_EXHAUSTED when out of
 // memory), never an abort.
 #pragma once
@@ -70,6 +71,14 @@ class DeviceArray {
     size_ += n;
     return Status::Ok();
   }
+  // Grows by `n` elements and points *tail at them; their contents are unspecified until the
+  // caller writes them (on `stream`, or a stream ordered after it).
+  Status Grow(size_t n, cudaStream_t stream, T** tail) {
+    KVT_RETURN_IF_ERROR(Reserve(size_ + n, stream));
+    *tail = p_ + size_;
+    size_ += n;
+    return Status::Ok();
+  }
   // The first size() elements, after waiting for `stream`.
   Status CopyToHost(std::vector<T>* out, cudaStream_t stream) const {
     out->resize(size_);
@@ -100,6 +109,7 @@ class PinnedArray {
 
   T* data() const { return p_; }               // host view
   const T* device_data() const { return d_; }  // the same bytes, as a device pointer
+  T* mutable_device_data() { return d_; }        // for kernels that write them
   size_t size() const { return size_; }
   uint64_t capacity_bytes() const { return capacity_ * sizeof(T); }
 
@@ -130,6 +140,25 @@ class PinnedArray {
   Status Append(const T* host, size_t n, cudaStream_t stream) {
     KVT_RETURN_IF_ERROR(Reserve(size_ + n, stream));
     if (n > 0) std::memcpy(p_ + size_, host, n * sizeof(T));
+    size_ += n;
+    return Status::Ok();
+  }
+  // Appends `n` elements from device memory by a cudaMemcpyAsync on `stream` (device to pinned
+  // host, a DMA: no staging); a host reader waits for `stream` first.
+  Status AppendFromDevice(const T* device, size_t n, cudaStream_t stream) {
+    KVT_RETURN_IF_ERROR(Reserve(size_ + n, stream));
+    if (n > 0) {
+      KVT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(p_ + size_, device, n * sizeof(T), cudaMemcpyDeviceToHost, stream));
+    }
+    size_ += n;
+    return Status::Ok();
+  }
+  // Grows by `n` elements to be written from the device and points *device_tail at them (their
+  // device address); a kernel or a cudaMemcpyAsync on `stream` fills them. Like Append, the new
+  // elements lie past every element a queued kernel may read; a host reader waits for `stream`.
+  Status GrowForDevice(size_t n, cudaStream_t stream, T** device_tail) {
+    KVT_RETURN_IF_ERROR(Reserve(size_ + n, stream));
+    *device_tail = d_ + size_;
     size_ += n;
     return Status::Ok();
   }

@@ -49,6 +49,28 @@ Status GpuContext::Rejoin(cudaStream_t caller) {
   return gpu::CudaStatus(cudaStreamWaitEvent(stream, rejoined, 0), "cudaStreamWaitEvent");
 }
 
+Status GpuContext::CheckDevicePointer(const void* p, const char* what) const {
+  const std::string name(what);
+  if (p == nullptr) return InvalidArgument(name + ": null");
+  cudaPointerAttributes a{};
+  if (const cudaError_t e = cudaPointerGetAttributes(&a, p); e != cudaSuccess) {
+    (void)cudaGetLastError();  // not sticky; clear it so later launches do not report it
+    return InvalidArgument(name + ": cudaPointerGetAttributes: " + cudaGetErrorString(e));
+  }
+  switch (a.type) {
+    case cudaMemoryTypeDevice:
+      if (a.device == device) return Status::Ok();
+      return InvalidArgument(name + " is memory of cuda device " + std::to_string(a.device) +
+                             "; this sequence is on device " + std::to_string(device));
+    case cudaMemoryTypeManaged: return Status::Ok();
+    case cudaMemoryTypeHost:
+      if (a.devicePointer == p) return Status::Ok();  // pinned, mapped at the same address
+      return InvalidArgument(name + " is pinned host memory not mapped at the same device address");
+    default:
+      return InvalidArgument(name + " is not device memory (a host pointer? the host-pointer calls take those)");
+  }
+}
+
 Status ActivateGpu(const GpuContext& g) { return gpu::CudaStatus(cudaSetDevice(g.device), "cudaSetDevice"); }
 
 void ReleaseGpuScratch(GpuContext& g) {
@@ -64,13 +86,14 @@ void ReleaseGpuScratch(GpuContext& g) {
   g.indices.Clear();
   g.gather_k.Clear();
   g.gather_v.Clear();
+  g.dequant.Clear();
 }
 
 uint64_t GpuScratchBytes(const GpuContext& g) {
   return g.query.capacity_bytes() + g.out.capacity_bytes() + g.workspace.capacity_bytes() +
          g.stage_k.capacity_bytes() + g.stage_v.capacity_bytes() + g.qhat.capacity_bytes() +
          g.scores.capacity_bytes() + g.channels.capacity_bytes() + g.indices.capacity_bytes() +
-         g.gather_k.capacity_bytes() + g.gather_v.capacity_bytes();
+         g.gather_k.capacity_bytes() + g.gather_v.capacity_bytes() + g.dequant.capacity_bytes();
 }
 
 }  // namespace kvt::sequence::internal

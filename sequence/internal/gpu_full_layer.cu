@@ -1,9 +1,14 @@
 // "full" and "offload" on a GPU sequence: fp16 K/V [tokens][kv_heads][head_dim] in device memory
 // (full) or in pinned, mapped host memory (offload: every step's attention reads the whole layer
-// over PCIe, zero-copy, and counts it as fetched). Suspend images are the CPU layers' (fp16 K,
-// then fp16 V), so an image moves between a CPU and a GPU sequence unchanged.
+// over PCIe, zero-copy, and counts it as fetched). AppendOnDevice converts on the device straight
+// into the storage: device memory (full), or the pinned host tier through its device mapping
+// (offload: the conversion kernel writes over PCIe; no host staging). SelectOnDevice hands back
+// the storage itself (device memory, or the mapped pinned tier: zero-copy) and enqueues nothing.
+// Suspend images are the CPU layers' (fp16 K, then fp16 V), so an image moves between a CPU and a
+// GPU sequence unchanged.
 #include <vector>
 
+#include "gpu/kernels/convert.cuh"
 #include "gpu/kernels/decode_attention.cuh"
 #include "sequence/internal/gpu_layer.cuh"
 
@@ -67,6 +72,29 @@ class GpuFullLayer final : public GpuLayer {
   uint64_t host_bytes() const override { return offload_ ? bytes() : 0; }
 
  protected:
+  Status AppendFromDevice(const float* k, const float* v, int64_t tokens) override {
+    const size_t n = static_cast<size_t>(tokens * kv_row());
+    cudaStream_t s = gpu_->stream;
+    Half *dk = nullptr, *dv = nullptr;
+    if (offload_) {
+      KVT_RETURN_IF_ERROR(pk_.GrowForDevice(n, s, &dk));
+      KVT_RETURN_IF_ERROR(pv_.GrowForDevice(n, s, &dv));
+    } else {
+      KVT_RETURN_IF_ERROR(dk_.Grow(n, s, &dk));
+      KVT_RETURN_IF_ERROR(dv_.Grow(n, s, &dv));
+    }
+    tokens_ += tokens;  // the sizes grew: counted now, so a failed launch below leaves them consistent
+    KVT_RETURN_IF_ERROR(gpu::ConvertToHalfCuda(k, dk, static_cast<int64_t>(n), s));
+    return gpu::ConvertToHalfCuda(v, dv, static_cast<int64_t>(n), s);
+  }
+
+  Status SelectDevice(const float* query, DeviceSelectedKv* out) override {
+    out->segments.assign(1, kernels::KvSegment<Half>{keys(), values(), tokens_, kv_row(), shape_.head_dim});
+    out->memory.assign(1, offload_ ? KvMemory::kMappedHost : KvMemory::kDevice);
+    out->tokens = tokens_;
+    return Status::Ok();
+  }
+
   Status AttendOn(const float* query, float* out, cudaStream_t stream) override {
     const kernels::KvSegment<Half> seg{keys(), values(), tokens_, kv_row(), shape_.head_dim};
     const size_t ws = gpu::DecodeAttentionWorkspaceBytesCuda(shape_, tokens_);

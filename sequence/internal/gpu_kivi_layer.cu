@@ -3,7 +3,11 @@
 // their fp16 window fills, values per token as they leave their fp16 ring of `residual` rows),
 // quantized on the device (KiviQuantize*Cuda) and attended on the packed codes
 // (KiviDecodeAttentionCuda). A bulk append quantizes whole blocks straight from the staged rows
-// instead of token by token; the result is the same state KiviStore reaches.
+// instead of token by token; the result is the same state KiviStore reaches. AppendOnDevice
+// converts the caller's device rows to fp16 on the device (the context's stage buffers) and runs
+// the same pushes: nothing crosses PCIe. SelectOnDevice dequantizes on the device
+// (KiviDequantize*Cuda, then fp16) into the context's gather buffers, followed by the fp16
+// residual rows: one contiguous [tokens][kv_heads][head_dim] segment, reused by the next call.
 //
 // The suspend image is KiviStore's, field for field, so it moves between a CPU and a GPU sequence;
 // the codes a GPU quantized equal the CPU's except where a value sits within float rounding of a
@@ -11,6 +15,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "gpu/kernels/convert.cuh"
 #include "gpu/kernels/kivi_attention.cuh"
 #include "gpu/kernels/kivi_quantize.cuh"
 #include "host/kernels/convert.h"
@@ -153,6 +158,46 @@ class GpuKiviLayer final : public GpuLayer {
   }
 
  protected:
+  Status AppendFromDevice(const float* k, const float* v, int64_t tokens) override {
+    KVT_RETURN_IF_ERROR(StageFromDevice(k, v, tokens));
+    KVT_RETURN_IF_ERROR(PushKeys(gpu_->stage_k.data(), tokens));
+    KVT_RETURN_IF_ERROR(PushValues(gpu_->stage_v.data(), tokens));
+    tokens_ += tokens;
+    return Status::Ok();
+  }
+
+  // KiviStore::Reconstruct on the device, rounded to fp16 as the host Select rounds it.
+  Status SelectDevice(const float* query, DeviceSelectedKv* out) override {
+    GpuContext& g = *gpu_;
+    cudaStream_t s = g.stream;
+    const int64_t row = kv_row(), qk = key_groups_ * l_.key_group, qv = value_tokens_;
+    if (qk + key_residual_count_ != tokens_ || qv + ring_count_ != tokens_) {
+      return Internal("kivi layer: token counts disagree");
+    }
+    KVT_RETURN_IF_ERROR(g.gather_k.Resize(static_cast<size_t>(tokens_ * row), s));
+    KVT_RETURN_IF_ERROR(g.gather_v.Resize(g.gather_k.size(), s));
+    KVT_RETURN_IF_ERROR(g.dequant.Resize(static_cast<size_t>(std::max<int64_t>({qk, qv, 1}) * row), s));
+    if (qk > 0) {
+      KVT_RETURN_IF_ERROR(gpu::KiviDequantizeKeysCuda(l_, key_codes_.data(), key_scale_.data(), key_zero_.data(),
+                                                      key_groups_, g.dequant.data(), s));
+      KVT_RETURN_IF_ERROR(gpu::ConvertToHalfCuda(g.dequant.data(), g.gather_k.data(), qk * row, s));
+    }
+    KVT_RETURN_IF_ERROR(CopyRows(g.gather_k.data() + qk * row, key_residual_.data(), key_residual_count_));
+    if (qv > 0) {
+      KVT_RETURN_IF_ERROR(gpu::KiviDequantizeValuesCuda(l_, value_codes_.data(), value_scale_.data(),
+                                                        value_zero_.data(), qv, g.dequant.data(), s));
+      KVT_RETURN_IF_ERROR(gpu::ConvertToHalfCuda(g.dequant.data(), g.gather_v.data(), qv * row, s));
+    }
+    const int64_t first = std::min<int64_t>(ring_count_, residual_ - ring_start_);  // up to the ring's end
+    KVT_RETURN_IF_ERROR(CopyRows(g.gather_v.data() + qv * row, value_ring_.data() + ring_start_ * row, first));
+    KVT_RETURN_IF_ERROR(CopyRows(g.gather_v.data() + (qv + first) * row, value_ring_.data(), ring_count_ - first));
+    out->segments.assign(1, kernels::KvSegment<Half>{g.gather_k.data(), g.gather_v.data(), tokens_, row,
+                                                     shape_.head_dim});
+    out->memory.assign(1, KvMemory::kDevice);
+    out->tokens = tokens_;
+    return Status::Ok();
+  }
+
   Status AttendOn(const float* query, float* out, cudaStream_t stream) override {
     kernels::KiviCacheView view;
     view.key_codes = key_codes_.data();
@@ -175,6 +220,14 @@ class GpuKiviLayer final : public GpuLayer {
   }
 
  private:
+  // `count` rows, device to device, on the sequence's stream.
+  Status CopyRows(Half* dst, const Half* src, int64_t count) {
+    if (count <= 0) return Status::Ok();
+    return gpu::CudaStatus(cudaMemcpyAsync(dst, src, static_cast<size_t>(count * kv_row()) * sizeof(Half),
+                                           cudaMemcpyDeviceToDevice, gpu_->stream),
+                           "cudaMemcpyAsync");
+  }
+
   // Quantizes `groups` key groups of rows at `keys` (token stride one row) onto the codes.
   Status QuantizeKeyGroups(const Half* keys, int64_t groups) {
     const int64_t kvh = l_.shape.kv_heads;

@@ -83,6 +83,17 @@ class GpuKvComposeLayer final : public GpuLayer {
   uint64_t device_bytes() const override { return MirrorBytes(buffers_); }
 
  protected:
+  // The CPU cache owns the state: the rows come back to the host (waiting for the copy, so this
+  // is not the enqueue-only path the other kinds have), then Append.
+  Status AppendFromDevice(const float* keys, const float* values, int64_t tokens) override {
+    KVT_RETURN_IF_ERROR(CopyRowsToHost(keys, values, tokens));
+    return Append(host_k_.data(), host_v_.data(), tokens);
+  }
+  Status SelectDevice(const float*, DeviceSelectedKv*) override {
+    return Unsupported(
+        "select: a kvcompose layer keeps a different token set per KV head, which "
+        "DeviceSelectedKv cannot describe; use AttendOnDevice");
+  }
   Status AttendOn(const float* query, float* out, cudaStream_t stream) override {
     // As KvComposeCache::Attend: a shared plan decided meanwhile applies first.
     KVT_RETURN_IF_ERROR(kvc_->ApplyPendingPlan());

@@ -15,6 +15,9 @@
 //            exact window (copied as they change) and attends there (TaleAttentionCuda)
 //   kvcompose  the CPU KvComposeCache owns the state; the device mirrors its kept fp16 tokens per
 //            KV head and attends there (DecodeAttentionCuda, per head when counts differ)
+// Device-pointer appends and selections (LayerState::AppendOnDevice / SelectOnDevice) convert,
+// quantize and select on the device and write the pinned host tier from the device
+// (gpu_layer.cuh says how they are ordered against the caller's stream).
 // Used by the sequence's thread only. Without CUDA in the build (gpu_layers_none.cc), or without
 // a device, OpenGpuContext fails with UNSUPPORTED and nothing else here is reachable.
 #pragma once

@@ -18,8 +18,17 @@
 // host tier (exact). The CPU twin is sparse_layer.cc with scorer=sketch: same selection rule.
 //
 // Appends write the host tier on the caller's thread (rows past any a queued gather reads) and
-// update the resident state on the sequence's stream. Suspend images are the CPU layer's (K, V,
-// channel maxima); everything else is rebuilt from them on Load.
+// update the resident state on the sequence's stream. AppendOnDevice converts the caller's device
+// rows to fp16 on the device (the context's stage buffers), folds them into the channel maxima on
+// the device (KeyChannelAbsMaxCuda; the host copy is refreshed when next needed), and writes the
+// host tier from the device on the sequence's stream: K and V by cudaMemcpyAsync (device to
+// pinned, DMA), the transposed keys (scorer=channels) by a kernel writing the mapped pinned copy;
+// sinks and window are device-to-device copies. No host staging, no wait. SelectOnDevice runs the
+// step's selection (as AttendOnDevice) and hands back its segments: resident sinks, the gathered
+// rows in the context's gather buffers and the resident recent window (device memory), or the
+// whole host tier through its device mapping when the budget covers every token (zero-copy).
+// Suspend images are the CPU layer's (K, V, channel maxima); everything else is rebuilt from them
+// on Load.
 #include <algorithm>
 #include <cfloat>
 #include <cstring>
@@ -27,6 +36,7 @@
 
 #include "gpu/kernels/approx_scores.cuh"
 #include "gpu/kernels/channel_select.cuh"
+#include "gpu/kernels/cuda_status.h"
 #include "gpu/kernels/decode_attention.cuh"
 #include "gpu/kernels/gather_rows.cuh"
 #include "gpu/kernels/kivi_quantize.cuh"
@@ -49,6 +59,18 @@ __global__ void FillScoreTails(float* scores, int64_t n, int64_t from, float val
   }
 }
 
+// The channel-major copy of `tokens` key rows: cm[r * capacity + at + t] = rows[t * row + r], one
+// thread per output element, consecutive threads on consecutive tokens of one channel (so writes
+// to mapped pinned memory go out in runs).
+__global__ void WriteChannelMajor(const Half* rows, int64_t tokens, int64_t row, Half* cm, int64_t capacity,
+                                  int64_t at) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < tokens * row;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = i / tokens, t = i % tokens;
+    cm[r * capacity + at + t] = rows[t * row + r];
+  }
+}
+
 class GpuSparseLayer final : public GpuLayer {
  public:
   GpuSparseLayer(const LayerPlan& p, const kernels::AttentionShape& s, GpuContext* gpu, LayerContext* ctx)
@@ -67,16 +89,23 @@ class GpuSparseLayer final : public GpuLayer {
 
   Status Append(const float* k, const float* v, int64_t tokens) override {
     ConvertAppended(k, v, tokens);
+    KVT_RETURN_IF_ERROR(RefreshHostAbsMax());
     KVT_RETURN_IF_ERROR(kernels::KeyChannelAbsMax(shape_, hk_.data(), tokens, kv_row(), absmax_.data()));
     KVT_RETURN_IF_ERROR(UploadAbsMax());
-    return AppendHalf(hk_.data(), hv_.data(), tokens);
+    return AppendHalf(hk_.data(), hv_.data(), tokens, /*from_device=*/false);
   }
 
   Status Save(ByteWriter& w) const override {
     KVT_RETURN_IF_ERROR(gpu_->Synchronize());
     w.PutVector(std::vector<Half>(keys_.data(), keys_.data() + keys_.size()));
     w.PutVector(std::vector<Half>(values_.data(), values_.data() + values_.size()));
-    w.PutVector(absmax_);
+    if (absmax_stale_) {  // device appends folded rows in on the device only
+      std::vector<float> absmax;
+      KVT_RETURN_IF_ERROR(absmax_dev_.CopyToHost(&absmax, gpu_->stream));
+      w.PutVector(absmax);
+    } else {
+      w.PutVector(absmax_);
+    }
     return Status::Ok();
   }
 
@@ -101,8 +130,9 @@ class GpuSparseLayer final : public GpuLayer {
     sketch_groups_ = 0;
     tokens_ = win_count_ = win_first_ = 0;
     absmax_ = std::move(absmax);
+    absmax_stale_ = false;
     KVT_RETURN_IF_ERROR(UploadAbsMax());
-    KVT_RETURN_IF_ERROR(AppendHalf(k.data(), v.data(), static_cast<int64_t>(k.size() / row)));
+    KVT_RETURN_IF_ERROR(AppendHalf(k.data(), v.data(), static_cast<int64_t>(k.size() / row), /*from_device=*/false));
     return gpu_->Synchronize();
   }
 
@@ -141,6 +171,23 @@ class GpuSparseLayer final : public GpuLayer {
   }
 
  protected:
+  Status AppendFromDevice(const float* k, const float* v, int64_t tokens) override {
+    KVT_RETURN_IF_ERROR(StageFromDevice(k, v, tokens));
+    KVT_RETURN_IF_ERROR(gpu::KeyChannelAbsMaxCuda(shape_, gpu_->stage_k.data(), tokens, kv_row(), absmax_dev_.data(),
+                                                  gpu_->stream));
+    absmax_stale_ = true;
+    return AppendHalf(gpu_->stage_k.data(), gpu_->stage_v.data(), tokens, /*from_device=*/true);
+  }
+
+  Status SelectDevice(const float* q, DeviceSelectedKv* out) override {
+    KVT_RETURN_IF_ERROR(SelectOn(q, gpu_->stream));
+    out->segments.assign(segs_, segs_ + seg_count_);
+    // One segment: the whole host tier, mapped; three: sinks, gathered rows, window, all resident.
+    out->memory.assign(static_cast<size_t>(seg_count_), seg_count_ == 1 ? KvMemory::kMappedHost : KvMemory::kDevice);
+    out->tokens = kept_;
+    return Status::Ok();
+  }
+
   Status AttendOn(const float* q, float* out, cudaStream_t stream) override {
     KVT_RETURN_IF_ERROR(SelectOn(q, stream));
     return Attention(std::span<const kernels::KvSegment<Half>>(segs_, static_cast<size_t>(seg_count_)), kept_, q, out,
@@ -219,26 +266,44 @@ class GpuSparseLayer final : public GpuLayer {
     return gpu::DecodeAttentionCuda(shape_, segs, q, out, gpu_->workspace.data(), ws, stream);
   }
 
+  // After device appends the device maxima are ahead of absmax_: bring it up to date (waits).
+  Status RefreshHostAbsMax() {
+    if (!absmax_stale_) return Status::Ok();
+    KVT_RETURN_IF_ERROR(absmax_dev_.CopyToHost(&absmax_, gpu_->stream));
+    absmax_stale_ = false;
+    return Status::Ok();
+  }
+
   Status UploadAbsMax() {
     return gpu::CudaStatus(cudaMemcpyAsync(absmax_dev_.data(), absmax_.data(), absmax_.size() * sizeof(float),
                                            cudaMemcpyHostToDevice, gpu_->stream),
                            "cudaMemcpyAsync");
   }
 
+  // `count` rows into a resident buffer, from host memory or (from_device_) device memory.
   Status Upload(DeviceArray<Half>& dst, int64_t at_row, const Half* rows, int64_t count) {
     if (count <= 0) return Status::Ok();
     return gpu::CudaStatus(cudaMemcpyAsync(dst.data() + at_row * kv_row(), rows,
                                            static_cast<size_t>(count * kv_row()) * sizeof(Half),
-                                           cudaMemcpyHostToDevice, gpu_->stream),
+                                           from_device_ ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice,
+                                           gpu_->stream),
                            "cudaMemcpyAsync");
   }
 
   // Host-tier rows, resident sinks and window, sketch; tokens_ is the count before these rows.
-  Status AppendHalf(const Half* k, const Half* v, int64_t tokens) {
+  // k, v [tokens][kv_heads][head_dim] fp16: host memory, or device memory when `from_device`.
+  Status AppendHalf(const Half* k, const Half* v, int64_t tokens, bool from_device) {
     cudaStream_t s = gpu_->stream;
     const int64_t row = kv_row();
-    KVT_RETURN_IF_ERROR(keys_.Append(k, static_cast<size_t>(tokens * row), s));
-    KVT_RETURN_IF_ERROR(values_.Append(v, static_cast<size_t>(tokens * row), s));
+    from_device_ = from_device;
+    const size_t n = static_cast<size_t>(tokens * row);
+    if (from_device) {
+      KVT_RETURN_IF_ERROR(keys_.AppendFromDevice(k, n, s));
+      KVT_RETURN_IF_ERROR(values_.AppendFromDevice(v, n, s));
+    } else {
+      KVT_RETURN_IF_ERROR(keys_.Append(k, n, s));
+      KVT_RETURN_IF_ERROR(values_.Append(v, n, s));
+    }
     // Sinks and the recent window (the CPU layer's KeepResident, in device memory).
     const int64_t to_sinks = std::clamp<int64_t>(p_.sinks - tokens_, 0, tokens);
     KVT_RETURN_IF_ERROR(Upload(sink_k_, tokens_, k, to_sinks));
@@ -300,6 +365,12 @@ class GpuSparseLayer final : public GpuLayer {
       key_cm_.set_size(static_cast<size_t>(row * cap));
       cm_capacity_ = cap;
     }
+    if (from_device_) {  // k is device memory: a kernel writes the mapped pinned copy
+      const int64_t blocks = std::min<int64_t>((tokens * row + 255) / 256, 1024);
+      WriteChannelMajor<<<static_cast<unsigned>(blocks), 256, 0, gpu_->stream>>>(
+          k, tokens, row, key_cm_.mutable_device_data(), cm_capacity_, tokens_);
+      return gpu::LaunchStatus("WriteChannelMajor");
+    }
     Half* cm = key_cm_.data();
     for (int64_t t = 0; t < tokens; ++t) {
       const Half* src = k + t * row;
@@ -314,6 +385,8 @@ class GpuSparseLayer final : public GpuLayer {
   PinnedArray<Half> key_cm_;            // scorer=channels: host tier, [kv_heads][head_dim][cm_capacity_]
   int64_t cm_capacity_ = 0;
   std::vector<float> absmax_;           // [kv_heads][head_dim], the host copy (saved)
+  bool absmax_stale_ = false;           // device appends have moved absmax_dev_ past absmax_
+  bool from_device_ = false;            // the rows AppendHalf is writing are device memory
   DeviceArray<float> absmax_dev_;
   kernels::KiviLayout sketch_;
   DeviceArray<uint8_t> sketch_codes_;

@@ -103,6 +103,17 @@ class GpuTaleLayer final : public GpuLayer {
   }
 
  protected:
+  // The CPU cache owns the state: the rows come back to the host (waiting for the copy, so this
+  // is not the enqueue-only path the other kinds have), then Append.
+  Status AppendFromDevice(const float* keys, const float* values, int64_t tokens) override {
+    KVT_RETURN_IF_ERROR(CopyRowsToHost(keys, values, tokens));
+    return Append(host_k_.data(), host_v_.data(), tokens);
+  }
+  Status SelectDevice(const float*, DeviceSelectedKv*) override {
+    return Unsupported(
+        "select: a tale layer attends over low-rank coefficients without rebuilding K/V "
+        "(reconstruction-free); use AttendOnDevice");
+  }
   Status AttendOn(const float* query, float* out, cudaStream_t stream) override {
     // The previous attention's importance first, then what TaleCache::Attend does before attending.
     KVT_RETURN_IF_ERROR(Catch());

@@ -34,6 +34,22 @@ struct SelectedKv {
   int64_t tokens = 0;
 };
 
+// Where a DeviceSelectedKv segment's bytes live; either way its pointers are device pointers.
+enum class KvMemory : uint8_t {
+  kDevice = 0,      // device memory of the sequence's device
+  kMappedHost = 1,  // pinned host memory mapped into the device's address space: a kernel reads it
+                    // over PCIe (zero-copy), at PCIe speed
+};
+
+// What SelectOnDevice returns: the same segments as SelectedKv (attention order, same strides and
+// token counts), with device-accessible pointers; memory[i] says where segment i lives. Valid
+// until the next call on the sequence (Sequence::SelectOnDevice says which buffers are reused).
+struct DeviceSelectedKv {
+  std::vector<kernels::KvSegment<kernels::Half>> segments;
+  std::vector<KvMemory> memory;  // one per segment
+  int64_t tokens = 0;
+};
+
 namespace internal {
 
 // One of the two channel-row buffers TailorKV double-buffers across layers (layer l uses l % 2).
@@ -79,6 +95,17 @@ class LayerState {
   // Sequence::AttendOnDevice). CPU layers: UNSUPPORTED.
   virtual Status AttendOnDevice(const float* query, float* out, CUstream_st* stream) {
     return Unsupported("attend on device: this layer is kept on the CPU");
+  }
+  // GPU layers: `tokens` rows of keys and values [tokens][kv_heads][head_dim] float32 in device
+  // memory, read after the work queued on `stream` so far; the caller's later work on `stream`
+  // waits for the append (see Sequence::AppendOnDevice). CPU layers: UNSUPPORTED.
+  virtual Status AppendOnDevice(const float* keys, const float* values, int64_t tokens, CUstream_st* stream) {
+    return Unsupported("append on device: this layer is kept on the CPU");
+  }
+  // GPU layers: Select with `query` in device memory, device pointers out, ordered as
+  // AppendOnDevice (see Sequence::SelectOnDevice). CPU layers: UNSUPPORTED.
+  virtual Status SelectOnDevice(const float* query, CUstream_st* stream, DeviceSelectedKv* out) {
+    return Unsupported("select on device: this layer is kept on the CPU");
   }
   virtual Status Hint(const float* speculative_query) { return Status::Ok(); }
   // The prompt's last `window` post-RoPE queries [window][q_heads][head_dim] (Sequence::Observe).

@@ -12,6 +12,7 @@
 
 #include "gpu/host_memory.h"
 #include "include/kvt/kvt.h"
+#include "kvt/kvt.hpp"
 #include "sequence/sequence.h"
 #include "tests/support/temp_dir.h"
 
@@ -164,6 +165,63 @@ TEST(SequenceAbi, DeviceOpenWithoutGpuIsUnsupported) {
   ASSERT_EQ(kvt_sequence_append(s, 0, k.data(), k.data(), 1), KVT_STATUS_OK);
   EXPECT_EQ(kvt_sequence_attend_on_device(s, 0, q.data(), out.data(), nullptr), KVT_STATUS_UNSUPPORTED);
   EXPECT_EQ(kvt_sequence_attend_on_device(nullptr, 0, q.data(), out.data(), nullptr), KVT_STATUS_INVALID_ARGUMENT);
+  kvt_sequence_close(s);
+}
+
+// The C++ layer: kvt::Sequence over the same calls; the device calls on a CPU sequence are errors
+// with their messages.
+TEST(SequenceAbi, CppWrapper) {
+  const char* plan = "kvt-sequence-plan 1\nmodel t\nshape layers=1,q_heads=4,kv_heads=2,head_dim=16\nlayer 0 full\n";
+  kvt::Sequence s;
+  ASSERT_TRUE(kvt::Sequence::Open(plan, &s)) << kvt_last_error_message();
+  std::vector<float> k(2 * 16, 0.5f), q(4 * 16, 0.25f), out(q.size());
+  ASSERT_TRUE(s.Append(0, k.data(), k.data(), 1));
+  ASSERT_TRUE(s.Attend(0, q.data(), out.data()));
+  EXPECT_FLOAT_EQ(out[0], 0.5f);  // one token: the output is its value
+  kvt_kv_segment_t seg[4];
+  uint32_t count = 0;
+  ASSERT_TRUE(s.Select(0, q.data(), seg, 4, &count));
+  EXPECT_EQ(count, 1u);
+  kvt::Result r = s.AppendOnDevice(0, k.data(), k.data(), 1, nullptr);
+  EXPECT_EQ(r.status, KVT_STATUS_UNSUPPORTED);
+  EXPECT_FALSE(r.message.empty());
+  EXPECT_EQ(s.AttendOnDevice(0, q.data(), out.data(), nullptr).status, KVT_STATUS_UNSUPPORTED);
+  kvt_device_selection_t sel;
+  EXPECT_EQ(s.SelectOnDevice(0, q.data(), nullptr, &sel).status, KVT_STATUS_UNSUPPORTED);
+  kvt::Sequence moved = std::move(s);
+  EXPECT_EQ(s.get(), nullptr);
+  EXPECT_TRUE(moved.Attend(0, q.data(), out.data()));
+  kvt::Sequence bad;
+  EXPECT_EQ(kvt::Sequence::Open("not a plan", &bad).status, KVT_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(bad.get(), nullptr);
+}
+
+// ABI 1.5: the device-pointer append and select refuse a CPU sequence, a null handle and a bad
+// output struct with status codes, before touching the pointers.
+TEST(SequenceAbi, DeviceAppendAndSelectOnCpuSequence) {
+  uint32_t major = 0, minor = 0;
+  kvt_version(&major, &minor, nullptr);
+  EXPECT_GE(minor, 5u);
+  const char* plan = "kvt-sequence-plan 1\nmodel t\nshape layers=1,q_heads=4,kv_heads=2,head_dim=16\nlayer 0 full\n";
+  kvt_sequence_t* s = nullptr;
+  ASSERT_EQ(kvt_sequence_open(plan, &s), KVT_STATUS_OK) << kvt_last_error_message();
+  std::vector<float> k(2 * 16, 0.5f), q(4 * 16, 0.25f);
+  ASSERT_EQ(kvt_sequence_append(s, 0, k.data(), k.data(), 1), KVT_STATUS_OK);
+  EXPECT_EQ(kvt_sequence_append_on_device(s, 0, k.data(), k.data(), 1, nullptr), KVT_STATUS_UNSUPPORTED);
+  EXPECT_NE(std::strstr(kvt_last_error_message(), "CPU"), nullptr) << kvt_last_error_message();
+  EXPECT_EQ(kvt_sequence_append_on_device(nullptr, 0, k.data(), k.data(), 1, nullptr), KVT_STATUS_INVALID_ARGUMENT);
+  kvt_device_selection_t sel{};
+  sel.struct_size = sizeof sel;
+  sel.count = 99;
+  EXPECT_EQ(kvt_sequence_select_on_device(s, 0, q.data(), nullptr, &sel), KVT_STATUS_UNSUPPORTED);
+  EXPECT_EQ(sel.count, 0u);  // cleared on failure
+  EXPECT_EQ(sel.struct_size, sizeof sel);
+  EXPECT_EQ(kvt_sequence_select_on_device(s, 0, q.data(), nullptr, nullptr), KVT_STATUS_INVALID_ARGUMENT);
+  sel.struct_size = 8;
+  EXPECT_EQ(kvt_sequence_select_on_device(s, 0, q.data(), nullptr, &sel), KVT_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(std::strstr(kvt_last_error_message(), "struct_size"), nullptr) << kvt_last_error_message();
+  sel.struct_size = sizeof sel;
+  EXPECT_EQ(kvt_sequence_select_on_device(nullptr, 0, q.data(), nullptr, &sel), KVT_STATUS_INVALID_ARGUMENT);
   kvt_sequence_close(s);
 }
 

@@ -1,6 +1,7 @@
 // SequenceOptions::cuda_device on any machine (CI has no GPU): without a device (or without CUDA
 // in the build) opening or restoring a GPU sequence is a clear UNSUPPORTED, never an abort; bad
-// device indices are INVALID_ARGUMENT; a CPU sequence refuses the device entry point. On a machine
+// device indices are INVALID_ARGUMENT; a CPU sequence refuses the device entry points
+// (AttendOnDevice, AppendOnDevice, SelectOnDevice). On a machine
 // with a device the GPU sequence opens (tests/gpu/sequence_gpu_test.cc checks what it computes).
 #include <gtest/gtest.h>
 
@@ -75,6 +76,11 @@ TEST(SequenceDevice, CpuSequenceHasNoDeviceEntryPoint) {
   ASSERT_TRUE((*s)->Append(0, k.data(), k.data(), 1).ok());
   // Host pointers stand in for device ones: the call must refuse before touching them.
   EXPECT_EQ((*s)->AttendOnDevice(0, q.data(), out.data(), nullptr).code(), StatusCode::kUnsupported);
+  EXPECT_EQ((*s)->AppendOnDevice(0, k.data(), k.data(), 1, nullptr).code(), StatusCode::kUnsupported);
+  auto sel = (*s)->SelectOnDevice(0, q.data(), nullptr);
+  EXPECT_EQ(sel.status().code(), StatusCode::kUnsupported);
+  EXPECT_NE(sel.status().message().find("cuda_device"), std::string::npos) << sel.status().ToString();
+  EXPECT_EQ((*s)->tokens(0), 1);  // the refused append changed nothing
 }
 
 }  // namespace
