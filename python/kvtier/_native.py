@@ -162,6 +162,8 @@ _OPTIONAL_PROTOTYPES = {
     "kvt_block_gpu_unpin": (S, [c_void_p, c_void_p, c_uint64, _u64p]),
     # Added in C ABI 1.4.
     "kvt_sequence_observe": (S, [c_void_p, c_uint32, c_void_p, c_uint32]),
+    # Added in C ABI 1.5.
+    "kvt_sequence_open_in_client": (S, [c_void_p, c_char_p, c_int32, POINTER(c_void_p)]),
 }
 
 _lock = threading.Lock()

@@ -83,21 +83,41 @@ class Sequence:
 
     plan: the plan's text ("kvt-sequence-plan 1" ..., as ``kvt-llama plan`` writes it) or a path
     to a plan file. client: a :class:`Client` to report this sequence's figures to (optional).
+    in_client: keep the host tier (offload layers' K/V, sparse layers' K, V and transposed keys)
+    in `client`'s shared heap, the daemon's arena (C ABI 1.5, kvt_sequence_open_in_client); the
+    C client then stays open until this sequence closes. A heap too small for an append raises
+    ResourceExhausted and loses nothing; open the Client with a larger ``heap_bytes``.
     """
 
-    def __init__(self, plan: Union[str, bytes, "os.PathLike[str]"], client: Optional[Client] = None) -> None:
+    def __init__(
+        self,
+        plan: Union[str, bytes, "os.PathLike[str]"],
+        client: Optional[Client] = None,
+        *,
+        in_client: bool = False,
+    ) -> None:
         text = _plan_text(plan)
         lib = _native.lib()
         out = c_void_p()
-        _check(lib.kvt_sequence_open(text.encode("utf-8"), byref(out)))
+        self._heap_handle: Any = None
+        if in_client:
+            if client is None:
+                raise InvalidArgument("in_client=True needs a client")
+            fn = _native.required("kvt_sequence_open_in_client", "1.5")
+            handle = client._handle
+            _check(fn(handle.require(), text.encode("utf-8"), -1, byref(out)))
+            handle.add_buffer()  # the host tier is the client's mapping: keep it open until close()
+            self._heap_handle = handle
+        else:
+            _check(lib.kvt_sequence_open(text.encode("utf-8"), byref(out)))
         self._ptr: Optional[int] = out.value
         self._lock = threading.Lock()
-        self._client: Optional[Client] = None
+        self._client: Optional[Client] = client if in_client else None
         self._suspended = False
         self.plan_text = text
         self.q_heads, self.kv_heads, self.head_dim, self.policies = _parse_shape(text)
         self.num_layers = len(self.policies)
-        if client is not None:
+        if client is not None and not in_client:
             try:
                 self.attach(client)
             except BaseException:
@@ -289,6 +309,9 @@ class Sequence:
             if ptr is not None:
                 _native.lib().kvt_sequence_close(ptr)
             self._client = None
+            handle, self._heap_handle = self._heap_handle, None
+        if handle is not None:
+            handle.free_buffer(None)  # may close a C client whose close() waited for us
 
     def __enter__(self) -> "Sequence":
         return self

@@ -1,11 +1,14 @@
 // "full" and "offload" on a GPU sequence: fp16 K/V [tokens][kv_heads][head_dim] in device memory
-// (full) or in pinned, mapped host memory (offload: every step's attention reads the whole layer
-// over PCIe, zero-copy, and counts it as fetched). Suspend images are the CPU layers' (fp16 K,
+// (full) or in the host tier — pinned, mapped host memory from the sequence's HostTierMemory, maybe
+// the client's registered shared heap (offload: every step's attention reads the whole layer over
+// PCIe, zero-copy, and counts it as fetched). Room for appended rows is reserved in both K and V
+// before either is written, so a full host tier fails the append with nothing changed. Suspend images are the CPU layers' (fp16 K,
 // then fp16 V), so an image moves between a CPU and a GPU sequence unchanged.
 #include <vector>
 
 #include "gpu/kernels/decode_attention.cuh"
 #include "sequence/internal/gpu_layer.cuh"
+#include "sequence/internal/host_tier_array.h"
 
 namespace kvt::sequence::internal {
 namespace {
@@ -15,7 +18,7 @@ using kernels::Half;
 class GpuFullLayer final : public GpuLayer {
  public:
   GpuFullLayer(const kernels::AttentionShape& s, bool offload, GpuContext* gpu, LayerContext* ctx)
-      : GpuLayer(s, gpu), offload_(offload), ctx_(ctx) {}
+      : GpuLayer(s, gpu), offload_(offload), ctx_(ctx), pk_(ctx->host_memory), pv_(ctx->host_memory) {}
   ~GpuFullLayer() override { (void)Quiesce(); }
 
   Status Append(const float* k, const float* v, int64_t tokens) override {
@@ -88,9 +91,16 @@ class GpuFullLayer final : public GpuLayer {
   Status AppendHalf(const Half* k, const Half* v, int64_t tokens) {
     const size_t n = static_cast<size_t>(tokens * kv_row());
     if (offload_) {
-      KVT_RETURN_IF_ERROR(pk_.Append(k, n, gpu_->stream));
-      KVT_RETURN_IF_ERROR(pv_.Append(v, n, gpu_->stream));
+      // Growth waits for the stream: no queued kernel reads the old range when it is freed.
+      auto wait_stream = [this] { return gpu_->Synchronize(); };
+      KVT_RETURN_IF_ERROR(pk_.Reserve(pk_.size() + n, wait_stream));
+      KVT_RETURN_IF_ERROR(pv_.Reserve(pv_.size() + n, wait_stream));
+      // The new rows lie past every row a queued kernel reads.
+      pk_.AppendReserved(k, n);
+      pv_.AppendReserved(v, n);
     } else {
+      KVT_RETURN_IF_ERROR(dk_.Reserve(dk_.size() + n, gpu_->stream));
+      KVT_RETURN_IF_ERROR(dv_.Reserve(dv_.size() + n, gpu_->stream));
       KVT_RETURN_IF_ERROR(dk_.AppendFromHost(k, n, gpu_->stream));
       KVT_RETURN_IF_ERROR(dv_.AppendFromHost(v, n, gpu_->stream));
     }
@@ -112,7 +122,7 @@ class GpuFullLayer final : public GpuLayer {
   bool offload_;
   LayerContext* ctx_;
   DeviceArray<Half> dk_, dv_;  // full
-  PinnedArray<Half> pk_, pv_;  // offload
+  HostTierArray<Half> pk_, pv_;  // offload: the host tier
   int64_t tokens_ = 0;
   std::vector<Half> sel_k_, sel_v_;  // full: what Select returns
 };
