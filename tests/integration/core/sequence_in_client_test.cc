@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "client/internal/abi_handles.h"
+#include "gpu/host_memory.h"
 #include "include/kvt/kvt.h"
 #include "tests/integration/core/client_fixture.h"
 
@@ -231,6 +232,14 @@ TEST_F(SequenceInClient, RefusesBadArguments) {
   EXPECT_EQ(kvt_sequence_open_in_client(client.get(), "not a plan", -1, &s), KVT_STATUS_INVALID_ARGUMENT);
   EXPECT_EQ(kvt_sequence_open_in_client(client.get(), kPlan, -2, &s), KVT_STATUS_INVALID_ARGUMENT);
   EXPECT_EQ(s, nullptr);
+  if (gpu::DeviceCount() == 0) {  // a GPU sequence needs a device to register the heap with
+    EXPECT_EQ(kvt_sequence_open_in_client(client.get(), kPlan, 0, &s), KVT_STATUS_UNSUPPORTED)
+        << kvt_last_error_message();
+    EXPECT_EQ(s, nullptr);
+  }
+  // The client still serves a CPU sequence afterwards.
+  ASSERT_EQ(kvt_sequence_open_in_client(client.get(), kPlan, -1, &s), KVT_STATUS_OK) << kvt_last_error_message();
+  kvt_sequence_close(s);
 }
 
 }  // namespace
