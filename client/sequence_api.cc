@@ -126,9 +126,11 @@ kvt_status_t kvt_sequence_open_in_client(kvt_client_t* client, const char* plan_
     options.host_memory = memory->get();
     auto seq = kvt::sequence::Sequence::Open(*plan, options);
     if (!seq.ok()) return AbiFail(seq.status());
-    auto* s = new kvt_sequence{std::move(*memory), std::move(*seq), nullptr};
-    if (publisher.ok()) s->reporter = std::make_unique<kvt::client::SequenceReporter>(std::move(*publisher), *s->seq);
-    *out_sequence = s;
+    std::unique_ptr<kvt_sequence> s(new kvt_sequence{std::move(*memory), std::move(*seq), nullptr});
+    if (publisher.ok()) {
+      s->reporter = std::make_unique<kvt::client::SequenceReporter>(std::move(*publisher), *s->seq);
+    }
+    *out_sequence = s.release();
     return KVT_STATUS_OK;
   });
 }
@@ -268,7 +270,7 @@ kvt_status_t kvt_sequence_attach(kvt_sequence_t* s, kvt_client_t* client) {
     auto publisher = kvt::client::SequenceStatsOf(client);
     if (!publisher.ok()) return AbiFail(publisher.status());
     s->reporter.reset();  // from a previous client
-    if (publisher.ok()) s->reporter = std::make_unique<kvt::client::SequenceReporter>(std::move(*publisher), *s->seq);
+    s->reporter = std::make_unique<kvt::client::SequenceReporter>(std::move(*publisher), *s->seq);
     return KVT_STATUS_OK;
   });
 }
