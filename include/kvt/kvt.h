@@ -89,7 +89,8 @@ KVT_API void kvt_client_options_init(kvt_client_options_t* options);
 
 /* Connects, checks protocol versions and maps the shared memory. */
 KVT_API kvt_status_t kvt_client_open(const kvt_client_options_t* options, kvt_client_t** out_client);
-/* Disconnects. The daemon releases this client's pins and buffers. NULL is a no-op. */
+/* Disconnects. The daemon releases this client's pins and buffers. NULL is a no-op. Close the
+ * sequences opened in this client (kvt_sequence_open_in_client) first: their host tier is its heap. */
 KVT_API void kvt_client_close(kvt_client_t* client);
 
 /* ------------------------------------------------------------------------------------------------
