@@ -223,6 +223,44 @@ TEST_F(SequenceInClient, SuspendGivesTheHeapBackAndResumeIsBitExact) {
   }
 }
 
+// Several sequences of one client, each on its own thread, share the heap's allocator: each still
+// computes what its process-local twin does, and closing them all gives the heap back.
+TEST_F(SequenceInClient, SequencesOnSeveralThreadsShareOneHeap) {
+  kvt::Client client;
+  ASSERT_TRUE(Connect(daemon_.socket_path(), &client, "threads"));
+  const uint64_t baseline = HeapUsed(client);
+  constexpr int kThreads = 3;
+  std::vector<int> mismatches(kThreads, -1);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      kvt::Sequence local, shared;
+      if (!kvt::Sequence::Open(kHostTierPlan, -1, &local) ||
+          !kvt::Sequence::OpenInClient(client, kHostTierPlan, -1, &shared)) {
+        return;
+      }
+      std::mt19937 rng(100 + i);
+      int bad = 0;
+      for (int step = 0; step < 200; ++step) {
+        const uint32_t n = step == 0 ? 300 : 1;  // a prompt, then decode through two doublings
+        for (uint32_t l = 0; l < 2; ++l) {
+          const auto k = Random(rng, n * kRow), v = Random(rng, n * kRow), q = Random(rng, kQueryRow);
+          std::vector<float> oa(kQueryRow), ob(kQueryRow);
+          if (!local.Append(l, k.data(), v.data(), n) || !shared.Append(l, k.data(), v.data(), n) ||
+              !local.Attend(l, q.data(), oa.data()) || !shared.Attend(l, q.data(), ob.data())) {
+            return;
+          }
+          bad += std::memcmp(oa.data(), ob.data(), oa.size() * sizeof(float)) != 0;
+        }
+      }
+      mismatches[i] = bad;
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kThreads; ++i) EXPECT_EQ(mismatches[i], 0) << "thread " << i << " (-1: a call failed)";
+  EXPECT_LE(HeapUsed(client) - baseline, 4096u) << "every sequence gave its heap back (the figures block stays)";
+}
+
 TEST_F(SequenceInClient, RefusesBadArguments) {
   kvt::Client client;
   ASSERT_TRUE(Connect(daemon_.socket_path(), &client, "bad"));
