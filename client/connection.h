@@ -85,6 +85,7 @@ class Connection {
   Status FreeUserBuffer(uint64_t offset);
   char* heap() const { return heap_; }
   uint64_t heap_bytes() const { return heap_bytes_; }
+  uint64_t heap_used_bytes() const { return heap_allocator_->used_bytes(); }  // page-rounded extents
   // True (and the offset) when [p, p+bytes) lies inside the heap.
   bool InHeap(const void* p, uint64_t bytes, uint64_t* offset) const;
   uint64_t RoundToPage(uint64_t bytes) const { return heap_allocator_->RoundUp(bytes); }

@@ -8,8 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "client/sequence_reporter.h"
+#include "client/heap_host_tier_memory.h"
 #include "client/internal/abi_guard.h"
+#include "client/internal/abi_handles.h"
+#include "client/sequence_reporter.h"
 #include "include/kvt/kvt.h"
 #include "sequence/sequence.h"
 
@@ -28,6 +30,8 @@ StatusOr<std::shared_ptr<SequenceStatsPublisher>> SequenceStatsOf(kvt_client* cl
 }  // namespace kvt::client
 
 struct kvt_sequence {
+  // kvt_sequence_open_in_client: the host tier's memory in the client's heap; outlives `seq`.
+  std::unique_ptr<kvt::sequence::HostTierMemory> host_memory;
   std::unique_ptr<kvt::sequence::Sequence> seq;
   std::unique_ptr<kvt::client::SequenceReporter> reporter;  // while attached to a client
 
@@ -51,6 +55,33 @@ kvt::Status CheckHandle(const kvt_sequence* s) {
   return kvt::Status::Ok();
 }
 
+kvt::StatusOr<kvt::sequence::SequencePlan> ParsePlanText(const char* plan_text) {
+  const size_t len = strnlen(plan_text, (1u << 20) + 1);
+  if (len > (1u << 20)) return kvt::InvalidArgument("plan text larger than 1 MiB");
+  return kvt::sequence::ParsePlan(std::string_view(plan_text, len));
+}
+
+// The host-tier memory of a sequence in `client`'s shared heap; for a GPU sequence the heap is
+// registered for DMA first (once per client).
+kvt::StatusOr<std::unique_ptr<kvt::sequence::HostTierMemory>> HeapMemoryOf(kvt_client* client, int32_t cuda_device) {
+  kvt::client::Connection& connection = *client->connection;
+  if (cuda_device < 0) {
+    return std::unique_ptr<kvt::sequence::HostTierMemory>(
+        new kvt::client::HeapHostTierMemory(connection, nullptr, nullptr));
+  }
+  std::shared_ptr<kvt::client::HeapDmaRegistration> dma;
+  {
+    std::lock_guard lock(client->gpu_mu);
+    if (!client->heap_dma) {
+      KVT_ASSIGN_OR_RETURN(client->heap_dma, kvt::client::HeapDmaRegistration::Open(connection, cuda_device));
+    }
+    dma = client->heap_dma;
+  }
+  KVT_ASSIGN_OR_RETURN(char* device_base, dma->DeviceBase(cuda_device));
+  return std::unique_ptr<kvt::sequence::HostTierMemory>(
+      new kvt::client::HeapHostTierMemory(connection, std::move(dma), device_base));
+}
+
 }  // namespace
 
 extern "C" {
@@ -63,15 +94,45 @@ kvt_status_t kvt_sequence_open_on_device(const char* plan_text, int32_t cuda_dev
   return AbiGuard([&]() -> kvt_status_t {
     if (plan_text == nullptr || out_sequence == nullptr) return AbiFail(kvt::InvalidArgument("null argument"));
     *out_sequence = nullptr;
-    const size_t len = strnlen(plan_text, (1u << 20) + 1);
-    if (len > (1u << 20)) return AbiFail(kvt::InvalidArgument("plan text larger than 1 MiB"));
-    auto plan = kvt::sequence::ParsePlan(std::string_view(plan_text, len));
+    auto plan = ParsePlanText(plan_text);
     if (!plan.ok()) return AbiFail(plan.status());
     kvt::sequence::SequenceOptions options;
     options.cuda_device = cuda_device;
     auto seq = kvt::sequence::Sequence::Open(*plan, options);
     if (!seq.ok()) return AbiFail(seq.status());
-    *out_sequence = new kvt_sequence{std::move(*seq), nullptr};
+    *out_sequence = new kvt_sequence{nullptr, std::move(*seq), nullptr};
+    return KVT_STATUS_OK;
+  });
+}
+
+kvt_status_t kvt_sequence_open_in_client(kvt_client_t* client, const char* plan_text, int32_t cuda_device,
+                                         kvt_sequence_t** out_sequence) {
+  return AbiGuard([&]() -> kvt_status_t {
+    if (client == nullptr || plan_text == nullptr || out_sequence == nullptr) {
+      return AbiFail(kvt::InvalidArgument("null argument"));
+    }
+    *out_sequence = nullptr;
+    if (cuda_device < -1) return AbiFail(kvt::InvalidArgument("cuda_device: -1 (CPU) or a device ordinal"));
+    auto plan = ParsePlanText(plan_text);
+    if (!plan.ok()) return AbiFail(plan.status());
+    auto memory = HeapMemoryOf(client, cuda_device);
+    if (!memory.ok()) return AbiFail(memory.status());
+    // Reports as kvt_sequence_attach does; a daemon older than protocol 1.1 has no figures to
+    // report to (UNSUPPORTED), and the sequence works the same without.
+    auto publisher = kvt::client::SequenceStatsOf(client);
+    if (!publisher.ok() && publisher.status().code() != kvt::StatusCode::kUnsupported) {
+      return AbiFail(publisher.status());
+    }
+    kvt::sequence::SequenceOptions options;
+    options.cuda_device = cuda_device;
+    options.host_memory = memory->get();
+    auto seq = kvt::sequence::Sequence::Open(*plan, options);
+    if (!seq.ok()) return AbiFail(seq.status());
+    std::unique_ptr<kvt_sequence> s(new kvt_sequence{std::move(*memory), std::move(*seq), nullptr});
+    if (publisher.ok()) {
+      s->reporter = std::make_unique<kvt::client::SequenceReporter>(std::move(*publisher), *s->seq);
+    }
+    *out_sequence = s.release();
     return KVT_STATUS_OK;
   });
 }

@@ -9,4 +9,14 @@ Status RegisterHostMemory(void*, size_t) { return Unsupported("built without CUD
 
 void UnregisterHostMemory(void*) {}
 
+Status RegisterMappedHostMemory(void*, size_t, int, bool* registered_here) {
+  *registered_here = false;
+  return Unsupported("built without CUDA");
+}
+
+Status MappedDevicePointer(void*, int, void** out) {
+  *out = nullptr;
+  return Unsupported("built without CUDA");
+}
+
 }  // namespace kvt::gpu

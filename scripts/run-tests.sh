@@ -25,7 +25,7 @@ core_targets=(kv-tierd kvtierctl status_test extent_allocator_test spsc_ring_tes
               nvme_tier_test transfer_scheduler_test nvme_integration_test sequence_scheduler_test
               sequence_metrics_test gpu_tier_test gpu_tier_absent_test
               gpu_tier_simulated_test sequence_suspend_file_test sequence_write_back_test
-              sequence_client_killed_test)
+              sequence_client_killed_test sequence_in_client_test sequence_host_tier_memory_test)
 
 echo "=== [2/3] ASan + UBSan: build-asan"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKVT_SANITIZE="address;undefined" \

@@ -30,10 +30,12 @@ StatusOr<std::unique_ptr<LayerState>> MakeLayerState(const LayerPlan& plan, cons
 
 }  // namespace internal
 
-Sequence::Sequence(SequencePlan plan, SequenceOptions options) : plan_(std::move(plan)) {
+Sequence::Sequence(SequencePlan plan, SequenceOptions options)
+    : plan_(std::move(plan)), resident_memory_(NewProcessHostTierMemory()) {
   if (options.scheduler == nullptr) own_scheduler_ = std::make_unique<TransferScheduler>();
   scheduler_ = options.scheduler ? options.scheduler : own_scheduler_.get();
   context_.scheduler = scheduler_;
+  context_.resident_memory = resident_memory_.get();
 }
 
 Sequence::~Sequence() {
@@ -57,10 +59,18 @@ Status Sequence::BuildLayers() {
   return Status::Ok();
 }
 
-Status Sequence::OpenDevice(int cuda_device) {
+Status Sequence::OpenDevice(int cuda_device, HostTierMemory* host_memory) {
   if (cuda_device < -1) return InvalidArgument("cuda_device " + std::to_string(cuda_device) + ": -1 (CPU) or >= 0");
-  if (cuda_device == -1) return Status::Ok();
-  KVT_ASSIGN_OR_RETURN(gpu_, internal::OpenGpuContext(cuda_device));
+  if (cuda_device >= 0 && host_memory != nullptr && !host_memory->device_mapped()) {
+    return InvalidArgument("a GPU sequence's host-tier memory must be mapped for DMA (HostTierMemory::device_mapped)");
+  }
+  if (cuda_device >= 0) {
+    KVT_ASSIGN_OR_RETURN(gpu_, internal::OpenGpuContext(cuda_device));
+  }
+  if (host_memory == nullptr) {
+    own_host_memory_ = gpu_ ? internal::NewPinnedHostTierMemory(*gpu_) : NewProcessHostTierMemory();
+  }
+  context_.host_memory = host_memory != nullptr ? host_memory : own_host_memory_.get();
   return Status::Ok();
 }
 
@@ -68,7 +78,7 @@ StatusOr<std::unique_ptr<Sequence>> Sequence::Open(const SequencePlan& plan, Seq
   KVT_RETURN_IF_ERROR(kernels::RequireHostKernelCpu());
   KVT_RETURN_IF_ERROR(plan.Validate());
   std::unique_ptr<Sequence> s(new Sequence(plan, options));
-  KVT_RETURN_IF_ERROR(s->OpenDevice(options.cuda_device));
+  KVT_RETURN_IF_ERROR(s->OpenDevice(options.cuda_device, options.host_memory));
   KVT_RETURN_IF_ERROR(s->BuildLayers());
   return s;
 }
@@ -268,7 +278,7 @@ Status Sequence::Resume(std::span<const uint8_t> image) {
 StatusOr<std::unique_ptr<Sequence>> Sequence::Restore(std::span<const uint8_t> image, SequenceOptions options) {
   KVT_RETURN_IF_ERROR(kernels::RequireHostKernelCpu());
   std::unique_ptr<Sequence> s(new Sequence(SequencePlan{}, options));
-  KVT_RETURN_IF_ERROR(s->OpenDevice(options.cuda_device));
+  KVT_RETURN_IF_ERROR(s->OpenDevice(options.cuda_device, options.host_memory));
   s->suspended_ = true;
   KVT_RETURN_IF_ERROR(s->Resume(image));
   return s;

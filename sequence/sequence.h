@@ -39,7 +39,10 @@
 // pointers and a stream (an engine with its own kernels keeps everything on the device). Select
 // keeps its contract (host pointers): offload and sparse segments point into the pinned host tier,
 // the rest are copied back (for inspection or a CPU-side kernel, not a decode fast path). Append
-// (host pointers) converts on the host and uploads. Suspend images are the same bytes on both
+// (host pointers) converts on the host and uploads. The host tier (offload and sparse layers' K/V,
+// transposed keys) is allocated from SequenceOptions::host_memory when given —
+// kvt_sequence_open_in_client puts it in the client's shared heap, the daemon's arena mapped into
+// this process — else from this process's memory. Suspend images are the same bytes on both
 // backends: an image resumes on a CPU or a GPU sequence (the device is an option, not part of the
 // image); full, offload and kivi layers resume bit for bit, a sparse layer's sketch and transposed
 // keys are rebuilt from its K/V by the resuming side (CPU and GPU sketch codes agree except where a
@@ -61,6 +64,7 @@
 #include <vector>
 
 #include "common/status_or.h"
+#include "sequence/host_tier_memory.h"
 #include "sequence/internal/gpu_layers.h"
 #include "sequence/internal/layer_state.h"
 #include "sequence/sequence_plan.h"
@@ -72,6 +76,12 @@ namespace kvt::sequence {
 struct SequenceOptions {
   TransferScheduler* scheduler = nullptr;  // null: the sequence starts its own
   int cuda_device = -1;                    // -1: host memory and CPU kernels; >= 0: that CUDA device
+  // Where the host tier lives (offload and sparse layers' K/V, sparse layers' transposed keys); see
+  // sequence/host_tier_memory.h. Null: this process's memory (aligned heap on the CPU, pinned and
+  // mapped memory on a GPU). Otherwise it must outlive the sequence, and for a GPU sequence be
+  // mapped for DMA (device_mapped(); else Open/Restore fail with INVALID_ARGUMENT). When it is
+  // full, an Append that needs more fails with its RESOURCE_EXHAUSTED and changes nothing.
+  HostTierMemory* host_memory = nullptr;
 };
 
 struct SequenceCounters {
@@ -172,7 +182,7 @@ class Sequence {
 
  private:
   explicit Sequence(SequencePlan plan, SequenceOptions options);
-  Status OpenDevice(int cuda_device);
+  Status OpenDevice(int cuda_device, HostTierMemory* host_memory);
   Status BuildLayers();
   Status CheckLayer(int layer) const;
   Status QuiesceAll();       // waits for every transfer of every layer
@@ -182,6 +192,8 @@ class Sequence {
   SequencePlan plan_;
   std::unique_ptr<TransferScheduler> own_scheduler_;
   TransferScheduler* scheduler_;
+  std::unique_ptr<HostTierMemory> own_host_memory_;  // when SequenceOptions::host_memory is null
+  std::unique_ptr<HostTierMemory> resident_memory_;  // CPU full layers' arrays
   internal::LayerContext context_;
   internal::GpuContextPtr gpu_;  // null: a CPU sequence
   std::vector<std::unique_ptr<internal::LayerState>> layers_;  // destroyed before context_

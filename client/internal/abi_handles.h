@@ -7,6 +7,7 @@
 
 #include "client/block_ops.h"
 #include "client/connection.h"
+#include "client/heap_host_tier_memory.h"
 #include "client/sequence_stats_publisher.h"
 #include "include/kvt/kvt.h"
 
@@ -19,8 +20,12 @@ struct kvt_client {
   // before the heap goes away.
   std::mutex gpu_mu;
   std::shared_ptr<void> gpu_pool;
+  // The heap registered for DMA by the first GPU sequence opened in this client
+  // (kvt_sequence_open_in_client); unregistered here, before the heap goes away.
+  std::shared_ptr<kvt::client::HeapDmaRegistration> heap_dma;
   ~kvt_client() {
     if (sequence_stats) sequence_stats->Detach();  // before the heap it writes to goes away
+    heap_dma.reset();
     gpu_pool.reset();
   }
 };

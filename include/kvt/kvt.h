@@ -89,7 +89,8 @@ KVT_API void kvt_client_options_init(kvt_client_options_t* options);
 
 /* Connects, checks protocol versions and maps the shared memory. */
 KVT_API kvt_status_t kvt_client_open(const kvt_client_options_t* options, kvt_client_t** out_client);
-/* Disconnects. The daemon releases this client's pins and buffers. NULL is a no-op. */
+/* Disconnects. The daemon releases this client's pins and buffers. NULL is a no-op. Close the
+ * sequences opened in this client (kvt_sequence_open_in_client) first: their host tier is its heap. */
 KVT_API void kvt_client_close(kvt_client_t* client);
 
 /* ------------------------------------------------------------------------------------------------
@@ -284,8 +285,9 @@ KVT_API kvt_status_t kvt_persist(kvt_client_t* client, int64_t timeout_ns);
 /* ------------------------------------------------------------------------------------------------
  * Sequence plane: one live sequence's KV, kept per layer as a plan says (full, KIVI-quantized dense
  * layers, TailorKV sparse layers offloaded with dominant-token selection). Runs inside the calling
- * process (no daemon round trip on the decode path); needs no client. A sequence is used by one
- * thread at a time. Shapes are row-major float32 (keys post-RoPE):
+ * process (no daemon round trip on the decode path); needs no client, though
+ * kvt_sequence_open_in_client (ABI 1.5) puts its host tier in a client's shared heap, the daemon's
+ * arena. A sequence is used by one thread at a time. Shapes are row-major float32 (keys post-RoPE):
  *   keys / values [tokens][kv_heads][head_dim]; query / out [q_heads][head_dim].
  * ---------------------------------------------------------------------------------------------- */
 typedef struct kvt_sequence kvt_sequence_t;
@@ -416,6 +418,25 @@ KVT_API kvt_status_t kvt_sequence_select_on_device(kvt_sequence_t* sequence, uin
  * (KVCompose picks its kept tokens, TALE weighs token importance); a no-op for the other kinds. */
 KVT_API kvt_status_t kvt_sequence_observe(kvt_sequence_t* sequence, uint32_t layer, const float* queries,
                                           uint32_t window);
+
+/* (ABI 1.5) kvt_sequence_open_on_device with the sequence's host tier — offload layers' K/V,
+ * sparse layers' K, V and transposed keys — in `client`'s shared heap: the daemon's arena, mapped
+ * into this process, counted as this client's heap and taken back by the daemon if the client
+ * dies. With `cuda_device` >= 0 the heap is registered for DMA (cudaHostRegister, once per client,
+ * undone by kvt_client_close) and the kernels read it zero-copy; -1 keeps the layers on the CPU.
+ * Resident layers (full, KIVI, TALE, KVCompose, sparse sinks/windows/sketches) stay in this
+ * process's (or the device's) memory. The sequence reports its figures to the daemon as after
+ * kvt_sequence_attach(sequence, client).
+ * The client must outlive the sequence: close the sequence first.
+ * The heap is shared with kvt_buffer_alloc buffers and the staging of block calls; host-tier arrays
+ * grow by doubling, so size heap_bytes (kvt_client_options_t, within the daemon's max_heap) for
+ * about twice the host-tier bytes. An append that needs more than the heap has left fails with
+ * KVT_STATUS_RESOURCE_EXHAUSTED (the message names the heap's size) and changes nothing: what is
+ * stored still attends. Suspend gives the heap ranges back; resume takes them again (and fails
+ * with RESOURCE_EXHAUSTED, still suspended, when they no longer fit). KVT_STATUS_UNSUPPORTED for a
+ * device without CUDA or a visible GPU. */
+KVT_API kvt_status_t kvt_sequence_open_in_client(kvt_client_t* client, const char* plan_text, int32_t cuda_device,
+                                                 kvt_sequence_t** out_sequence);
 
 /* How a layer keeps its KV (the plan's layer kinds); indexes kvt_daemon_stats_t's policy arrays.
  * The plan kinds "tale" and "kvcompose" (ABI 1.4) are counted under KIVI (compressed, resident)

@@ -161,58 +161,86 @@ class Client {
   kvt_client_t* client_ = nullptr;
 };
 
-// One live sequence (kvt_sequence_*): runs in this process, no client needed; one thread at a
-// time. Host-pointer calls on any sequence; the *OnDevice calls on a sequence opened on a CUDA
+// One live sequence of the sequence plane (kvt_sequence_*), in this process. Used by one thread
+// at a time. Host-pointer calls on any sequence; the *OnDevice calls on a sequence opened on a CUDA
 // device (KVT_STATUS_UNSUPPORTED on a CPU one), with device pointers and a cudaStream_t passed as
-// void* (nullptr: the legacy default stream); see kvt.h for their ordering and lifetimes.
+// void* (nullptr: the legacy default stream); see kvt.h for their ordering and lifetimes. A
+// sequence opened in a client (OpenInClient) keeps its host tier in that client's shared heap: the
+// Client must outlive it (destroy or Close the Sequence first).
 class Sequence {
  public:
   Sequence() = default;
-  Sequence(Sequence&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  Sequence(Sequence&& o) noexcept : seq_(std::exchange(o.seq_, nullptr)) {}
   Sequence& operator=(Sequence&& o) noexcept {
     if (this != &o) {
-      kvt_sequence_close(s_);
-      s_ = std::exchange(o.s_, nullptr);
+      kvt_sequence_close(seq_);
+      seq_ = std::exchange(o.seq_, nullptr);
     }
     return *this;
   }
-  ~Sequence() { kvt_sequence_close(s_); }
+  ~Sequence() { Close(); }
 
-  static Result Open(const char* plan_text, Sequence* out) { return OpenOnDevice(plan_text, -1, out); }
-  // cuda_device -1: the CPU. UNSUPPORTED without CUDA or without a visible device.
+  // On the CPU.
+  static Result Open(const char* plan_text, Sequence* out) { return Open(plan_text, -1, out); }
+  // `cuda_device` -1: the CPU; >= 0: that CUDA device (ABI 1.3; UNSUPPORTED without CUDA or without
+  // a visible device).
+  static Result Open(const char* plan_text, int32_t cuda_device, Sequence* out) {
+    out->Close();
+    return Result::From(kvt_sequence_open_on_device(plan_text, cuda_device, &out->seq_));
+  }
   static Result OpenOnDevice(const char* plan_text, int32_t cuda_device, Sequence* out) {
-    *out = Sequence();
-    return Result::From(kvt_sequence_open_on_device(plan_text, cuda_device, &out->s_));
+    return Open(plan_text, cuda_device, out);
+  }
+  // (ABI 1.5) The host tier in `client`'s shared heap, figures reported to its daemon.
+  static Result OpenInClient(const Client& client, const char* plan_text, int32_t cuda_device, Sequence* out) {
+    out->Close();
+    return Result::From(kvt_sequence_open_in_client(client.get(), plan_text, cuda_device, &out->seq_));
+  }
+  void Close() {
+    kvt_sequence_close(seq_);
+    seq_ = nullptr;
   }
 
   Result Append(uint32_t layer, const float* keys, const float* values, uint32_t tokens) {
-    return Result::From(kvt_sequence_append(s_, layer, keys, values, tokens));
+    return Result::From(kvt_sequence_append(seq_, layer, keys, values, tokens));
   }
   Result Attend(uint32_t layer, const float* query, float* out) {
-    return Result::From(kvt_sequence_attend(s_, layer, query, out));
+    return Result::From(kvt_sequence_attend(seq_, layer, query, out));
   }
-  Result Select(uint32_t layer, const float* query, kvt_kv_segment_t* segments, uint32_t capacity,
-                uint32_t* count) {
-    return Result::From(kvt_sequence_select(s_, layer, query, segments, capacity, count));
+  Result Select(uint32_t layer, const float* query, kvt_kv_segment_t* segments, uint32_t capacity, uint32_t* count) {
+    return Result::From(kvt_sequence_select(seq_, layer, query, segments, capacity, count));
+  }
+  Result HintNext(uint32_t layer, const float* speculative_query) {
+    return Result::From(kvt_sequence_hint_next(seq_, layer, speculative_query));
+  }
+  Result Observe(uint32_t layer, const float* queries, uint32_t window) {
+    return Result::From(kvt_sequence_observe(seq_, layer, queries, window));
   }
 
   // ABI 1.3 / 1.5: device pointers, enqueued on `cuda_stream`, returning without waiting.
   Result AppendOnDevice(uint32_t layer, const float* keys, const float* values, uint32_t tokens,
                         void* cuda_stream) {
-    return Result::From(kvt_sequence_append_on_device(s_, layer, keys, values, tokens, cuda_stream));
+    return Result::From(kvt_sequence_append_on_device(seq_, layer, keys, values, tokens, cuda_stream));
   }
   Result AttendOnDevice(uint32_t layer, const float* query, float* out, void* cuda_stream) {
-    return Result::From(kvt_sequence_attend_on_device(s_, layer, query, out, cuda_stream));
+    return Result::From(kvt_sequence_attend_on_device(seq_, layer, query, out, cuda_stream));
   }
   Result SelectOnDevice(uint32_t layer, const float* query, void* cuda_stream, kvt_device_selection_t* out) {
     out->struct_size = sizeof *out;
-    return Result::From(kvt_sequence_select_on_device(s_, layer, query, cuda_stream, out));
+    return Result::From(kvt_sequence_select_on_device(seq_, layer, query, cuda_stream, out));
   }
 
-  kvt_sequence_t* get() const { return s_; }
+  // The image goes to *image (free it with kvt_sequence_image_free).
+  Result Suspend(void** image, uint64_t* bytes) { return Result::From(kvt_sequence_suspend(seq_, image, bytes)); }
+  Result Resume(const void* image, uint64_t bytes) { return Result::From(kvt_sequence_resume(seq_, image, bytes)); }
+  Result SuspendToFile(const char* path) { return Result::From(kvt_sequence_suspend_to_file(seq_, path)); }
+  Result ResumeFromFile(const char* path) { return Result::From(kvt_sequence_resume_from_file(seq_, path)); }
+  Result Attach(const Client& client) { return Result::From(kvt_sequence_attach(seq_, client.get())); }
+
+  kvt_sequence_t* get() const { return seq_; }
 
  private:
-  kvt_sequence_t* s_ = nullptr;
+  kvt_sequence_t* seq_ = nullptr;
 };
 
 }  // namespace kvt

@@ -186,6 +186,7 @@ _OPTIONAL_PROTOTYPES = {
     # Added in C ABI 1.5.
     "kvt_sequence_append_on_device": (S, [c_void_p, c_uint32, c_void_p, c_void_p, c_uint32, c_void_p]),
     "kvt_sequence_select_on_device": (S, [c_void_p, c_uint32, c_void_p, c_void_p, POINTER(DeviceSelection)]),
+    "kvt_sequence_open_in_client": (S, [c_void_p, c_char_p, c_int32, POINTER(c_void_p)]),
 }
 
 _lock = threading.Lock()

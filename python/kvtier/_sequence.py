@@ -106,10 +106,20 @@ class Sequence:
     device: a CUDA device ordinal to keep the layers on (None or -1: the CPU); Unsupported
     without CUDA in libkvtier or without a visible device, InvalidArgument for an ordinal the
     machine lacks (C ABI 1.3).
+    in_client: keep the host tier (offload layers' K/V, sparse layers' K, V and transposed keys)
+    in `client`'s shared heap, the daemon's arena (C ABI 1.5, kvt_sequence_open_in_client); the
+    C client then stays open until this sequence closes. A heap too small for an append raises
+    ResourceExhausted and loses nothing; open the Client with a larger ``heap_bytes``.
     """
 
-    def __init__(self, plan: Union[str, bytes, "os.PathLike[str]"], client: Optional[Client] = None,
-                 device: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        plan: Union[str, bytes, "os.PathLike[str]"],
+        client: Optional[Client] = None,
+        device: Optional[int] = None,
+        *,
+        in_client: bool = False,
+    ) -> None:
         if device is not None and (isinstance(device, bool) or not isinstance(device, (int, np.integer))
                                    or not -1 <= int(device) < 2**31):
             raise InvalidArgument(f"device must be a CUDA device ordinal >= 0 (or None / -1 for the CPU), "
@@ -118,7 +128,16 @@ class Sequence:
         text = _plan_text(plan)
         lib = _native.lib()
         out = c_void_p()
-        if device is None:
+        self._heap_handle: Any = None
+        if in_client:
+            if client is None:
+                raise InvalidArgument("in_client=True needs a client")
+            fn = _native.required("kvt_sequence_open_in_client", "1.5")
+            handle = client._handle
+            _check(fn(handle.require(), text.encode("utf-8"), -1 if device is None else device, byref(out)))
+            handle.add_buffer()  # the host tier is the client's mapping: keep it open until close()
+            self._heap_handle = handle
+        elif device is None:
             _check(lib.kvt_sequence_open(text.encode("utf-8"), byref(out)))
         else:
             fn = _native.required("kvt_sequence_open_on_device", "1.3")
@@ -127,12 +146,12 @@ class Sequence:
         #: The CUDA device the layers live on, or None for a CPU sequence.
         self.device: Optional[int] = device
         self._lock = threading.Lock()
-        self._client: Optional[Client] = None
+        self._client: Optional[Client] = client if in_client else None
         self._suspended = False
         self.plan_text = text
         self.q_heads, self.kv_heads, self.head_dim, self.policies = _parse_shape(text)
         self.num_layers = len(self.policies)
-        if client is not None:
+        if client is not None and not in_client:
             try:
                 self.attach(client)
             except BaseException:
@@ -397,6 +416,9 @@ class Sequence:
             if ptr is not None:
                 _native.lib().kvt_sequence_close(ptr)
             self._client = None
+            handle, self._heap_handle = self._heap_handle, None
+        if handle is not None:
+            handle.free_buffer(None)  # may close a C client whose close() waited for us
 
     def __enter__(self) -> "Sequence":
         return self

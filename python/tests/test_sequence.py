@@ -368,3 +368,30 @@ def test_tale_and_kvcompose_layers_observe():
     image = seq.suspend()
     seq.resume(image)
     assert np.isfinite(seq.attend(1, rng.standard_normal((8, 16), dtype=np.float32))).all()
+
+
+def test_in_client_sequence_matches_a_local_one_and_outlives_client_close(fresh_daemon):
+    """in_client=True (C ABI 1.5): the host tier in the client's shared heap, bit-equal to a
+    process-local sequence; client.close() waits for it; a tiny heap raises ResourceExhausted."""
+    client = kvtier.connect(socket=fresh_daemon.socket)
+    shared = kvtier.Sequence(PLAN, client=client, in_client=True)
+    with kvtier.Sequence(PLAN) as local:
+        prefill(local, 300)
+        prefill(shared, 300)
+        for a, b in zip(decode(local, 4), decode(shared, 4)):
+            assert np.any(a != 0)
+            assert np.array_equal(a, b)
+    client.close()  # the C client stays open for the sequence
+    decode(shared, 1)
+    shared.close()
+    with pytest.raises(kvtier.InvalidArgument):
+        kvtier.Sequence(PLAN, in_client=True)
+
+    small = kvtier.connect(socket=fresh_daemon.socket, heap_bytes=1 << 20)
+    with kvtier.Sequence(PLAN, client=small, in_client=True) as seq:
+        k = rand(5, 512, KV_HEADS, HEAD_DIM)
+        with pytest.raises(kvtier.ResourceExhausted, match="heap_bytes"):
+            for _ in range(64):
+                seq.append(2, k, k)  # the offload layer grows until the heap is full
+        seq.attend(2, rand(6, Q_HEADS, HEAD_DIM))  # what was stored still attends
+    small.close()

@@ -1,6 +1,6 @@
-// DeviceArray<T> and PinnedArray<T> — the growable buffers of the sequence's GPU layers: device
-// memory (cudaMalloc) and pinned host memory mapped into the device's address space
-// (cudaHostAlloc, mapped + portable: kernels read it over PCIe, zero-copy).
+// DeviceArray<T> — the growable device-memory buffers (cudaMalloc) of the sequence's GPU layers.
+// Their host tier (pinned host memory mapped into the device's address space, read zero-copy over
+// PCIe) is a HostTierArray (host_tier_array.h) whose growth waits for the sequence's stream.
 //
 // Growing reallocates: it first waits for `stream`, the one stream of the owning sequence on
 // which every use of the buffer is ordered (a caller's stream is joined to it after each use,
@@ -96,89 +96,6 @@ class DeviceArray {
 
  private:
   T* p_ = nullptr;
-  size_t size_ = 0, capacity_ = 0;
-};
-
-template <typename T>
-class PinnedArray {
- public:
-  PinnedArray() = default;
-  ~PinnedArray() { Clear(); }
-  PinnedArray(const PinnedArray&) = delete;
-  PinnedArray& operator=(const PinnedArray&) = delete;
-
-  T* data() const { return p_; }               // host view
-  const T* device_data() const { return d_; }  // the same bytes, as a device pointer
-  T* mutable_device_data() { return d_; }        // for kernels that write them
-  size_t size() const { return size_; }
-  uint64_t capacity_bytes() const { return capacity_ * sizeof(T); }
-
-  Status Reserve(size_t n, cudaStream_t stream) {
-    if (n <= capacity_) return Status::Ok();
-    const size_t cap = std::max(n, 2 * capacity_);
-    void* q = nullptr;
-    KVT_RETURN_IF_ERROR(gpu::CudaStatus(cudaHostAlloc(&q, cap * sizeof(T), cudaHostAllocMapped | cudaHostAllocPortable),
-                                        "cudaHostAlloc"));
-    void* dq = nullptr;
-    if (Status s = gpu::CudaStatus(cudaHostGetDevicePointer(&dq, q, 0), "cudaHostGetDevicePointer"); !s.ok()) {
-      cudaFreeHost(q);
-      return s;
-    }
-    // Kernels may still read the old rows: wait before copying them and freeing the old block.
-    if (Status s = gpu::CudaStatus(cudaStreamSynchronize(stream), "cudaStreamSynchronize"); !s.ok()) {
-      cudaFreeHost(q);
-      return s;
-    }
-    if (size_ > 0) std::memcpy(q, p_, size_ * sizeof(T));
-    if (p_ != nullptr) cudaFreeHost(p_);
-    p_ = static_cast<T*>(q);
-    d_ = static_cast<T*>(dq);
-    capacity_ = cap;
-    return Status::Ok();
-  }
-  // Appends by a host copy: the new elements lie past every element a queued kernel may read.
-  Status Append(const T* host, size_t n, cudaStream_t stream) {
-    KVT_RETURN_IF_ERROR(Reserve(size_ + n, stream));
-    if (n > 0) std::memcpy(p_ + size_, host, n * sizeof(T));
-    size_ += n;
-    return Status::Ok();
-  }
-  // Appends `n` elements from device memory by a cudaMemcpyAsync on `stream` (device to pinned
-  // host, a DMA: no staging); a host reader waits for `stream` first.
-  Status AppendFromDevice(const T* device, size_t n, cudaStream_t stream) {
-    KVT_RETURN_IF_ERROR(Reserve(size_ + n, stream));
-    if (n > 0) {
-      KVT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(p_ + size_, device, n * sizeof(T), cudaMemcpyDeviceToHost, stream));
-    }
-    size_ += n;
-    return Status::Ok();
-  }
-  // Grows by `n` elements to be written from the device and points *device_tail at them (their
-  // device address); a kernel or a cudaMemcpyAsync on `stream` fills them. Like Append, the new
-  // elements lie past every element a queued kernel may read; a host reader waits for `stream`.
-  Status GrowForDevice(size_t n, cudaStream_t stream, T** device_tail) {
-    KVT_RETURN_IF_ERROR(Reserve(size_ + n, stream));
-    *device_tail = d_ + size_;
-    size_ += n;
-    return Status::Ok();
-  }
-  void Clear() {
-    if (p_ != nullptr) cudaFreeHost(p_);
-    p_ = d_ = nullptr;
-    size_ = capacity_ = 0;
-  }
-  // For layouts written in place (data() after Reserve): the number of elements in use.
-  void set_size(size_t n) { size_ = n; }
-  void Swap(PinnedArray& other) {
-    std::swap(p_, other.p_);
-    std::swap(d_, other.d_);
-    std::swap(size_, other.size_);
-    std::swap(capacity_, other.capacity_);
-  }
-
- private:
-  T* p_ = nullptr;
-  T* d_ = nullptr;
   size_t size_ = 0, capacity_ = 0;
 };
 

@@ -1,5 +1,6 @@
 #include "sequence/internal/gpu_context.cuh"
 
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -69,6 +70,40 @@ Status GpuContext::CheckDevicePointer(const void* p, const char* what) const {
     default:
       return InvalidArgument(name + " is not device memory (a host pointer? the host-pointer calls take those)");
   }
+}
+
+namespace {
+
+// cudaHostAlloc(mapped | portable): what the GPU layers' host tier always was.
+class PinnedHostTierMemory final : public HostTierMemory {
+ public:
+  StatusOr<HostTierRegion> Allocate(uint64_t bytes, uint64_t alignment) override {
+    KVT_RETURN_IF_ERROR(CheckHostTierRequest(bytes, alignment));  // cudaHostAlloc aligns to pages
+    void* p = nullptr;
+    cudaError_t e = cudaHostAlloc(&p, static_cast<size_t>(bytes), cudaHostAllocMapped | cudaHostAllocPortable);
+    if (e == cudaErrorMemoryAllocation) {
+      (void)cudaGetLastError();
+      return ResourceExhausted("sequence host tier: cudaHostAlloc of " + std::to_string(bytes) +
+                               " bytes of pinned memory failed (out of memory)");
+    }
+    KVT_RETURN_IF_ERROR(gpu::CudaStatus(e, "cudaHostAlloc"));
+    void* d = nullptr;
+    if (Status s = gpu::CudaStatus(cudaHostGetDevicePointer(&d, p, 0), "cudaHostGetDevicePointer"); !s.ok()) {
+      cudaFreeHost(p);
+      return s;
+    }
+    return HostTierRegion{p, d, bytes, 0};
+  }
+  void Free(const HostTierRegion& region) override {
+    if (region.host != nullptr && cudaFreeHost(region.host) != cudaSuccess) (void)cudaGetLastError();
+  }
+  bool device_mapped() const override { return true; }
+};
+
+}  // namespace
+
+std::unique_ptr<HostTierMemory> NewPinnedHostTierMemory(const GpuContext&) {
+  return std::make_unique<PinnedHostTierMemory>();
 }
 
 Status ActivateGpu(const GpuContext& g) { return gpu::CudaStatus(cudaSetDevice(g.device), "cudaSetDevice"); }

@@ -1,16 +1,19 @@
 // "full" and "offload" on a GPU sequence: fp16 K/V [tokens][kv_heads][head_dim] in device memory
-// (full) or in pinned, mapped host memory (offload: every step's attention reads the whole layer
-// over PCIe, zero-copy, and counts it as fetched). AppendOnDevice converts on the device straight
-// into the storage: device memory (full), or the pinned host tier through its device mapping
-// (offload: the conversion kernel writes over PCIe; no host staging). SelectOnDevice hands back
-// the storage itself (device memory, or the mapped pinned tier: zero-copy) and enqueues nothing.
-// Suspend images are the CPU layers' (fp16 K, then fp16 V), so an image moves between a CPU and a
-// GPU sequence unchanged.
+// (full) or in the host tier — pinned, mapped host memory from the sequence's HostTierMemory, maybe
+// the client's registered shared heap (offload: every step's attention reads the whole layer over
+// PCIe, zero-copy, and counts it as fetched). Room for appended rows is reserved in both K and V
+// before either is written, so a full host tier fails the append with nothing changed.
+// AppendOnDevice converts on the device straight into the storage: device memory (full), or the
+// host tier through its device mapping (offload: the conversion kernel writes over PCIe; no host
+// staging). SelectOnDevice hands back the storage itself (device memory, or the mapped host tier:
+// zero-copy) and enqueues nothing. Suspend images are the CPU layers' (fp16 K, then fp16 V), so an
+// image moves between a CPU and a GPU sequence unchanged.
 #include <vector>
 
 #include "gpu/kernels/convert.cuh"
 #include "gpu/kernels/decode_attention.cuh"
 #include "sequence/internal/gpu_layer.cuh"
+#include "sequence/internal/host_tier_array.h"
 
 namespace kvt::sequence::internal {
 namespace {
@@ -20,7 +23,7 @@ using kernels::Half;
 class GpuFullLayer final : public GpuLayer {
  public:
   GpuFullLayer(const kernels::AttentionShape& s, bool offload, GpuContext* gpu, LayerContext* ctx)
-      : GpuLayer(s, gpu), offload_(offload), ctx_(ctx) {}
+      : GpuLayer(s, gpu), offload_(offload), ctx_(ctx), pk_(ctx->host_memory), pv_(ctx->host_memory) {}
   ~GpuFullLayer() override { (void)Quiesce(); }
 
   Status Append(const float* k, const float* v, int64_t tokens) override {
@@ -76,9 +79,12 @@ class GpuFullLayer final : public GpuLayer {
     const size_t n = static_cast<size_t>(tokens * kv_row());
     cudaStream_t s = gpu_->stream;
     Half *dk = nullptr, *dv = nullptr;
-    if (offload_) {
-      KVT_RETURN_IF_ERROR(pk_.GrowForDevice(n, s, &dk));
-      KVT_RETURN_IF_ERROR(pv_.GrowForDevice(n, s, &dv));
+    if (offload_) {  // room in both first (growth waits for the stream), then the tails' device addresses
+      auto wait_stream = [this] { return gpu_->Synchronize(); };
+      KVT_RETURN_IF_ERROR(pk_.Reserve(pk_.size() + n, wait_stream));
+      KVT_RETURN_IF_ERROR(pv_.Reserve(pv_.size() + n, wait_stream));
+      dk = pk_.mutable_device_data() + pk_.ExtendReserved(n);
+      dv = pv_.mutable_device_data() + pv_.ExtendReserved(n);
     } else {
       KVT_RETURN_IF_ERROR(dk_.Grow(n, s, &dk));
       KVT_RETURN_IF_ERROR(dv_.Grow(n, s, &dv));
@@ -116,9 +122,16 @@ class GpuFullLayer final : public GpuLayer {
   Status AppendHalf(const Half* k, const Half* v, int64_t tokens) {
     const size_t n = static_cast<size_t>(tokens * kv_row());
     if (offload_) {
-      KVT_RETURN_IF_ERROR(pk_.Append(k, n, gpu_->stream));
-      KVT_RETURN_IF_ERROR(pv_.Append(v, n, gpu_->stream));
+      // Growth waits for the stream: no queued kernel reads the old range when it is freed.
+      auto wait_stream = [this] { return gpu_->Synchronize(); };
+      KVT_RETURN_IF_ERROR(pk_.Reserve(pk_.size() + n, wait_stream));
+      KVT_RETURN_IF_ERROR(pv_.Reserve(pv_.size() + n, wait_stream));
+      // The new rows lie past every row a queued kernel reads.
+      pk_.AppendReserved(k, n);
+      pv_.AppendReserved(v, n);
     } else {
+      KVT_RETURN_IF_ERROR(dk_.Reserve(dk_.size() + n, gpu_->stream));
+      KVT_RETURN_IF_ERROR(dv_.Reserve(dv_.size() + n, gpu_->stream));
       KVT_RETURN_IF_ERROR(dk_.AppendFromHost(k, n, gpu_->stream));
       KVT_RETURN_IF_ERROR(dv_.AppendFromHost(v, n, gpu_->stream));
     }
@@ -140,7 +153,7 @@ class GpuFullLayer final : public GpuLayer {
   bool offload_;
   LayerContext* ctx_;
   DeviceArray<Half> dk_, dv_;  // full
-  PinnedArray<Half> pk_, pv_;  // offload
+  HostTierArray<Half> pk_, pv_;  // offload: the host tier
   int64_t tokens_ = 0;
   std::vector<Half> sel_k_, sel_v_;  // full: what Select returns
 };

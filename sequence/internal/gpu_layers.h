@@ -5,9 +5,10 @@
 // (query/output staging for host-pointer Attend, attention workspace, sparse scores, top-k
 // indices, gathered K/V). GPU layer states (gpu_*_layer.cu) keep their KV as the plan says:
 //   full     fp16 K/V in device memory
-//   offload  fp16 K/V in pinned, mapped host memory; attention reads it over PCIe (zero-copy)
+//   offload  fp16 K/V in the host tier (pinned, mapped host memory: the context's own or the
+//            client's registered shared heap); attention reads it over PCIe (zero-copy)
 //   kivi     KIVI codes + fp16 residual windows in device memory, quantized on the device
-//   sparse   fp16 K/V in pinned, mapped host memory; resident on the device: sinks, recent window,
+//   sparse   fp16 K/V in the host tier (as offload); resident on the device: sinks, recent window,
 //            channel maxima and the low-bit key sketch (scorer=sketch; scorer=channels keeps a
 //            transposed key copy in pinned memory instead); per step the scores, top-k and the
 //            zero-copy gather of the dominant rows run on the device
@@ -42,6 +43,11 @@ StatusOr<GpuContextPtr> OpenGpuContext(int device);
 
 // Makes the context's device current on the calling thread (each Sequence entry calls it first).
 Status ActivateGpu(const GpuContext& context);
+
+// The host-tier memory of a GPU sequence opened without SequenceOptions::host_memory: pinned host
+// memory mapped into the device's address space (cudaHostAlloc, mapped + portable). Null without
+// CUDA (never reached: OpenGpuContext fails first).
+std::unique_ptr<HostTierMemory> NewPinnedHostTierMemory(const GpuContext& context);
 
 // Frees the shared scratch buffers (Suspend); they grow again on the next use.
 void ReleaseGpuScratch(GpuContext& context);

@@ -13,6 +13,7 @@ StatusOr<GpuContextPtr> OpenGpuContext(int device) {
 }
 
 Status ActivateGpu(const GpuContext&) { return Unsupported("this build has no CUDA"); }
+std::unique_ptr<HostTierMemory> NewPinnedHostTierMemory(const GpuContext&) { return nullptr; }
 void ReleaseGpuScratch(GpuContext&) {}
 uint64_t GpuScratchBytes(const GpuContext&) { return 0; }
 

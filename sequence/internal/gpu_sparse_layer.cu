@@ -3,7 +3,10 @@
 // (gpu/bench/decode_bench_gpu.cu); with scorer=channels the published pipeline's scoring, the
 // selected channel rows read zero-copy from a transposed key copy in pinned memory.
 //
-// Host tier: fp16 K and V [tokens][kv_heads][head_dim] in pinned, mapped host memory. Resident in
+// Host tier: fp16 K and V [tokens][kv_heads][head_dim] in pinned, mapped host memory from the
+// sequence's HostTierMemory (its own cudaHostAlloc, or the client's registered shared heap: the
+// daemon's arena). Room for appended rows is reserved before anything changes (a full host tier
+// fails the append with nothing lost); growth doubles and waits for the stream first. Resident in
 // device memory: the first `sinks` tokens, the recent window (tokens [win_first_, tokens_), the
 // last `recent` at least, 3 * recent rows of room), per-channel max |K| and the KIVI key sketch
 // of every complete `sketch_group` of keys (quantized on the device from the mapped host rows).
@@ -43,7 +46,9 @@
 #include "gpu/kernels/sketch_scores.cuh"
 #include "gpu/kernels/topk.cuh"
 #include "host/kernels/channel_select.h"
+#include "sequence/internal/channel_major_host_tier.h"
 #include "sequence/internal/gpu_layer.cuh"
+#include "sequence/internal/host_tier_array.h"
 
 namespace kvt::sequence::internal {
 namespace {
@@ -74,7 +79,8 @@ __global__ void WriteChannelMajor(const Half* rows, int64_t tokens, int64_t row,
 class GpuSparseLayer final : public GpuLayer {
  public:
   GpuSparseLayer(const LayerPlan& p, const kernels::AttentionShape& s, GpuContext* gpu, LayerContext* ctx)
-      : GpuLayer(s, gpu), p_(p), ctx_(ctx), absmax_(static_cast<size_t>(kv_row()), 0.0f),
+      : GpuLayer(s, gpu), p_(p), ctx_(ctx), keys_(ctx->host_memory), values_(ctx->host_memory),
+        key_cm_(kv_row(), ctx->host_memory), absmax_(static_cast<size_t>(kv_row()), 0.0f),
         sketch_{s, p.sketch_bits, p.sketch_group, s.head_dim} {}
   ~GpuSparseLayer() override { (void)Quiesce(); }
 
@@ -88,6 +94,7 @@ class GpuSparseLayer final : public GpuLayer {
   }
 
   Status Append(const float* k, const float* v, int64_t tokens) override {
+    KVT_RETURN_IF_ERROR(ReserveHostTier(tokens_ + tokens));
     ConvertAppended(k, v, tokens);
     KVT_RETURN_IF_ERROR(RefreshHostAbsMax());
     KVT_RETURN_IF_ERROR(kernels::KeyChannelAbsMax(shape_, hk_.data(), tokens, kv_row(), absmax_.data()));
@@ -123,7 +130,6 @@ class GpuSparseLayer final : public GpuLayer {
     keys_.Clear();
     values_.Clear();
     key_cm_.Clear();
-    cm_capacity_ = 0;
     sketch_codes_.Clear();
     sketch_scale_.Clear();
     sketch_zero_.Clear();
@@ -132,6 +138,7 @@ class GpuSparseLayer final : public GpuLayer {
     absmax_ = std::move(absmax);
     absmax_stale_ = false;
     KVT_RETURN_IF_ERROR(UploadAbsMax());
+    KVT_RETURN_IF_ERROR(ReserveHostTier(static_cast<int64_t>(k.size() / row)));
     KVT_RETURN_IF_ERROR(AppendHalf(k.data(), v.data(), static_cast<int64_t>(k.size() / row), /*from_device=*/false));
     return gpu_->Synchronize();
   }
@@ -144,7 +151,9 @@ class GpuSparseLayer final : public GpuLayer {
     return static_cast<uint64_t>(window * kv_row() * 2) * sizeof(Half) + absmax_.size() * sizeof(float) +
            sketch_codes_.size() + (sketch_scale_.size() + sketch_zero_.size()) * sizeof(Half);
   }
-  uint64_t host_bytes() const override { return (keys_.size() + values_.size() + key_cm_.size()) * sizeof(Half); }
+  uint64_t host_bytes() const override {
+    return (keys_.size() + values_.size()) * sizeof(Half) + (p_.scorer == Scorer::kChannels ? key_cm_.bytes() : 0);
+  }
 
   // The same selection on the device; the segments handed back are host pointers: sinks and the
   // recent window straight from the pinned host tier (the same rows as their resident copies), the
@@ -172,6 +181,7 @@ class GpuSparseLayer final : public GpuLayer {
 
  protected:
   Status AppendFromDevice(const float* k, const float* v, int64_t tokens) override {
+    KVT_RETURN_IF_ERROR(ReserveHostTier(tokens_ + tokens));
     KVT_RETURN_IF_ERROR(StageFromDevice(k, v, tokens));
     KVT_RETURN_IF_ERROR(gpu::KeyChannelAbsMaxCuda(shape_, gpu_->stage_k.data(), tokens, kv_row(), absmax_dev_.data(),
                                                   gpu_->stream));
@@ -223,7 +233,8 @@ class GpuSparseLayer final : public GpuLayer {
         p_.scorer == Scorer::kChannels ? n : std::clamp<int64_t>(sketch_groups_ * sketch_.key_group - begin, 0, n);
     if (p_.scorer == Scorer::kChannels) {
       // Channel rows of the candidates, [kv_heads][head_dim][capacity] from token `begin` on.
-      const kernels::StridedKeys rows{key_cm_.device_data() + begin, n, 1, d * cm_capacity_, cm_capacity_};
+      const int64_t cap = key_cm_.capacity();
+      const kernels::StridedKeys rows{key_cm_.device_data() + begin, n, 1, d * cap, cap};
       KVT_RETURN_IF_ERROR(gpu::ApproxScoresCuda(kvh, d, g.qhat.data(), g.channels.data(), p_.channels, rows,
                                                 g.scores.data(), n, stream));
       ctx_->pcie_bytes += static_cast<uint64_t>(kvh) * p_.channels * n * sizeof(Half);
@@ -290,19 +301,34 @@ class GpuSparseLayer final : public GpuLayer {
                            "cudaMemcpyAsync");
   }
 
+  // Room for `tokens` tokens in the host tier (K, V; scorer=channels: the transposed keys), tokens_
+  // of them kept. Growth waits for the stream, so no queued kernel reads a range once it is freed.
+  Status ReserveHostTier(int64_t tokens) {
+    const size_t need = static_cast<size_t>(tokens * kv_row());
+    auto wait_stream = [this] { return gpu_->Synchronize(); };
+    KVT_RETURN_IF_ERROR(keys_.Reserve(need, wait_stream));
+    KVT_RETURN_IF_ERROR(values_.Reserve(need, wait_stream));
+    if (p_.scorer != Scorer::kChannels) return Status::Ok();
+    return key_cm_.Reserve(tokens, tokens_, wait_stream);
+  }
+
   // Host-tier rows, resident sinks and window, sketch; tokens_ is the count before these rows.
-  // k, v [tokens][kv_heads][head_dim] fp16: host memory, or device memory when `from_device`.
+  // After ReserveHostTier(tokens_ + tokens). k, v [tokens][kv_heads][head_dim] fp16: host memory,
+  // or device memory when `from_device` (then copied device -> pinned by DMA on the stream).
   Status AppendHalf(const Half* k, const Half* v, int64_t tokens, bool from_device) {
     cudaStream_t s = gpu_->stream;
     const int64_t row = kv_row();
     from_device_ = from_device;
     const size_t n = static_cast<size_t>(tokens * row);
+    // The new rows lie past every row a queued kernel reads.
     if (from_device) {
-      KVT_RETURN_IF_ERROR(keys_.AppendFromDevice(k, n, s));
-      KVT_RETURN_IF_ERROR(values_.AppendFromDevice(v, n, s));
+      const size_t first = keys_.ExtendReserved(n);
+      values_.ExtendReserved(n);
+      KVT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(keys_.data() + first, k, n * sizeof(Half), cudaMemcpyDeviceToHost, s));
+      KVT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(values_.data() + first, v, n * sizeof(Half), cudaMemcpyDeviceToHost, s));
     } else {
-      KVT_RETURN_IF_ERROR(keys_.Append(k, n, s));
-      KVT_RETURN_IF_ERROR(values_.Append(v, n, s));
+      keys_.AppendReserved(k, n);
+      values_.AppendReserved(v, n);
     }
     // Sinks and the recent window (the CPU layer's KeepResident, in device memory).
     const int64_t to_sinks = std::clamp<int64_t>(p_.sinks - tokens_, 0, tokens);
@@ -329,7 +355,13 @@ class GpuSparseLayer final : public GpuLayer {
         win_first_ += drop;
       }
     }
-    if (p_.scorer == Scorer::kChannels) KVT_RETURN_IF_ERROR(AppendChannelMajor(k, tokens));
+    if (p_.scorer == Scorer::kChannels) {
+      if (from_device_) {
+        KVT_RETURN_IF_ERROR(WriteChannelMajorFromDevice(k, tokens));
+      } else {
+        key_cm_.Write(k, tokens_, tokens);
+      }
+    }
     tokens_ += tokens;
     // Every newly complete group of keys joins the sketch, quantized from the mapped host rows.
     const int64_t add = p_.scorer == Scorer::kSketch ? tokens_ / sketch_.key_group - sketch_groups_ : 0;
@@ -348,42 +380,20 @@ class GpuSparseLayer final : public GpuLayer {
     return Status::Ok();
   }
 
-  // scorer=channels: writes rows k [tokens][row] (tokens_ is the count before them) into the
-  // transposed copy, growing it geometrically (a new block, re-laid out; kernels reading the old
-  // one are waited for first).
-  Status AppendChannelMajor(const Half* k, int64_t tokens) {
-    const int64_t row = kv_row(), need = tokens_ + tokens;
-    if (need > cm_capacity_) {
-      const int64_t cap = std::max<int64_t>(need, std::max<int64_t>(2 * cm_capacity_, 256));
-      PinnedArray<Half> grown;
-      KVT_RETURN_IF_ERROR(grown.Reserve(static_cast<size_t>(row * cap), gpu_->stream));
-      for (int64_t r = 0; tokens_ > 0 && r < row; ++r) {
-        std::memcpy(grown.data() + r * cap, key_cm_.data() + r * cm_capacity_, static_cast<size_t>(tokens_) * sizeof(Half));
-      }
-      KVT_RETURN_IF_ERROR(gpu_->Synchronize());
-      key_cm_.Swap(grown);
-      key_cm_.set_size(static_cast<size_t>(row * cap));
-      cm_capacity_ = cap;
-    }
-    if (from_device_) {  // k is device memory: a kernel writes the mapped pinned copy
-      const int64_t blocks = std::min<int64_t>((tokens * row + 255) / 256, 1024);
-      WriteChannelMajor<<<static_cast<unsigned>(blocks), 256, 0, gpu_->stream>>>(
-          k, tokens, row, key_cm_.mutable_device_data(), cm_capacity_, tokens_);
-      return gpu::LaunchStatus("WriteChannelMajor");
-    }
-    Half* cm = key_cm_.data();
-    for (int64_t t = 0; t < tokens; ++t) {
-      const Half* src = k + t * row;
-      for (int64_t r = 0; r < row; ++r) cm[r * cm_capacity_ + tokens_ + t] = src[r];
-    }
-    return Status::Ok();
+  // scorer=channels, rows k [tokens][row] from device memory (tokens_ is the count before them,
+  // capacity reserved): a kernel writes them into the transposed copy through its device mapping.
+  Status WriteChannelMajorFromDevice(const Half* k, int64_t tokens) {
+    const int64_t row = kv_row();
+    const int64_t blocks = std::min<int64_t>((tokens * row + 255) / 256, 1024);
+    WriteChannelMajor<<<static_cast<unsigned>(blocks), 256, 0, gpu_->stream>>>(
+        k, tokens, row, key_cm_.mutable_device_data(), key_cm_.capacity(), tokens_);
+    return gpu::LaunchStatus("WriteChannelMajor");
   }
 
   LayerPlan p_;
   LayerContext* ctx_;
-  PinnedArray<Half> keys_, values_;     // host tier, [tokens][kv_heads][head_dim]
-  PinnedArray<Half> key_cm_;            // scorer=channels: host tier, [kv_heads][head_dim][cm_capacity_]
-  int64_t cm_capacity_ = 0;
+  HostTierArray<Half> keys_, values_;  // host tier, [tokens][kv_heads][head_dim]
+  ChannelMajorHostTier key_cm_;        // scorer=channels: host tier, [kv_heads][head_dim][capacity]
   std::vector<float> absmax_;           // [kv_heads][head_dim], the host copy (saved)
   bool absmax_stale_ = false;           // device appends have moved absmax_dev_ past absmax_
   bool from_device_ = false;            // the rows AppendHalf is writing are device memory

@@ -27,6 +27,7 @@
 #include "policies/lowrank/tale_cache.h"
 #include "sequence/internal/gpu_layer.cuh"
 #include "sequence/internal/gpu_mirror.cuh"
+#include "sequence/internal/host_tier_array.h"
 #include "sequence/internal/method_cache.h"
 
 namespace kvt::sequence::internal {
@@ -38,7 +39,8 @@ class GpuTaleLayer final : public GpuLayer {
  public:
   GpuTaleLayer(const kernels::AttentionShape& shape, GpuContext* gpu,
                std::unique_ptr<policies::LayerCache> cache, policies::lowrank::TaleCache* tale)
-      : GpuLayer(shape, gpu), cache_(std::move(cache)), tale_(tale) {}
+      : GpuLayer(shape, gpu), cache_(std::move(cache)), tale_(tale), pinned_(NewPinnedHostTierMemory(*gpu)),
+        host_window_attention_(pinned_.get()) {}
   ~GpuTaleLayer() override {
     (void)Quiesce();
     if (caught_ != nullptr) cudaEventDestroy(caught_);
@@ -141,7 +143,10 @@ class GpuTaleLayer final : public GpuLayer {
     KVT_RETURN_IF_ERROR(gpu::lowrank::TaleAttentionCuda(a, gpu_->workspace.data(), ws, stream));
     if (n == 0) return Status::Ok();
     // The window weights come back behind the attention; Catch adds them to the cache.
-    KVT_RETURN_IF_ERROR(host_window_attention_.Reserve(static_cast<size_t>(kv * n), stream));
+    KVT_RETURN_IF_ERROR(host_window_attention_.Reserve(static_cast<size_t>(kv * n), [stream] {
+      return gpu::CudaStatus(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+    }));
+    host_window_attention_.set_size(static_cast<size_t>(kv * n));
     KVT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(
         host_window_attention_.data(), window_attention_.data(),
         static_cast<size_t>(kv * n) * sizeof(float), cudaMemcpyDeviceToHost, stream));
@@ -184,7 +189,8 @@ class GpuTaleLayer final : public GpuLayer {
   std::array<DeviceArray<uint8_t>, TaleMirror::kBuffers> buffers_;
   // The attention's window weights [kv][rows], on the device and on their way back.
   DeviceArray<float> window_attention_;
-  PinnedArray<float> host_window_attention_;
+  std::unique_ptr<HostTierMemory> pinned_;  // page-locked, so the copy back is a DMA
+  HostTierArray<float> host_window_attention_;
   cudaEvent_t caught_ = nullptr;  // recorded after their copy
   bool pending_ = false;
   int64_t pending_window_ = 0;

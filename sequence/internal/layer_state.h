@@ -15,6 +15,7 @@
 #include "host/kernels/attention_shape.h"
 #include "host/kernels/decode_attention.h"
 #include "host/kernels/half.h"
+#include "sequence/host_tier_memory.h"
 #include "sequence/internal/bytes.h"
 #include "sequence/sequence_plan.h"
 #include "sequence/transfer_scheduler.h"
@@ -65,6 +66,11 @@ struct PrefetchBuffer {
 // Shared by the layers of one sequence.
 struct LayerContext {
   TransferScheduler* scheduler = nullptr;
+  // The host tier's memory (offload and sparse layers' K/V and transposed keys): the sequence's
+  // SequenceOptions::host_memory, or its process-local default. Resident arrays of the CPU path
+  // that live in a HostTierArray (full layers) come from `resident_memory` (process-local).
+  HostTierMemory* host_memory = nullptr;
+  HostTierMemory* resident_memory = nullptr;
   PrefetchBuffer buffers[2];
   // Gathered dominant tokens of the sparse layer being attended, head-major [kv_heads][k][head_dim]
   // (one pair per sequence, as one pair of device buffers on the GPU path).

@@ -21,6 +21,12 @@
 // that reads it raises the write-backs it needs ahead of itself, and the gather of candidate
 // tokens waits only for those holding candidates, so the row a step just appended (in the recent
 // window) is written back behind that step's compute.
+//
+// The host tier lives in the sequence's HostTierMemory (LayerContext::host_memory; maybe the
+// client's shared heap). An append first reserves room for its rows on the caller's thread, before
+// anything else changes: a full heap fails the append with nothing lost. Growth (the capacity
+// doubles, so it is rare) moves the arrays, so it first quiesces the layer (its write-backs and
+// its prefetch are the only other users of them).
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -29,12 +35,14 @@
 
 #include "host/kernels/approx_scores.h"
 #include "host/kernels/channel_select.h"
+#include "host/kernels/convert.h"
 #include "host/kernels/gather_rows.h"
 #include "host/kernels/kivi_quantize.h"
 #include "host/kernels/sketch_scores.h"
 #include "host/kernels/topk.h"
-#include "policies/internal/channel_major_keys.h"
 #include "policies/internal/half_rows.h"
+#include "sequence/internal/channel_major_host_tier.h"
+#include "sequence/internal/host_tier_array.h"
 #include "sequence/internal/layer_state.h"
 #include "sequence/internal/write_backs.h"
 
@@ -47,7 +55,7 @@ class SparseLayer final : public LayerState {
  public:
   SparseLayer(const LayerPlan& p, const kernels::AttentionShape& s, int layer, LayerContext* ctx)
       : LayerState(s), p_(p), layer_(layer), ctx_(ctx), row_(static_cast<int64_t>(s.kv_heads) * s.head_dim),
-        keys_(row_), values_(row_), key_cm_(row_), absmax_(static_cast<size_t>(row_), 0.0f),
+        keys_(ctx->host_memory), values_(ctx->host_memory), key_cm_(row_, ctx->host_memory), absmax_(static_cast<size_t>(row_), 0.0f),
         sketch_{s, p.sketch_bits, p.sketch_group, s.head_dim}, sink_k_(row_), sink_v_(row_), win_k_(row_),
         win_v_(row_), sketch_tail_(row_), write_backs_(ctx->scheduler) {}
 
@@ -66,6 +74,7 @@ class SparseLayer final : public LayerState {
   }
 
   Status Append(const float* k, const float* v, int64_t tokens) override {
+    KVT_RETURN_IF_ERROR(ReserveHostTier(tokens_ + tokens));
     // [2][tokens][row]: owned by the write-back job.
     auto rows = std::make_shared<std::vector<Half>>(static_cast<size_t>(2 * tokens * row_));
     Half* hk = rows->data();
@@ -78,11 +87,12 @@ class SparseLayer final : public LayerState {
     KVT_RETURN_IF_ERROR(QuantizeSketch());
     const uint64_t bytes = rows->size() * sizeof(Half) + static_cast<uint64_t>(tokens * row_) * sizeof(Half);
     const auto ticket = ctx_->scheduler->Submit(TransferPriority::kWriteBack, bytes, [this, rows, tokens] {
-      const int64_t first = keys_.tokens();
-      keys_.AppendHalf(rows->data(), tokens);
-      values_.AppendHalf(rows->data() + tokens * row_, tokens);
-      key_cm_.Append(keys_, first, tokens);
-      host_bytes_.store(keys_.bytes() + values_.bytes() + key_cm_.bytes(), std::memory_order_relaxed);
+      const int64_t first = static_cast<int64_t>(keys_.size()) / row_;
+      const size_t n = static_cast<size_t>(tokens * row_);
+      keys_.AppendReserved(rows->data(), n);
+      values_.AppendReserved(rows->data() + n, n);
+      key_cm_.Write(rows->data(), first, tokens);
+      host_bytes_.store(HostTierBytes(), std::memory_order_relaxed);
     }, LayerKind::kSparse);
     write_backs_.Add(ticket, tokens_);
     tokens_ += tokens;
@@ -196,8 +206,8 @@ class SparseLayer final : public LayerState {
   }
 
   Status Save(ByteWriter& w) const override {
-    w.PutVector(std::vector<Half>(keys_.data(), keys_.data() + keys_.tokens() * row_));
-    w.PutVector(std::vector<Half>(values_.data(), values_.data() + values_.tokens() * row_));
+    w.PutVector(std::vector<Half>(keys_.data(), keys_.data() + keys_.size()));
+    w.PutVector(std::vector<Half>(values_.data(), values_.data() + values_.size()));
     w.PutVector(absmax_);
     return Status::Ok();
   }
@@ -210,16 +220,18 @@ class SparseLayer final : public LayerState {
       return Corruption("sparse layer image: bad sizes");
     }
     const int64_t t = static_cast<int64_t>(k.size()) / row_;
+    KVT_RETURN_IF_ERROR(Quiesce());
     keys_.Clear();
     values_.Clear();
-    keys_.AppendHalf(k.data(), t);
-    values_.AppendHalf(v.data(), t);
+    key_cm_.Clear();
+    tokens_ = 0;
+    KVT_RETURN_IF_ERROR(ReserveHostTier(t));
+    keys_.AppendReserved(k.data(), k.size());
+    values_.AppendReserved(v.data(), v.size());
     // The transposed copy, the resident windows and the sketch are functions of the keys and
     // values: rebuilt, bit-identical.
-    key_cm_.Clear();
-    key_cm_.Append(keys_, 0, t);
-    host_bytes_.store(keys_.bytes() + values_.bytes() + key_cm_.bytes(), std::memory_order_relaxed);
-    tokens_ = 0;
+    key_cm_.Write(keys_.data(), 0, t);
+    host_bytes_.store(HostTierBytes(), std::memory_order_relaxed);
     sink_k_.Clear();
     sink_v_.Clear();
     win_k_.Clear();
@@ -251,6 +263,19 @@ class SparseLayer final : public LayerState {
 
  private:
   int64_t Candidates() const { return tokens_ - p_.sinks - p_.recent; }
+  uint64_t HostTierBytes() const { return (keys_.size() + values_.size()) * sizeof(Half) + key_cm_.bytes(); }
+
+  // Room for `tokens` tokens in K, V and the transposed keys (tokens_ of them kept). Growth
+  // moves the arrays: the layer's write-backs and prefetch finish first. RESOURCE_EXHAUSTED when
+  // the memory is full, with everything stored unchanged.
+  Status ReserveHostTier(int64_t tokens) {
+    const size_t need = static_cast<size_t>(tokens * row_);
+    if (need <= keys_.capacity() && need <= values_.capacity() && tokens <= key_cm_.capacity()) return Status::Ok();
+    KVT_RETURN_IF_ERROR(Quiesce());
+    KVT_RETURN_IF_ERROR(keys_.Reserve(need));
+    KVT_RETURN_IF_ERROR(values_.Reserve(need));
+    return key_cm_.Reserve(tokens, tokens_);
+  }
 
   // Folds appended rows (tokens_ is still the count before them) into the resident sinks and
   // recent window. The window holds tokens [win_first_, tokens_): at least the last `recent`, at
@@ -328,8 +353,8 @@ class SparseLayer final : public LayerState {
   int64_t row_;
   // Host tier: written by write-back jobs on the scheduler's worker; read on this layer's thread
   // only after the write-backs it needs are settled.
-  policies::internal::HalfRows keys_, values_;  // host tier, [tokens][kv_heads][head_dim]
-  policies::internal::ChannelMajorKeys key_cm_;  // host tier, [kv_heads][head_dim][capacity]
+  HostTierArray<Half> keys_, values_;  // host tier, [tokens][kv_heads][head_dim]
+  ChannelMajorHostTier key_cm_;        // host tier, [kv_heads][head_dim][capacity]
   std::atomic<uint64_t> host_bytes_{0};
   std::vector<float> absmax_;                   // [kv_heads][head_dim]
   kernels::KiviLayout sketch_;

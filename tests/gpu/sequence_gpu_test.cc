@@ -23,10 +23,13 @@
 #include <string>
 #include <vector>
 
+#include "client/internal/abi_handles.h"
 #include "host/kernels/convert.h"
 #include "host/kernels/decode_attention.h"
+#include "include/kvt/kvt.hpp"
 #include "sequence/sequence.h"
 #include "tests/gpu/device_buffer.h"
+#include "tests/support/daemon_process.h"
 
 namespace kvt::sequence {
 namespace {
@@ -367,6 +370,67 @@ TEST(SequenceGpu, BadDevicesAreErrors) {
   EXPECT_EQ(Sequence::Open(MakePlan({"full"}), o).status().code(), StatusCode::kInvalidArgument);
   o.cuda_device = -2;
   EXPECT_EQ(Sequence::Open(MakePlan({"full"}), o).status().code(), StatusCode::kInvalidArgument);
+}
+
+// kvt_sequence_open_in_client on a device: the host tier (offload and sparse K/V, channels-scored
+// transposed keys) in the client's shared heap, registered for DMA and read zero-copy by the
+// kernels, against a process-local GPU sequence (cudaHostAlloc'd host tier) on the same inputs:
+// the same state and kernels, so only the attention kernels' atomic accumulation order may differ.
+// Its host tier shows as heap in use and goes back at close. Starts a real kv-tierd.
+TEST(SequenceGpu, InClientHostTierMatchesProcessLocalGpuSequence) {
+  KVT_REQUIRE_GPU();
+  kvt::testing::DaemonProcess daemon;
+  ASSERT_TRUE(daemon.Start()) << daemon.Log();
+  kvt_client_options_t o;
+  kvt_client_options_init(&o);
+  o.socket_path = daemon.socket_path().c_str();
+  o.heap_bytes = 64ull << 20;
+  ::kvt::Client client;
+  auto opened = ::kvt::Client::Open(o, &client);
+  ASSERT_TRUE(opened) << opened.message;
+  const SequencePlan plan = MakePlan(kTailorKv);
+  const Activations a = MakeActivations(plan.num_layers(), kPrompt + kSteps, 53);
+  auto local = OpenOrDie(plan, 0);
+  ASSERT_TRUE(local);
+  const uint64_t heap_before = client.get()->connection->heap_used_bytes();
+  ::kvt::Sequence shared;
+  auto r = ::kvt::Sequence::OpenInClient(client, FormatPlan(plan).c_str(), 0, &shared);
+  ASSERT_TRUE(r) << r.message;
+  const uint64_t heap_opened = client.get()->connection->heap_used_bytes();
+  Prefill(*local, a);
+  for (int l = 0; l < plan.num_layers(); ++l) {
+    int at = 0;
+    for (int chunk : kPrefillChunks) {
+      ASSERT_TRUE(shared.Append(l, a.k[l].data() + at * kRow, a.v[l].data() + at * kRow, chunk));
+      at += chunk;
+    }
+  }
+  EXPECT_GT(client.get()->connection->heap_used_bytes(), heap_opened);
+  float worst = 0.0f;
+  std::vector<float> got(kQRow);
+  for (int t = kPrompt; t < kPrompt + kSteps; ++t) {
+    const auto want = Step(*local, a, t);
+    for (int l = 0; l < plan.num_layers(); ++l) {
+      ASSERT_TRUE(shared.Append(l, a.k[l].data() + t * kRow, a.v[l].data() + t * kRow, 1));
+      auto ra = shared.Attend(l, a.q[l].data() + t * kQRow, got.data());
+      ASSERT_TRUE(ra) << ra.message;
+      const float e = MaxRelError(got, want[l]);
+      worst = std::max(worst, e);
+      EXPECT_LE(e, 1e-6f) << "layer " << l << " token " << t;
+    }
+  }
+  std::printf("in client vs process-local GPU sequence: worst rel. error %.3g\n", worst);
+  // On the engine's stream too.
+  DeviceBuffer<float> d_q(kQRow), d_out(kQRow);
+  ASSERT_EQ(cudaMemcpy(d_q.get(), a.q[4].data(), kQRow * sizeof(float), cudaMemcpyHostToDevice), cudaSuccess);
+  ASSERT_TRUE(shared.AttendOnDevice(4, d_q.get(), d_out.get(), nullptr));
+  std::vector<float> on_device(kQRow), host(kQRow);
+  ASSERT_EQ(cudaMemcpy(on_device.data(), d_out.get(), kQRow * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+  ASSERT_TRUE(local->Attend(4, a.q[4].data(), host.data()).ok());
+  EXPECT_LE(MaxRelError(on_device, host), 1e-6f);
+  shared.Close();
+  EXPECT_EQ(client.get()->connection->heap_used_bytes(), heap_opened) << "closing gives the heap back";
+  EXPECT_LE(heap_opened - heap_before, 4096u);
 }
 
 }  // namespace

@@ -1,0 +1,124 @@
+// HostTierArray<T> — a growable array of trivially copyable T in a sequence's host-tier memory
+// (sequence/host_tier_memory.h): the offload and sparse layers' host tier on both backends.
+//
+// Growth doubles the capacity (at least to what is asked): the new range is allocated first (when
+// that fails — RESOURCE_EXHAUSTED from a full client heap — nothing changes and the old contents
+// stay readable), then `before_release` runs (it waits for whoever may still read the old range:
+// the scheduler's write-backs on the CPU path, the sequence's stream on the GPU path; when it
+// fails the new range is freed and nothing changes), then size() elements are copied and the old
+// range is freed back. Pointers from data()/device_data() are valid until the next growth or Clear.
+//
+// Threading: growth and Clear on the owner's thread only, with nobody else touching the array;
+// AppendReserved (no growth, so pointers stay put) may run on another thread (a write-back job)
+// while the owner does not touch the array. Elements past size() are unspecified.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <type_traits>
+#include <utility>
+
+#include "common/check.h"
+#include "common/status.h"
+#include "sequence/host_tier_memory.h"
+
+namespace kvt::sequence::internal {
+
+template <typename T>
+class HostTierArray {
+  static_assert(std::is_trivially_copyable_v<T>);
+
+ public:
+  static constexpr uint64_t kAlignment = 64;
+
+  explicit HostTierArray(HostTierMemory* memory) : memory_(memory) {}
+  ~HostTierArray() { Clear(); }
+  HostTierArray(const HostTierArray&) = delete;
+  HostTierArray& operator=(const HostTierArray&) = delete;
+
+  T* data() const { return static_cast<T*>(region_.host); }
+  const T* device_data() const { return static_cast<const T*>(region_.device); }  // null unless mapped
+  T* mutable_device_data() const { return static_cast<T*>(region_.device); }      // for device writers
+  size_t size() const { return size_; }
+  size_t capacity() const { return capacity_; }
+  uint64_t capacity_bytes() const { return region_.bytes; }
+  HostTierMemory* memory() const { return memory_; }
+
+  // Capacity for at least `n` elements (max(n, 2 * capacity()) when it grows), keeping size().
+  Status Reserve(size_t n, const std::function<Status()>& before_release = {}) {
+    if (n <= capacity_) return Status::Ok();
+    return Grow(std::max(n, 2 * capacity_), before_release);
+  }
+  // A new range of exactly `n` elements whose first size() are copied by `relayout(new, old)`
+  // instead of a plain copy (a layout that depends on the capacity); same failure rules as Reserve.
+  Status Regrow(size_t n, const std::function<void(T*, const T*)>& relayout,
+                const std::function<Status()>& before_release = {}) {
+    return Grow(n, before_release, relayout);
+  }
+  Status Append(const T* src, size_t n, const std::function<Status()>& before_release = {}) {
+    KVT_RETURN_IF_ERROR(Reserve(size_ + n, before_release));
+    AppendReserved(src, n);
+    return Status::Ok();
+  }
+  // Appends within the reserved capacity (KVT_CHECKed): never allocates, never moves.
+  void AppendReserved(const T* src, size_t n) {
+    KVT_CHECK(size_ + n <= capacity_, "host tier append past its reserved capacity");
+    if (n > 0) std::memcpy(data() + size_, src, n * sizeof(T));
+    size_ += n;
+  }
+  // Grows size() by `n` within the reserved capacity (KVT_CHECKed) for elements the caller writes
+  // itself (a DMA into data(), a kernel through mutable_device_data()); returns the first new index.
+  size_t ExtendReserved(size_t n) {
+    KVT_CHECK(size_ + n <= capacity_, "host tier extended past its reserved capacity");
+    const size_t first = size_;
+    size_ += n;
+    return first;
+  }
+  void set_size(size_t n) {
+    KVT_CHECK(n <= capacity_, "host tier size past its capacity");
+    size_ = n;
+  }
+  // Frees the range; the caller has waited for every reader.
+  void Clear() {
+    if (region_.host != nullptr) memory_->Free(region_);
+    region_ = {};
+    size_ = capacity_ = 0;
+  }
+  void Swap(HostTierArray& other) {
+    std::swap(memory_, other.memory_);
+    std::swap(region_, other.region_);
+    std::swap(size_, other.size_);
+    std::swap(capacity_, other.capacity_);
+  }
+
+ private:
+  Status Grow(size_t cap, const std::function<Status()>& before_release,
+              const std::function<void(T*, const T*)>& relayout = {}) {
+    auto region = memory_->Allocate(static_cast<uint64_t>(cap) * sizeof(T), kAlignment);
+    if (!region.ok()) return region.status();
+    if (before_release) {
+      if (Status s = before_release(); !s.ok()) {
+        memory_->Free(*region);
+        return s;
+      }
+    }
+    T* grown = static_cast<T*>(region->host);
+    if (relayout) {
+      if (size_ > 0) relayout(grown, data());
+    } else if (size_ > 0) {
+      std::memcpy(grown, data(), size_ * sizeof(T));
+    }
+    if (region_.host != nullptr) memory_->Free(region_);
+    region_ = *region;
+    capacity_ = cap;
+    return Status::Ok();
+  }
+
+  HostTierMemory* memory_;
+  HostTierRegion region_;
+  size_t size_ = 0, capacity_ = 0;
+};
+
+}  // namespace kvt::sequence::internal
