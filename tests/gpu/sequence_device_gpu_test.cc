@@ -32,6 +32,7 @@
 #include "host/kernels/convert.h"
 #include "sequence/sequence.h"
 #include "tests/gpu/device_buffer.h"
+#include "tests/gpu/sequence_test_inputs.h"
 
 namespace kvt::sequence {
 namespace {
@@ -39,8 +40,13 @@ namespace {
 using gpu::testing::DeviceBuffer;
 using kernels::Half;
 
-constexpr int kQHeads = 8, kKvHeads = 2, kHeadDim = 64;
-constexpr int kRow = kKvHeads * kHeadDim, kQRow = kQHeads * kHeadDim;
+using testing::Activations;
+using testing::kHeadDim;
+using testing::kKvHeads;
+using testing::kQHeads;
+using testing::kQRow;
+using testing::kRow;
+using testing::MakeActivations;
 const std::vector<int> kPrefillChunks = {1, 300, 17, 681};
 constexpr int kPrompt = 999, kSteps = 9;
 
@@ -55,50 +61,11 @@ const std::vector<std::string> kAllKinds = {
     "sparse:budget=4096,sinks=4,recent=32,channels=8,scorer=sketch",  // budget covers every token
 };
 
-struct Activations {
-  std::vector<std::vector<float>> k, v, q;  // per layer: [tokens][row], [tokens][row], [tokens][q_row]
-};
-
-Activations MakeActivations(int layers, int tokens, uint32_t seed) {
-  Activations a;
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd;
-  for (int l = 0; l < layers; ++l) {
-    std::vector<float> k(static_cast<size_t>(tokens) * kRow), v(k.size()), q(static_cast<size_t>(tokens) * kQRow);
-    for (size_t i = 0; i < k.size(); ++i) {
-      k[i] = nd(rng) * (static_cast<int>(i % kHeadDim) % 13 == 3 ? 4.0f : 1.0f);
-      v[i] = nd(rng);
-    }
-    for (auto& x : q) x = nd(rng);
-    a.k.push_back(std::move(k));
-    a.v.push_back(std::move(v));
-    a.q.push_back(std::move(q));
-  }
-  return a;
-}
-
 SequencePlan MakePlan(const std::vector<std::string>& specs) {
-  SequencePlan p;
-  p.model = "sequence-device-gpu-test";
-  p.q_heads = kQHeads;
-  p.kv_heads = kKvHeads;
-  p.head_dim = kHeadDim;
-  for (const auto& spec : specs) {
-    auto lp = ParseLayerSpec(spec);
-    EXPECT_TRUE(lp.ok()) << spec << ": " << lp.status().ToString();
-    p.layers.push_back(*lp);
-  }
-  EXPECT_TRUE(p.Validate().ok());
-  return p;
+  return testing::MakePlan(specs, "sequence-device-gpu-test");
 }
 
-std::unique_ptr<Sequence> OpenOnDevice(const SequencePlan& plan) {
-  SequenceOptions o;
-  o.cuda_device = 0;
-  auto s = Sequence::Open(plan, o);
-  EXPECT_TRUE(s.ok()) << s.status().ToString();
-  return s.ok() ? std::move(*s) : nullptr;
-}
+std::unique_ptr<Sequence> OpenOnDevice(const SequencePlan& plan) { return testing::OpenOrDie(plan, 0); }
 
 float MaxRelError(const std::vector<float>& got, const std::vector<float>& want) {
   float worst = 0.0f;

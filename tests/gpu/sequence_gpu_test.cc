@@ -29,6 +29,7 @@
 #include "include/kvt/kvt.hpp"
 #include "sequence/sequence.h"
 #include "tests/gpu/device_buffer.h"
+#include "tests/gpu/sequence_test_inputs.h"
 #include "tests/support/daemon_process.h"
 
 namespace kvt::sequence {
@@ -36,49 +37,16 @@ namespace {
 
 using gpu::testing::DeviceBuffer;
 
-constexpr int kQHeads = 8, kKvHeads = 2, kHeadDim = 64;
-constexpr int kRow = kKvHeads * kHeadDim, kQRow = kQHeads * kHeadDim;
+using testing::Activations;
+using testing::kHeadDim;
+using testing::kKvHeads;
+using testing::kQHeads;
+using testing::kQRow;
+using testing::kRow;
+using testing::MakeActivations;
+using testing::OpenOrDie;
 
-// Activations for `layers` layers over `tokens` tokens: K, V [tokens][kv_heads][head_dim] and one
-// query per token [q_heads][head_dim]; keys get a few strong channels, as real post-RoPE keys do,
-// so channel selection and the sketch have something to find.
-struct Activations {
-  std::vector<std::vector<float>> k, v, q;  // per layer
-};
-
-Activations MakeActivations(int layers, int tokens, uint32_t seed) {
-  Activations a;
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd;
-  for (int l = 0; l < layers; ++l) {
-    std::vector<float> k(static_cast<size_t>(tokens) * kRow), v(k.size()), q(static_cast<size_t>(tokens) * kQRow);
-    for (size_t i = 0; i < k.size(); ++i) {
-      const int c = static_cast<int>(i % kHeadDim);
-      k[i] = nd(rng) * (c % 13 == 3 ? 4.0f : 1.0f);
-      v[i] = nd(rng);
-    }
-    for (auto& x : q) x = nd(rng);
-    a.k.push_back(std::move(k));
-    a.v.push_back(std::move(v));
-    a.q.push_back(std::move(q));
-  }
-  return a;
-}
-
-SequencePlan MakePlan(const std::vector<std::string>& specs) {
-  SequencePlan p;
-  p.model = "sequence-gpu-test";
-  p.q_heads = kQHeads;
-  p.kv_heads = kKvHeads;
-  p.head_dim = kHeadDim;
-  for (const auto& spec : specs) {
-    auto lp = ParseLayerSpec(spec);
-    EXPECT_TRUE(lp.ok()) << spec << ": " << lp.status().ToString();
-    p.layers.push_back(*lp);
-  }
-  EXPECT_TRUE(p.Validate().ok());
-  return p;
-}
+SequencePlan MakePlan(const std::vector<std::string>& specs) { return testing::MakePlan(specs, "sequence-gpu-test"); }
 
 // The TailorKV plan of these tests: KIVI dense layers, sparse layers with either scorer, and the
 // two baselines, so every GPU layer kind runs. No HintNext: a CPU sequence's channel scorer then
@@ -96,14 +64,6 @@ const std::vector<std::string> kTailorKv = {
 // Prefill in uneven chunks (1 + 300 + 17 + 681 = 999 tokens: off every group and residual boundary).
 const std::vector<int> kPrefillChunks = {1, 300, 17, 681};
 constexpr int kPrompt = 999, kSteps = 37;
-
-std::unique_ptr<Sequence> OpenOrDie(const SequencePlan& plan, int device) {
-  SequenceOptions o;
-  o.cuda_device = device;
-  auto s = Sequence::Open(plan, o);
-  EXPECT_TRUE(s.ok()) << s.status().ToString();
-  return s.ok() ? std::move(*s) : nullptr;
-}
 
 void Prefill(Sequence& s, const Activations& a) {
   for (int l = 0; l < s.plan().num_layers(); ++l) {

@@ -32,14 +32,19 @@
 
 #include "sequence/sequence.h"
 #include "tests/gpu/device_buffer.h"
+#include "tests/gpu/sequence_test_inputs.h"
 
 namespace kvt::sequence {
 namespace {
 
 using gpu::testing::DeviceBuffer;
 
-constexpr int kQHeads = 8, kKvHeads = 2, kHeadDim = 64;
-constexpr int kRow = kKvHeads * kHeadDim, kQRow = kQHeads * kHeadDim;
+using testing::kHeadDim;
+using testing::kKvHeads;
+using testing::kQHeads;
+using testing::kQRow;
+using testing::kRow;
+using testing::OpenOrDie;
 constexpr int kPrompt = 300, kObserve = 16, kSteps = 40;
 const std::vector<int> kPrefillChunks = {1, 150, 149};
 
@@ -84,14 +89,6 @@ SequencePlan Plan() {
   auto p = ParsePlan(kPlanText);
   EXPECT_TRUE(p.ok()) << p.status().ToString();
   return p.ok() ? *p : SequencePlan{};
-}
-
-std::unique_ptr<Sequence> OpenOrDie(const SequencePlan& plan, int device) {
-  SequenceOptions o;
-  o.cuda_device = device;
-  auto s = Sequence::Open(plan, o);
-  EXPECT_TRUE(s.ok()) << s.status().ToString();
-  return s.ok() ? std::move(*s) : nullptr;
 }
 
 void Prefill(Sequence& s, const Activations& a) {
