@@ -14,7 +14,6 @@
 // and a head that keeps nothing outputs zeros (as the CPU kernel does).
 #include <algorithm>
 #include <array>
-#include <numeric>
 #include <vector>
 
 #include "gpu/kernels/decode_attention.cuh"
@@ -37,16 +36,7 @@ class GpuKvComposeLayer final : public GpuLayer {
   ~GpuKvComposeLayer() override { (void)Quiesce(); }
 
   Status Append(const float* keys, const float* values, int64_t tokens) override {
-    if (cache_->tokens() + tokens > INT32_MAX)
-      return InvalidArgument("append: positions past int32");
-    positions_.resize(static_cast<size_t>(tokens));
-    std::iota(positions_.begin(), positions_.end(), static_cast<int32_t>(cache_->tokens()));
-    policies::AppendBatch b;
-    b.keys = keys;
-    b.values = values;
-    b.positions = positions_.data();
-    b.tokens = static_cast<int>(tokens);
-    KVT_RETURN_IF_ERROR(cache_->Append(b));
+    KVT_RETURN_IF_ERROR(AppendAtNextPositions(*cache_, keys, values, tokens, &positions_));
     return Mirror(gpu_->stream);
   }
 

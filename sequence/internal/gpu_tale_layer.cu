@@ -53,16 +53,7 @@ class GpuTaleLayer final : public GpuLayer {
 
   Status Append(const float* keys, const float* values, int64_t tokens) override {
     KVT_RETURN_IF_ERROR(Catch());
-    if (cache_->tokens() + tokens > INT32_MAX)
-      return InvalidArgument("append: positions past int32");
-    positions_.resize(static_cast<size_t>(tokens));
-    std::iota(positions_.begin(), positions_.end(), static_cast<int32_t>(cache_->tokens()));
-    policies::AppendBatch b;
-    b.keys = keys;
-    b.values = values;
-    b.positions = positions_.data();
-    b.tokens = static_cast<int>(tokens);
-    KVT_RETURN_IF_ERROR(cache_->Append(b));
+    KVT_RETURN_IF_ERROR(AppendAtNextPositions(*cache_, keys, values, tokens, &positions_));
     return Mirror(gpu_->stream);
   }
 

@@ -1,5 +1,6 @@
 #include "sequence/internal/method_cache.h"
 
+#include <numeric>
 #include <string>
 
 #include "policies/lowrank/factories.h"
@@ -58,6 +59,19 @@ StatusOr<std::unique_ptr<policies::LayerCache>> MakeMethodCache(
   KVT_ASSIGN_OR_RETURN(auto cache, policies::lowrank::KvComposeCache::Create(
                                        s, spec.options, context.kvcompose_planner));
   return std::unique_ptr<policies::LayerCache>(std::move(cache));
+}
+
+Status AppendAtNextPositions(policies::LayerCache& cache, const float* keys, const float* values, int64_t tokens,
+                             std::vector<int32_t>* positions) {
+  if (cache.tokens() + tokens > INT32_MAX) return InvalidArgument("append: positions past int32");
+  positions->resize(static_cast<size_t>(tokens));
+  std::iota(positions->begin(), positions->end(), static_cast<int32_t>(cache.tokens()));
+  policies::AppendBatch b;
+  b.keys = keys;
+  b.values = values;
+  b.positions = positions->data();
+  b.tokens = static_cast<int>(tokens);
+  return cache.Append(b);
 }
 
 Status KvComposePendingError() {

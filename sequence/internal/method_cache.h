@@ -15,7 +15,9 @@
 // layers suspends before the first of them is observed or after the last.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "common/status_or.h"
 #include "host/kernels/attention_shape.h"
@@ -33,6 +35,12 @@ Status PlanKvComposeBudget(const SequencePlan& plan, LayerContext* context);
 StatusOr<std::unique_ptr<policies::LayerCache>> MakeMethodCache(
     const LayerPlan& plan, const kernels::AttentionShape& shape, int layer,
     const LayerContext& context);
+
+// Appends `tokens` rows of K and V (float32 [tokens][kv_heads][head_dim]) to `cache` at the
+// positions that follow its tokens (0, 1, 2, ... of the layer); `positions` is scratch.
+// INVALID_ARGUMENT past int32 positions.
+Status AppendAtNextPositions(policies::LayerCache& cache, const float* keys, const float* values, int64_t tokens,
+                             std::vector<int32_t>* positions);
 
 // The UNSUPPORTED Status of Save on a layer whose cross-layer plan is pending.
 Status KvComposePendingError();

@@ -10,7 +10,6 @@
 // cache's own image (TaleCache / KvComposeCache::Save), loaded into a cache built from the same
 // plan line; a bad image is CORRUPTION; a global=1 kvcompose layer whose cross-layer plan is
 // pending refuses Save (method_cache.h).
-#include <numeric>
 #include <string>
 
 #include "policies/lowrank/kvcompose_cache.h"
@@ -32,16 +31,7 @@ class MethodLayer final : public LayerState {
         kvcompose_(kvcompose) {}
 
   Status Append(const float* keys, const float* values, int64_t tokens) override {
-    if (cache_->tokens() + tokens > INT32_MAX)
-      return InvalidArgument("append: positions past int32");
-    positions_.resize(static_cast<size_t>(tokens));
-    std::iota(positions_.begin(), positions_.end(), static_cast<int32_t>(cache_->tokens()));
-    policies::AppendBatch b;
-    b.keys = keys;
-    b.values = values;
-    b.positions = positions_.data();
-    b.tokens = static_cast<int>(tokens);
-    return cache_->Append(b);
+    return AppendAtNextPositions(*cache_, keys, values, tokens, &positions_);
   }
 
   Status Observe(const float* queries, int window) override {
