@@ -66,13 +66,14 @@ Status GpuLayer::StageFromDevice(const float* k, const float* v, int64_t tokens)
   return gpu::ConvertToHalfCuda(v, g.stage_v.data(), static_cast<int64_t>(n), g.stream);
 }
 
-Status GpuLayer::CopyRowsToHost(const float* k, const float* v, int64_t tokens) {
+Status GpuLayer::AppendThroughHost(const float* k, const float* v, int64_t tokens) {
   const size_t n = static_cast<size_t>(tokens * kv_row());
   host_k_.resize(n);
   host_v_.resize(n);
   KVT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(host_k_.data(), k, n * sizeof(float), cudaMemcpyDeviceToHost, gpu_->stream));
   KVT_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(host_v_.data(), v, n * sizeof(float), cudaMemcpyDeviceToHost, gpu_->stream));
-  return gpu_->Synchronize();
+  KVT_RETURN_IF_ERROR(gpu_->Synchronize());
+  return Append(host_k_.data(), host_v_.data(), tokens);
 }
 
 StatusOr<std::unique_ptr<LayerState>> NewGpuLayer(const LayerPlan& plan, const kernels::AttentionShape& shape,

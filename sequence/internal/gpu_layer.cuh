@@ -41,10 +41,10 @@ class GpuLayer : public LayerState {
   // Converts `tokens` rows of device K and V to fp16 into the context's stage_k / stage_v (on the
   // sequence's stream).
   Status StageFromDevice(const float* k, const float* v, int64_t tokens);
-  // Copies `tokens` rows of device K and V (float32) into host_k_ / host_v_ and waits for them: for
-  // layers whose state a CPU cache owns (tale, kvcompose), whose AppendOnDevice is an Append of
-  // the rows brought back.
-  Status CopyRowsToHost(const float* k, const float* v, int64_t tokens);
+  // AppendFromDevice for layers whose state a CPU cache owns (tale, kvcompose): copies `tokens`
+  // rows of device K and V (float32) to the host, waits for them (not enqueue-only, unlike the
+  // other kinds), then Append.
+  Status AppendThroughHost(const float* k, const float* v, int64_t tokens);
   int64_t q_row() const { return static_cast<int64_t>(shape_.q_heads) * shape_.head_dim; }
   int64_t kv_row() const { return static_cast<int64_t>(shape_.kv_heads) * shape_.head_dim; }
   // Converts `tokens` appended rows of K and V to fp16 into hk_ / hv_ (host scratch).
@@ -58,7 +58,7 @@ class GpuLayer : public LayerState {
 
   GpuContext* gpu_;
   std::vector<kernels::Half> hk_, hv_;  // conversion scratch of Append
-  std::vector<float> host_k_, host_v_;  // CopyRowsToHost's rows
+  std::vector<float> host_k_, host_v_;  // AppendThroughHost's rows
 };
 
 // Per-kind factories (one file each).

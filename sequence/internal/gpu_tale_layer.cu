@@ -96,11 +96,9 @@ class GpuTaleLayer final : public GpuLayer {
   }
 
  protected:
-  // The CPU cache owns the state: the rows come back to the host (waiting for the copy, so this
-  // is not the enqueue-only path the other kinds have), then Append.
+  // The CPU cache owns the state.
   Status AppendFromDevice(const float* keys, const float* values, int64_t tokens) override {
-    KVT_RETURN_IF_ERROR(CopyRowsToHost(keys, values, tokens));
-    return Append(host_k_.data(), host_v_.data(), tokens);
+    return AppendThroughHost(keys, values, tokens);
   }
   Status SelectDevice(const float*, DeviceSelectedKv*) override {
     return Unsupported(
