@@ -106,6 +106,7 @@ Status Connection::Handshake(Deadline deadline) {
   heap_bytes_ = layout.heap_bytes;
   ring_entries_ = ring;
   session_id_ = reply.session_id;
+  daemon_protocol_version_ = reply.protocol_version;
   heap_allocator_ = std::make_unique<ExtentAllocator>(heap_bytes_, protocol::kPageBytes);
   slots_.resize(ring);
   free_slots_.reserve(ring);

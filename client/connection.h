@@ -94,6 +94,8 @@ class Connection {
   std::chrono::nanoseconds timeout() const { return options_.timeout; }
   uint32_t ring_entries() const { return ring_entries_; }
   uint64_t session_id() const { return session_id_; }
+  // The wire-protocol version the daemon answered the handshake with (major << 16 | minor).
+  uint32_t daemon_protocol_version() const { return daemon_protocol_version_; }
 
  private:
   struct OpSlot {
@@ -128,6 +130,7 @@ class Connection {
   uint64_t heap_bytes_ = 0;
   uint32_t ring_entries_ = 0;
   uint64_t session_id_ = 0;
+  uint32_t daemon_protocol_version_ = 0;
   std::unique_ptr<ExtentAllocator> heap_allocator_;
   std::mutex buffers_mu_;
   std::unordered_map<uint64_t, uint64_t> user_buffers_;  // offset -> bytes

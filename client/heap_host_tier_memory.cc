@@ -7,6 +7,13 @@
 #include "protocol/region_layout.h"
 
 namespace kvt::client {
+namespace {
+
+uint64_t HeapExtentBytes(uint64_t bytes) {
+  return (bytes + protocol::kPageBytes - 1) / protocol::kPageBytes * protocol::kPageBytes;
+}
+
+}  // namespace
 
 StatusOr<std::shared_ptr<HeapDmaRegistration>> HeapDmaRegistration::Open(const Connection& connection, int device) {
   std::shared_ptr<HeapDmaRegistration> r(new HeapDmaRegistration(connection.heap()));
@@ -46,6 +53,7 @@ StatusOr<sequence::HostTierRegion> HeapHostTierMemory::Allocate(uint64_t bytes, 
         " more bytes; open the client with a larger kvt_client_options_t.heap_bytes (the daemon caps it at its "
         "max_heap), or keep fewer tokens in offload/sparse layers");
   }
+  held_bytes_.fetch_add(HeapExtentBytes(bytes), std::memory_order_relaxed);
   char* host = connection_.heap() + *offset;
   void* device = device_base_ != nullptr ? device_base_ + *offset : nullptr;
   return sequence::HostTierRegion{host, device, bytes, *offset};
@@ -54,6 +62,7 @@ StatusOr<sequence::HostTierRegion> HeapHostTierMemory::Allocate(uint64_t bytes, 
 void HeapHostTierMemory::Free(const sequence::HostTierRegion& region) {
   if (region.host == nullptr) return;
   connection_.FreeHeap(region.handle, region.bytes);
+  held_bytes_.fetch_sub(HeapExtentBytes(region.bytes), std::memory_order_relaxed);
 }
 
 }  // namespace kvt::client

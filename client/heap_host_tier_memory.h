@@ -14,6 +14,7 @@
 // connection's heap allocator locks). The Connection (and the registration) must outlive it.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -53,11 +54,14 @@ class HeapHostTierMemory final : public sequence::HostTierMemory {
   StatusOr<sequence::HostTierRegion> Allocate(uint64_t bytes, uint64_t alignment) override;
   void Free(const sequence::HostTierRegion& region) override;
   bool device_mapped() const override { return device_base_ != nullptr; }
+  // Heap bytes its live regions hold (page-rounded, as the heap allocates them).
+  uint64_t held_bytes() const { return held_bytes_.load(std::memory_order_relaxed); }
 
  private:
   Connection& connection_;
   std::shared_ptr<HeapDmaRegistration> dma_;
   char* device_base_;
+  std::atomic<uint64_t> held_bytes_{0};
 };
 
 }  // namespace kvt::client

@@ -63,11 +63,10 @@ kvt::StatusOr<kvt::sequence::SequencePlan> ParsePlanText(const char* plan_text) 
 
 // The host-tier memory of a sequence in `client`'s shared heap; for a GPU sequence the heap is
 // registered for DMA first (once per client).
-kvt::StatusOr<std::unique_ptr<kvt::sequence::HostTierMemory>> HeapMemoryOf(kvt_client* client, int32_t cuda_device) {
+kvt::StatusOr<std::unique_ptr<kvt::client::HeapHostTierMemory>> HeapMemoryOf(kvt_client* client, int32_t cuda_device) {
   kvt::client::Connection& connection = *client->connection;
   if (cuda_device < 0) {
-    return std::unique_ptr<kvt::sequence::HostTierMemory>(
-        new kvt::client::HeapHostTierMemory(connection, nullptr, nullptr));
+    return std::make_unique<kvt::client::HeapHostTierMemory>(connection, nullptr, nullptr);
   }
   std::shared_ptr<kvt::client::HeapDmaRegistration> dma;
   {
@@ -78,8 +77,7 @@ kvt::StatusOr<std::unique_ptr<kvt::sequence::HostTierMemory>> HeapMemoryOf(kvt_c
     dma = client->heap_dma;
   }
   KVT_ASSIGN_OR_RETURN(char* device_base, dma->DeviceBase(cuda_device));
-  return std::unique_ptr<kvt::sequence::HostTierMemory>(
-      new kvt::client::HeapHostTierMemory(connection, std::move(dma), device_base));
+  return std::make_unique<kvt::client::HeapHostTierMemory>(connection, std::move(dma), device_base);
 }
 
 }  // namespace
@@ -128,9 +126,10 @@ kvt_status_t kvt_sequence_open_in_client(kvt_client_t* client, const char* plan_
     options.host_memory = memory->get();
     auto seq = kvt::sequence::Sequence::Open(*plan, options);
     if (!seq.ok()) return AbiFail(seq.status());
+    const kvt::client::HeapHostTierMemory* heap_memory = memory->get();
     std::unique_ptr<kvt_sequence> s(new kvt_sequence{std::move(*memory), std::move(*seq), nullptr});
     if (publisher.ok()) {
-      s->reporter = std::make_unique<kvt::client::SequenceReporter>(std::move(*publisher), *s->seq);
+      s->reporter = std::make_unique<kvt::client::SequenceReporter>(std::move(*publisher), *s->seq, heap_memory);
     }
     *out_sequence = s.release();
     return KVT_STATUS_OK;

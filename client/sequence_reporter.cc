@@ -6,8 +6,9 @@
 
 namespace kvt::client {
 
-SequenceReporter::SequenceReporter(std::shared_ptr<SequenceStatsPublisher> publisher, sequence::Sequence& seq)
-    : publisher_(std::move(publisher)), fetched_(seq.attention_fetch_bytes()) {
+SequenceReporter::SequenceReporter(std::shared_ptr<SequenceStatsPublisher> publisher, sequence::Sequence& seq,
+                                   const HeapHostTierMemory* heap_memory)
+    : publisher_(std::move(publisher)), heap_memory_(heap_memory), fetched_(seq.attention_fetch_bytes()) {
   const sequence::TransferStats t = seq.scheduler().stats();
   for (int p = 0; p < sequence::kLayerKinds; ++p) {
     hidden_ns_[p] = static_cast<int64_t>(t.hidden_by_kind_s[p] * 1e9);
@@ -16,12 +17,14 @@ SequenceReporter::SequenceReporter(std::shared_ptr<SequenceStatsPublisher> publi
   SequenceStatsPublisher::Delta d;
   d.sequences = 1;
   Refresh(seq, &d);
+  RefreshHeap(&d);
   publisher_->Apply(d);
 }
 
 SequenceReporter::~SequenceReporter() {
   SequenceStatsPublisher::Delta d;
   d.sequences = -1;
+  d.host_tier_heap_bytes = -static_cast<int64_t>(heap_bytes_);
   for (const Layer& l : layers_) {
     d.bytes[l.policy] -= static_cast<int64_t>(l.bytes);
     d.layer_tokens[l.policy] -= static_cast<int64_t>(l.tokens);
@@ -54,6 +57,7 @@ void SequenceReporter::After(sequence::Sequence& seq, int layer, bool step) {
     }
   }
   fetched_ = fetched;
+  RefreshHeap(&d);  // the host tier grows with the offload and sparse layers' appends
   // Only offload and sparse layers (and suspend, which drains) wait for transfers: skip the
   // scheduler's lock for the others, and the publisher's when nothing changed.
   if (!may_transfer) {
@@ -84,6 +88,13 @@ void SequenceReporter::Refresh(const sequence::Sequence& seq, SequenceStatsPubli
     layers_[l].policy = sequence::StatsSlot(seq.plan().layers[l].kind);  // tale: kivi, kvcompose: full
     RefreshLayer(seq, l, d);
   }
+}
+
+void SequenceReporter::RefreshHeap(SequenceStatsPublisher::Delta* d) {
+  if (heap_memory_ == nullptr) return;
+  const uint64_t now = heap_memory_->held_bytes();
+  d->host_tier_heap_bytes += static_cast<int64_t>(now) - static_cast<int64_t>(heap_bytes_);
+  heap_bytes_ = now;
 }
 
 void SequenceReporter::RefreshLayer(const sequence::Sequence& seq, size_t l, SequenceStatsPublisher::Delta* d) {

@@ -13,15 +13,19 @@ void Add(uint64_t& field, int64_t delta) {
 }  // namespace
 
 StatusOr<std::shared_ptr<SequenceStatsPublisher>> SequenceStatsPublisher::Create(Connection& connection) {
+  // A daemon older than protocol 1.3 takes version-1 blocks only.
+  const bool v2 = (connection.daemon_protocol_version() & 0xffff) >= 3;
+  const uint32_t version = v2 ? protocol::kSequenceStatsVersion : protocol::kSequenceStatsVersion1;
+  const size_t bytes = protocol::SequenceStatsBytes(version);
   KVT_ASSIGN_OR_RETURN(uint64_t offset, connection.AllocateHeap(sizeof(protocol::SequenceStatsBlock)));
   auto* block = reinterpret_cast<protocol::SequenceStatsBlock*>(connection.heap() + offset);
   std::memset(block, 0, sizeof *block);
   block->magic = protocol::kSequenceStatsMagic;
-  block->version = protocol::kSequenceStatsVersion;
+  block->version = version;
   protocol::SubmissionEntry e{};
   e.opcode = static_cast<uint16_t>(protocol::Opcode::kRegisterSequenceStats);
   e.data_offset = offset;
-  e.data_bytes = sizeof *block;
+  e.data_bytes = bytes;
   OpResult r = connection.Call(e, connection.DefaultDeadline());
   if (!r.status.ok()) {
     // TIMEOUT leaves the op in flight: the daemon may still read the block, so keep it allocated.
@@ -32,11 +36,11 @@ StatusOr<std::shared_ptr<SequenceStatsPublisher>> SequenceStatsPublisher::Create
     }
     return r.status.WithContext("registering the sequence statistics block");
   }
-  return std::shared_ptr<SequenceStatsPublisher>(new SequenceStatsPublisher(block));
+  return std::shared_ptr<SequenceStatsPublisher>(new SequenceStatsPublisher(block, v2));
 }
 
 bool SequenceStatsPublisher::Delta::Empty() const {
-  if (sequences != 0 || fetch_policy >= 0) return false;
+  if (sequences != 0 || host_tier_heap_bytes != 0 || fetch_policy >= 0) return false;
   for (int p = 0; p < protocol::kSequencePolicies; ++p) {
     if (bytes[p] != 0 || layer_tokens[p] != 0 || hidden_ns[p] != 0 || exposed_ns[p] != 0) return false;
   }
@@ -47,6 +51,7 @@ void SequenceStatsPublisher::Apply(const Delta& d) {
   std::lock_guard lock(mu_);
   if (block_ == nullptr) return;
   Add(block_->sequences, d.sequences);
+  if (has_heap_field_) Add(block_->host_tier_heap_bytes, d.host_tier_heap_bytes);
   for (int p = 0; p < protocol::kSequencePolicies; ++p) {
     protocol::SequenceStatsPolicy& f = block_->policy[p];
     Add(f.bytes, d.bytes[p]);

@@ -21,13 +21,15 @@ namespace kvt::client {
 
 class SequenceStatsPublisher {
  public:
-  // Allocates the block in `connection`'s heap and registers it. UNSUPPORTED from a daemon older
-  // than protocol 1.1.
+  // Allocates the block in `connection`'s heap and registers it: version 2 with a daemon of
+  // protocol 1.3 or later, version 1 (no host_tier_heap_bytes) with 1.1 and 1.2. UNSUPPORTED from a
+  // daemon older than protocol 1.1.
   static StatusOr<std::shared_ptr<SequenceStatsPublisher>> Create(Connection& connection);
 
   // One update of the figures of a single sequence; everything is a delta.
   struct Delta {
     int64_t sequences = 0;
+    int64_t host_tier_heap_bytes = 0;  // dropped when the block is version 1
     int64_t bytes[protocol::kSequencePolicies] = {};
     int64_t layer_tokens[protocol::kSequencePolicies] = {};
     int64_t hidden_ns[protocol::kSequencePolicies] = {};
@@ -43,10 +45,12 @@ class SequenceStatsPublisher {
   void Detach();
 
  private:
-  explicit SequenceStatsPublisher(protocol::SequenceStatsBlock* block) : block_(block) {}
+  SequenceStatsPublisher(protocol::SequenceStatsBlock* block, bool has_heap_field)
+      : block_(block), has_heap_field_(has_heap_field) {}
 
   std::mutex mu_;
   protocol::SequenceStatsBlock* block_;  // null once detached
+  const bool has_heap_field_;            // registered as version 2
 };
 
 }  // namespace kvt::client

@@ -177,6 +177,7 @@ protocol::DaemonStats Daemon::Stats() const {
   }
   const SequenceFigures seq = sequence_metrics_->Totals();
   s.sequences = seq.sequences;
+  s.sequence_host_tier_heap_bytes = seq.host_tier_heap_bytes;
   for (int p = 0; p < protocol::kSequencePolicies; ++p) {
     const SequenceFigures::Policy& f = seq.policy[p];
     s.policy_bytes[p] = f.bytes;

@@ -41,6 +41,7 @@ uint64_t SequenceFigures::Policy::steps() const {
 
 void SequenceFigures::AddGauges(const SequenceFigures& o) {
   sequences = SatAdd(sequences, o.sequences);
+  host_tier_heap_bytes = SatAdd(host_tier_heap_bytes, o.host_tier_heap_bytes);
   for (int p = 0; p < kSequencePolicies; ++p) {
     policy[p].bytes = SatAdd(policy[p].bytes, o.policy[p].bytes);
     policy[p].layer_tokens = SatAdd(policy[p].layer_tokens, o.policy[p].layer_tokens);
@@ -69,13 +70,17 @@ void SequenceFigures::KeepLargerCounters(const SequenceFigures& o) {
   }
 }
 
-SequenceFigures ReadSequenceStatsBlock(const void* block) {
+SequenceFigures ReadSequenceStatsBlock(const void* block, uint32_t version) {
   SequenceFigures f;
   const auto& b = *static_cast<const SequenceStatsBlock*>(block);
-  if (Load32(b.magic) != protocol::kSequenceStatsMagic || Load32(b.version) != protocol::kSequenceStatsVersion) {
+  if (protocol::SequenceStatsBytes(version) == 0 || Load32(b.magic) != protocol::kSequenceStatsMagic ||
+      Load32(b.version) != version) {
     return f;
   }
   f.sequences = Gauge(Load(b.sequences), kMaxSequencesPerClient);
+  if (version >= protocol::kSequenceStatsVersion) {
+    f.host_tier_heap_bytes = Gauge(Load(b.host_tier_heap_bytes), kMaxReportedBytes);
+  }
   for (int p = 0; p < kSequencePolicies; ++p) {
     const protocol::SequenceStatsPolicy& in = b.policy[p];
     SequenceFigures::Policy& out = f.policy[p];
@@ -105,10 +110,11 @@ void SequenceMetrics::Retire(Source* source) {
 SequenceFigures SequenceMetrics::ReadLocked(Source* source) const {
   const void* block = source->block_.load(std::memory_order_acquire);
   if (block == nullptr) return {};
-  SequenceFigures now = ReadSequenceStatsBlock(block);
+  SequenceFigures now = ReadSequenceStatsBlock(block, source->version_.load(std::memory_order_relaxed));
   source->seen_.KeepLargerCounters(now);
   SequenceFigures out = source->seen_;  // counters: never below what was exported before
   out.sequences = now.sequences;
+  out.host_tier_heap_bytes = now.host_tier_heap_bytes;
   for (int p = 0; p < kSequencePolicies; ++p) {
     out.policy[p].bytes = now.policy[p].bytes;
     out.policy[p].layer_tokens = now.policy[p].layer_tokens;
@@ -133,7 +139,11 @@ std::vector<prometheus::MetricFamily> SequenceMetrics::Collect() const {
   using prometheus::MetricFamily;
   using prometheus::MetricType;
   SequenceFigures total;
-  std::map<std::string, uint64_t> by_tenant;  // tenants with a registered block
+  struct TenantFigures {
+    uint64_t sequences = 0;
+    uint64_t host_tier_heap_bytes = 0;
+  };
+  std::map<std::string, TenantFigures> by_tenant;  // tenants with a registered block
   {
     std::lock_guard lock(mu_);
     total.AddCounters(retired_);
@@ -142,20 +152,30 @@ std::vector<prometheus::MetricFamily> SequenceMetrics::Collect() const {
       SequenceFigures f = ReadLocked(s);
       total.AddGauges(f);
       total.AddCounters(f);
-      by_tenant[s->tenant()] = SatAdd(by_tenant[s->tenant()], f.sequences);
+      TenantFigures& t = by_tenant[s->tenant()];
+      t.sequences = SatAdd(t.sequences, f.sequences);
+      t.host_tier_heap_bytes = SatAdd(t.host_tier_heap_bytes, f.host_tier_heap_bytes);
     }
   }
 
   std::vector<MetricFamily> out;
   MetricFamily sequences{"kvt_sequences", "Open sequences clients attached to their connection, by tenant",
                          MetricType::Gauge, {}};
-  for (const auto& [tenant, n] : by_tenant) {
+  MetricFamily heap{"kvt_sequence_host_tier_heap_bytes",
+                    "Bytes of the tenant's shared heaps held by the host tiers of in-client sequences "
+                    "(kvt_sequence_open_in_client), by tenant",
+                    MetricType::Gauge, {}};
+  for (const auto& [tenant, t] : by_tenant) {
     ClientMetric m;
     m.label = {L("tenant", tenant)};
-    m.gauge.value = static_cast<double>(n);
-    sequences.metric.push_back(std::move(m));
+    m.gauge.value = static_cast<double>(t.sequences);
+    sequences.metric.push_back(m);
+    m.gauge.value = static_cast<double>(t.host_tier_heap_bytes);
+    heap.metric.push_back(std::move(m));
   }
-  if (!sequences.metric.empty()) out.push_back(std::move(sequences));
+  for (MetricFamily* f : {&sequences, &heap}) {
+    if (!f->metric.empty()) out.push_back(std::move(*f));
+  }
 
   MetricFamily per_token{"kvt_policy_bytes_per_token",
                          "KV bytes held (all tiers) per token and layer, by the policy of the layer",

@@ -9,6 +9,9 @@
 //                                                              decode step and layer
 //   kvt_transfer_seconds_total{policy,overlap}      counter    transfer time, overlap = hidden
 //                                                              (behind compute) | exposed (waited for)
+//   kvt_sequence_host_tier_heap_bytes{tenant}       gauge      shared-heap bytes held by the host
+//                                                              tiers of in-client sequences
+//                                                              (block version 2)
 //
 // The blocks are untrusted client memory: read with relaxed atomic loads, a wrong magic or
 // version reads as empty, gauges are clamped, and each counter is the largest value seen for its
@@ -44,6 +47,7 @@ struct SequenceFigures {
     uint64_t steps() const;
   };
   uint64_t sequences = 0;
+  uint64_t host_tier_heap_bytes = 0;  // 0 from a version-1 block
   Policy policy[protocol::kSequencePolicies];
 
   void AddGauges(const SequenceFigures& other);    // saturating
@@ -57,9 +61,11 @@ inline constexpr uint64_t kMaxReportedBytes = uint64_t{1} << 50;
 inline constexpr uint64_t kMaxReportedTokens = uint64_t{1} << 40;
 inline constexpr uint64_t kMaxReportedCounter = uint64_t{1} << 53;  // exact as a double
 
-// Reads a block the client may be writing. `block` must be 8-aligned with
-// sizeof(SequenceStatsBlock) readable bytes (the caller checked it lies in the heap).
-SequenceFigures ReadSequenceStatsBlock(const void* block);
+// Reads a block the client may be writing, registered as `version`: `block` must be 8-aligned with
+// protocol::SequenceStatsBytes(version) readable bytes (the caller checked they lie in the heap).
+// Nothing past those bytes is read, whatever the client writes into the version field later; a
+// version field that no longer says `version` reads as empty.
+SequenceFigures ReadSequenceStatsBlock(const void* block, uint32_t version);
 
 class SequenceMetrics : public prometheus::Collectable {
  public:
@@ -67,13 +73,17 @@ class SequenceMetrics : public prometheus::Collectable {
   class Source {
    public:
     explicit Source(std::string tenant) : tenant_(std::move(tenant)) {}
-    // The registered block (validated by the caller); replaces an earlier one.
-    void SetBlock(const void* block) { block_.store(block, std::memory_order_release); }
+    // The registered block of `version` (validated by the caller); replaces an earlier one.
+    void SetBlock(const void* block, uint32_t version) {
+      version_.store(version, std::memory_order_relaxed);
+      block_.store(block, std::memory_order_release);
+    }
     const std::string& tenant() const { return tenant_; }
 
    private:
     friend class SequenceMetrics;
     std::string tenant_;
+    std::atomic<uint32_t> version_{0};  // published before block_ (release/acquire)
     std::atomic<const void*> block_{nullptr};
     SequenceFigures seen_;  // counters: the largest seen; guarded by SequenceMetrics::mu_
   };

@@ -353,10 +353,12 @@ Session::Outcome Session::Persist(const SubmissionEntry& e) {
 
 Session::Outcome Session::RegisterSequenceStats(const SubmissionEntry& e) {
   if (!sequence_source_) return {Unsupported("this daemon does not collect sequence statistics")};
-  if (e.data_bytes != sizeof(protocol::SequenceStatsBlock)) {
+  if (e.data_bytes != sizeof(protocol::SequenceStatsBlock) && e.data_bytes != protocol::kSequenceStatsV1Bytes) {
     services_.metrics->BadRequest("size");
     return {InvalidArgument("sequence statistics block must be " + std::to_string(sizeof(protocol::SequenceStatsBlock)) +
-                            " bytes, got " + std::to_string(e.data_bytes))};
+                            " bytes (version " + std::to_string(protocol::kSequenceStatsVersion) + ") or " +
+                            std::to_string(protocol::kSequenceStatsV1Bytes) + " (version 1), got " +
+                            std::to_string(e.data_bytes))};
   }
   if (e.data_offset % alignof(protocol::SequenceStatsBlock) != 0) {
     services_.metrics->BadRequest("range");
@@ -367,14 +369,21 @@ Session::Outcome Session::RegisterSequenceStats(const SubmissionEntry& e) {
     services_.metrics->BadRequest("range");
     return {block.status()};
   }
-  protocol::SequenceStatsBlock head;
-  std::memcpy(&head, *block, 2 * sizeof(uint32_t));  // magic and version
-  if (head.magic != protocol::kSequenceStatsMagic || head.version != protocol::kSequenceStatsVersion) {
+  uint32_t head[2];  // magic and version
+  std::memcpy(head, *block, sizeof head);
+  if (head[0] != protocol::kSequenceStatsMagic) {
     services_.metrics->BadRequest("sequence_stats");
-    return {InvalidArgument("sequence statistics block: bad magic or version (expected version " +
-                            std::to_string(protocol::kSequenceStatsVersion) + ")")};
+    return {InvalidArgument("sequence statistics block: bad magic")};
   }
-  sequence_source_->SetBlock(*block);
+  if (protocol::SequenceStatsBytes(head[1]) != e.data_bytes) {
+    services_.metrics->BadRequest("sequence_stats");
+    return {InvalidArgument("sequence statistics block: version " + std::to_string(head[1]) + " with " +
+                            std::to_string(e.data_bytes) + " bytes (version " +
+                            std::to_string(protocol::kSequenceStatsVersion) + " is " +
+                            std::to_string(sizeof(protocol::SequenceStatsBlock)) + " bytes, version 1 is " +
+                            std::to_string(protocol::kSequenceStatsV1Bytes) + ")")};
+  }
+  sequence_source_->SetBlock(*block, head[1]);
   return {Status::Ok()};
 }
 

@@ -119,10 +119,12 @@ struct DaemonStats {
   uint64_t gpu_used_bytes;
   uint64_t gpu_chunks;
   uint64_t gpu_pinned_chunks;
+  // Appended in protocol 1.3: shared-heap bytes held by in-client sequences' host tiers.
+  uint64_t sequence_host_tier_heap_bytes;
 };
 // The 1.0 size of DaemonStats: a buffer at least this large is accepted.
 inline constexpr size_t kDaemonStatsV10Bytes = 8 + 8 * 16;
-static_assert(sizeof(DaemonStats) == kDaemonStatsV10Bytes + 8 * 13 + 8 * 4);
+static_assert(sizeof(DaemonStats) == kDaemonStatsV10Bytes + 8 * 13 + 8 * 4 + 8);
 
 // The payload of kGpuPoolInfo, written by the daemon: what a client needs to map the GPU pool
 // through CUDA IPC (gpu/pool_mapping.h). Chunk offsets from kGpuAcquire are relative to its base.

@@ -21,7 +21,11 @@
 namespace kvt::protocol {
 
 inline constexpr uint32_t kSequenceStatsMagic = 0x5353564b;  // "KVSS"
-inline constexpr uint32_t kSequenceStatsVersion = 1;
+// Version 2 (protocol 1.3) appends host_tier_heap_bytes. A client registers version 2 with a
+// daemon of protocol 1.3 or later and version 1 (the first kSequenceStatsV1Bytes) with an older
+// one; the daemon reads each block as the version it was registered with.
+inline constexpr uint32_t kSequenceStatsVersion = 2;
+inline constexpr uint32_t kSequenceStatsVersion1 = 1;
 inline constexpr int kSequencePolicies = 4;  // full, offload, kivi, sparse
 inline constexpr const char* kSequencePolicyNames[kSequencePolicies] = {"full", "offload", "kivi", "sparse"};
 
@@ -51,9 +55,20 @@ struct SequenceStatsBlock {
   uint32_t version;  // kSequenceStatsVersion
   uint64_t sequences;  // gauge: open sequences attached to this connection (live or suspended)
   SequenceStatsPolicy policy[kSequencePolicies];
+  // Version 2: gauge, bytes of this client's shared heap held by the host tiers of its in-client
+  // sequences (kvt_sequence_open_in_client): part of heap_bytes the client cannot use otherwise.
+  uint64_t host_tier_heap_bytes;
 };
 static_assert(sizeof(SequenceStatsPolicy) == 8 * 26);
-static_assert(sizeof(SequenceStatsBlock) == 16 + kSequencePolicies * sizeof(SequenceStatsPolicy));
+inline constexpr size_t kSequenceStatsV1Bytes = 16 + kSequencePolicies * sizeof(SequenceStatsPolicy);
+static_assert(sizeof(SequenceStatsBlock) == kSequenceStatsV1Bytes + 8);
+
+// The bytes of a block of `version` (0 for a version this build does not know).
+constexpr size_t SequenceStatsBytes(uint32_t version) {
+  return version == kSequenceStatsVersion ? sizeof(SequenceStatsBlock)
+         : version == kSequenceStatsVersion1 ? kSequenceStatsV1Bytes
+                                             : 0;
+}
 static_assert(alignof(SequenceStatsBlock) == 8);
 
 }  // namespace kvt::protocol

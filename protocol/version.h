@@ -9,9 +9,10 @@
 namespace kvt::protocol {
 
 inline constexpr uint16_t kProtocolMajor = 1;
-inline constexpr uint16_t kProtocolMinor = 2;  // 1.1: kRegisterSequenceStats, DaemonStats sequence fields
+inline constexpr uint16_t kProtocolMinor = 3;  // 1.1: kRegisterSequenceStats, DaemonStats sequence fields
                                                // 1.2: the GPU tier (kGpuPoolInfo, kGpuAcquire, kGpuRelease),
                                                //      DaemonStats gpu fields
+                                               // 1.3: SequenceStatsBlock version 2 (host_tier_heap_bytes)
 inline constexpr uint32_t kProtocolVersion = (uint32_t{kProtocolMajor} << 16) | kProtocolMinor;
 
 // Storage format version of chunk payloads; part of every namespace fingerprint, so chunks

@@ -33,7 +33,7 @@ extern "C" {
 #endif
 
 #define KVT_ABI_VERSION_MAJOR 1
-#define KVT_ABI_VERSION_MINOR 5
+#define KVT_ABI_VERSION_MINOR 6
 #define KVT_ABI_VERSION_PATCH 0
 
 /* ------------------------------------------------------------------------------------------------
@@ -247,6 +247,10 @@ typedef struct kvt_daemon_stats {
   uint64_t gpu_used_bytes;
   uint64_t gpu_chunks;
   uint64_t gpu_pinned_chunks;
+  /* Appended in ABI 1.6: bytes of the clients' shared heaps that the host tiers of in-client
+   * sequences (kvt_sequence_open_in_client) hold; 0 from a daemon older than 1.3. A struct_size of
+   * the 1.5 size (up to gpu_pinned_chunks) gets the fields before it only. */
+  uint64_t sequence_host_tier_heap_bytes;
 } kvt_daemon_stats_t;
 
 KVT_API kvt_status_t kvt_daemon_stats(kvt_client_t* client, kvt_daemon_stats_t* out_stats);

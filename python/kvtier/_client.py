@@ -301,6 +301,9 @@ class DaemonStats:
     gpu_used_bytes: int = 0
     gpu_chunks: int = 0
     gpu_pinned_chunks: int = 0
+    # Bytes of the clients' shared heaps held by in-client sequences' host tiers
+    # (Sequence(..., in_client=True)); 0 from a daemon older than 1.3.
+    sequence_host_tier_heap_bytes: int = 0
 
     @property
     def hit_rate(self) -> float:

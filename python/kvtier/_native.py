@@ -63,6 +63,8 @@ SEQUENCE_STATS_FIELDS = ("sequences", "policy_bytes", "policy_layer_tokens", "fe
 
 #: Appended in C ABI 1.2: the GPU tier (0 without one).
 GPU_STATS_FIELDS = ("gpu_capacity_bytes", "gpu_used_bytes", "gpu_chunks", "gpu_pinned_chunks")
+#: Appended in C ABI 1.6: shared-heap bytes held by in-client sequences' host tiers.
+HEAP_STATS_FIELDS = ("sequence_host_tier_heap_bytes",)
 
 
 class DaemonStats(Structure):
@@ -70,7 +72,7 @@ class DaemonStats(Structure):
         (name, c_uint64) for name in STATS_FIELDS] + [
         ("sequences", c_uint64), ("policy_bytes", c_uint64 * 4), ("policy_layer_tokens", c_uint64 * 4),
         ("fetch_steps", c_uint64), ("fetch_bytes", c_uint64), ("transfer_hidden_ns", c_uint64),
-        ("transfer_exposed_ns", c_uint64)] + [(name, c_uint64) for name in GPU_STATS_FIELDS]
+        ("transfer_exposed_ns", c_uint64)] + [(name, c_uint64) for name in GPU_STATS_FIELDS + HEAP_STATS_FIELDS]
 
 
 class KvSegment(Structure):

@@ -381,6 +381,8 @@ def test_in_client_sequence_matches_a_local_one_and_outlives_client_close(fresh_
         for a, b in zip(decode(local, 4), decode(shared, 4)):
             assert np.any(a != 0)
             assert np.array_equal(a, b)
+    # The daemon's figures show the heap the host tier holds (ABI 1.6).
+    assert client.stats().sequence_host_tier_heap_bytes >= 300 * KV_HEADS * HEAD_DIM * 2 * 2
     client.close()  # the C client stays open for the sequence
     decode(shared, 1)
     shared.close()

@@ -78,10 +78,11 @@ const char* const kPolicyNames[KVT_LAYER_POLICY_COUNT] = {"full", "offload", "ki
 
 // The sequence plane, as clients report it (kvt_sequence_attach): an object per policy.
 void PrintSequenceJson(const kvt_daemon_stats_t& s) {
-  std::printf("{\"sequences\": %llu, \"fetch_steps\": %llu, \"fetch_bytes\": %llu, \"transfer_hidden_s\": %.6f, "
-              "\"transfer_exposed_s\": %.6f, \"policies\": {",
-              (unsigned long long)s.sequences, (unsigned long long)s.fetch_steps, (unsigned long long)s.fetch_bytes,
-              s.transfer_hidden_ns / 1e9, s.transfer_exposed_ns / 1e9);
+  std::printf("{\"sequences\": %llu, \"host_tier_heap_bytes\": %llu, \"fetch_steps\": %llu, \"fetch_bytes\": %llu, "
+              "\"transfer_hidden_s\": %.6f, \"transfer_exposed_s\": %.6f, \"policies\": {",
+              (unsigned long long)s.sequences, (unsigned long long)s.sequence_host_tier_heap_bytes,
+              (unsigned long long)s.fetch_steps, (unsigned long long)s.fetch_bytes, s.transfer_hidden_ns / 1e9,
+              s.transfer_exposed_ns / 1e9);
   for (int p = 0; p < KVT_LAYER_POLICY_COUNT; ++p) {
     std::printf("%s\"%s\": {\"bytes\": %llu, \"layer_tokens\": %llu}", p ? ", " : "", kPolicyNames[p],
                 (unsigned long long)s.policy_bytes[p], (unsigned long long)s.policy_layer_tokens[p]);
@@ -95,6 +96,9 @@ void PrintSequenceTable(const kvt_daemon_stats_t& s) {
               (unsigned long long)s.sequences, Bytes(s.fetch_bytes).c_str(), (unsigned long long)s.fetch_steps,
               Bytes(s.fetch_steps ? s.fetch_bytes / s.fetch_steps : 0).c_str(), transfer_ns / 1e9,
               transfer_ns ? 100.0 * static_cast<double>(s.transfer_hidden_ns) / static_cast<double>(transfer_ns) : 0.0);
+  if (s.sequence_host_tier_heap_bytes) {
+    std::printf("in-client host tiers: %s of the clients' shared heaps\n", Bytes(s.sequence_host_tier_heap_bytes).c_str());
+  }
   bool header = false;
   for (int p = 0; p < KVT_LAYER_POLICY_COUNT; ++p) {
     if (s.policy_layer_tokens[p] == 0 && s.policy_bytes[p] == 0) continue;

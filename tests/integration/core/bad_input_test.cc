@@ -360,7 +360,9 @@ TEST_F(RingInputTest, BadSequenceStatsBlocks) {
   SubmissionEntry e{};
   e.opcode = static_cast<uint16_t>(Opcode::kRegisterSequenceStats);
   e.data_offset = 8192;
-  e.data_bytes = sizeof(protocol::SequenceStatsBlock) - 8;
+  e.data_bytes = sizeof(protocol::SequenceStatsBlock) - 16;  // neither version's size
+  ExpectRefused(e, StatusCode::kInvalidArgument, "must be");
+  e.data_bytes = sizeof(protocol::SequenceStatsBlock) + 8;
   ExpectRefused(e, StatusCode::kInvalidArgument, "must be");
   e.data_bytes = sizeof(protocol::SequenceStatsBlock);
   e.data_offset = 8196;
@@ -375,7 +377,21 @@ TEST_F(RingInputTest, BadSequenceStatsBlocks) {
 
   auto* block = reinterpret_cast<protocol::SequenceStatsBlock*>(raw_.heap() + 8192);
   block->magic = protocol::kSequenceStatsMagic;
+  // The size must be the version's: 848 bytes for version 1, 856 for version 2.
+  block->version = protocol::kSequenceStatsVersion1;
+  ExpectRefused(e, StatusCode::kInvalidArgument, "version");
   block->version = protocol::kSequenceStatsVersion;
+  e.data_bytes = protocol::kSequenceStatsV1Bytes;
+  ExpectRefused(e, StatusCode::kInvalidArgument, "version");
+  block->version = 3;
+  e.data_bytes = sizeof(protocol::SequenceStatsBlock);
+  ExpectRefused(e, StatusCode::kInvalidArgument, "version");
+  block->version = protocol::kSequenceStatsVersion1;  // an older libkvtier's block is taken
+  e.data_bytes = protocol::kSequenceStatsV1Bytes;
+  auto [c1, m1] = raw_.Call(e);
+  EXPECT_EQ(c1.status, 0u) << m1;
+  block->version = protocol::kSequenceStatsVersion;
+  e.data_bytes = sizeof(protocol::SequenceStatsBlock);
   auto [c, m] = raw_.Call(e);
   EXPECT_EQ(c.status, 0u) << m;
   std::memset(raw_.heap() + 8192 + 8, 0xff, sizeof(protocol::SequenceStatsBlock) - 8);  // garbage figures

@@ -85,6 +85,14 @@ uint64_t DaemonSequences(kvt::Client& client) {
   return st.sequences;
 }
 
+// What the daemon reports for the host tiers in this daemon's clients' heaps (kvtierctl stats,
+// kvt_sequence_host_tier_heap_bytes).
+uint64_t DaemonHostTierHeapBytes(kvt::Client& client) {
+  kvt_daemon_stats_t st{};
+  if (!client.Stats(&st)) return UINT64_MAX;
+  return st.sequence_host_tier_heap_bytes;
+}
+
 bool WaitForSequences(kvt::Client& client, uint64_t want) {
   for (int i = 0; i < 500; ++i) {
     if (DaemonSequences(client) == want) return true;
@@ -136,9 +144,11 @@ TEST_F(SequenceInClient, AttendsBitForBitLikeAProcessLocalSequenceWithItsHostTie
   const uint64_t in_heap = HeapUsed(client) - opened;
   EXPECT_GE(in_heap, host_tier);
   EXPECT_LE(in_heap, 2 * host_tier + 16 * 4096) << "capacity doubles, no more";
+  EXPECT_EQ(DaemonHostTierHeapBytes(client), in_heap) << "the daemon's figures show the heap the host tier holds";
 
   shared.Close();
   EXPECT_EQ(HeapUsed(client), opened) << "closing gives every host-tier range back";
+  EXPECT_EQ(DaemonHostTierHeapBytes(client), 0u);
   EXPECT_LE(opened - before, 4096u);
   EXPECT_TRUE(WaitForSequences(client, 0));
 }
@@ -205,10 +215,12 @@ TEST_F(SequenceInClient, SuspendGivesTheHeapBackAndResumeIsBitExact) {
   auto s = shared.Suspend(&image, &bytes);
   ASSERT_TRUE(s) << s.message;
   EXPECT_EQ(HeapUsed(client), opened) << "a suspended sequence holds no heap";
+  EXPECT_EQ(DaemonHostTierHeapBytes(client), 0u);
   auto rr = shared.Resume(image, bytes);
   kvt_sequence_image_free(image);
   ASSERT_TRUE(rr) << rr.message;
   EXPECT_GT(HeapUsed(client), opened);
+  EXPECT_EQ(DaemonHostTierHeapBytes(client), HeapUsed(client) - opened);
 
   for (uint32_t l = 0; l < kLayers; ++l) {
     std::vector<float> after(kQueryRow);

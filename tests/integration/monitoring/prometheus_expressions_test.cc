@@ -64,7 +64,8 @@ struct World {
   uint64_t evicted_chunks_retrieved = 0;  // chunks of evicted prefixes retrieved (from NVMe)
   uint64_t retrieves = 0;                 // retrieve requests sent
   double setup_seconds = 0;
-  // The sequence plane: one sequence attached to client_a, open until the end.
+  // The sequence plane: one in-client sequence of client_a (its host tier in client_a's shared
+  // heap, reporting through client_a's session), open until the end.
   kvt_sequence_t* sequence = nullptr;
   uint64_t sequence_tokens = 0;      // per layer
   uint64_t offload_fetched = 0;      // bytes the offload layer fetched, summed over its steps
@@ -159,12 +160,10 @@ std::vector<float> RandomFloats(size_t n, uint32_t seed) {
   return v;
 }
 
-// Opens the sequence, attaches it to client_a and prefills 256 tokens per layer.
+// Opens the sequence in client_a (reporting through its session) and prefills 256 tokens per layer.
 std::string OpenSequence(World& w) {
-  if (kvt_sequence_open(kSequencePlan, &w.sequence) != KVT_STATUS_OK)
-    return std::string("kvt_sequence_open: ") + kvt_last_error_message();
-  if (kvt_sequence_attach(w.sequence, w.client_a.get()) != KVT_STATUS_OK)
-    return std::string("kvt_sequence_attach: ") + kvt_last_error_message();
+  if (kvt_sequence_open_in_client(w.client_a.get(), kSequencePlan, -1, &w.sequence) != KVT_STATUS_OK)
+    return std::string("kvt_sequence_open_in_client: ") + kvt_last_error_message();
   const uint32_t prompt = 256;
   auto k = RandomFloats(prompt * kSeqKvRow, 1), v = RandomFloats(prompt * kSeqKvRow, 2);
   for (uint32_t l = 0; l < kSeqLayers; ++l) {
@@ -631,6 +630,12 @@ TEST(MonitoringSetup, FiguresMatchTheWorkload) {
   EXPECT_GT(value("sum(kvt_transfer_seconds_total{policy=\"offload\"})"), 0.0);
   EXPECT_EQ(value("count(kvt_transfer_seconds_total{policy=~\"full|kivi\"}) or vector(0)"), 0.0)
       << "resident layers move nothing";
+  // The host tier in client_a's heap: the offload layer's K/V and the sparse layer's K/V and
+  // transposed keys, in arrays whose capacity doubles, page-rounded.
+  const double host_tier = static_cast<double>(w.sequence_tokens) * (2.0 * kFp16KvBytesPerToken + kSeqKvRow * 2);
+  const double heap = value("kvt_sequence_host_tier_heap_bytes{tenant=\"tenant-a\"}");
+  EXPECT_GE(heap, host_tier);
+  EXPECT_LE(heap, 2 * host_tier + 16 * 4096);
 
   EXPECT_GT(value("kvt_process_resident_memory_bytes" + sel), 16.0 * 1024 * 1024)
       << "the touched arena is resident";

@@ -70,8 +70,8 @@ TEST(SequenceMetrics, SumsSessionsPerTenantAndPolicy) {
   bb.policy[kSparse].transfer_hidden_ns = 2'000'000'000;
   bb.policy[kSparse].transfer_exposed_ns = 500'000'000;
   for (auto* s : {&a, &b, &c}) m.Add(s);
-  a.SetBlock(&ba);
-  b.SetBlock(&bb);
+  a.SetBlock(&ba, protocol::kSequenceStatsVersion);
+  b.SetBlock(&bb, protocol::kSequenceStatsVersion);
   // c registered nothing: no series for tenant-b.
   auto got = Scrape(m);
   EXPECT_EQ(got["kvt_sequences{tenant=tenant-a}"], 3.0);
@@ -98,7 +98,7 @@ TEST(SequenceMetrics, GarbageIsClampedAndCountersNeverGoDown) {
   SequenceMetrics::Source s("t");
   m.Add(&s);
   SequenceStatsBlock blk = GoodBlock();
-  s.SetBlock(&blk);
+  s.SetBlock(&blk, protocol::kSequenceStatsVersion);
   blk.sequences = static_cast<uint64_t>(-5);  // a client whose deltas went negative
   blk.policy[kFull].bytes = UINT64_MAX;       // -1 as int64
   blk.policy[kFull].layer_tokens = 7;
@@ -138,7 +138,7 @@ TEST(SequenceMetrics, EndedSessionsKeepTheirCountersAndLoseTheirGauges) {
   auto s = std::make_unique<SequenceMetrics::Source>("t");
   m.Add(s.get());
   SequenceStatsBlock blk = GoodBlock();
-  s->SetBlock(&blk);
+  s->SetBlock(&blk, protocol::kSequenceStatsVersion);
   blk.sequences = 1;
   blk.policy[kSparse].bytes = 100;
   blk.policy[kSparse].layer_tokens = 1;
@@ -162,7 +162,7 @@ TEST(SequenceMetrics, EndedSessionsKeepTheirCountersAndLoseTheirGauges) {
   m.Add(&next);
   SequenceStatsBlock blk2 = GoodBlock();
   blk2.policy[kSparse].fetch_steps[2] = 1;
-  next.SetBlock(&blk2);
+  next.SetBlock(&blk2, protocol::kSequenceStatsVersion);
   got = Scrape(m);
   EXPECT_EQ(got["kvt_dominant_token_bytes_per_step_count{policy=sparse}"], 7.0);
   EXPECT_EQ(m.Totals().policy[kSparse].steps(), 7u);
@@ -176,7 +176,7 @@ TEST(SequenceMetrics, ConcurrentWritersAndScrapes) {
   SequenceMetrics::Source s("t");
   m.Add(&s);
   alignas(8) SequenceStatsBlock blk = GoodBlock();
-  s.SetBlock(&blk);
+  s.SetBlock(&blk, protocol::kSequenceStatsVersion);
   constexpr int kThreads = 3, kAdds = 20000;
   std::atomic<bool> go{false};
   std::vector<std::thread> writers;
@@ -206,6 +206,46 @@ TEST(SequenceMetrics, ConcurrentWritersAndScrapes) {
   auto got = Scrape(m);
   EXPECT_EQ(got["kvt_dominant_token_bytes_per_step_count{policy=sparse}"], double{kThreads} * kAdds);
   EXPECT_EQ(got["kvt_dominant_token_bytes_per_step_sum{policy=sparse}"], 2000.0 * kThreads * kAdds);
+}
+
+// Version 2 adds the in-client host tiers' heap bytes, per tenant; a version-1 block (an older
+// libkvtier) is read without that field, never past its 848 bytes, and a block whose version field
+// the client rewrites after registering reads as empty.
+TEST(SequenceMetrics, HostTierHeapBytesByVersion) {
+  SequenceMetrics m;
+  SequenceMetrics::Source a("tenant-a"), b("tenant-a"), old("tenant-b");
+  SequenceStatsBlock ba = GoodBlock(), bb = GoodBlock();
+  ba.sequences = 1;
+  ba.host_tier_heap_bytes = 3 << 20;
+  bb.sequences = 1;
+  bb.host_tier_heap_bytes = 1 << 20;
+  // The old client's block: version 1, and the 8 bytes after its 848 are not its own (here: a
+  // value that must never be read).
+  SequenceStatsBlock bo = GoodBlock();
+  bo.version = protocol::kSequenceStatsVersion1;
+  bo.sequences = 4;
+  bo.host_tier_heap_bytes = 999;
+  for (auto* s : {&a, &b, &old}) m.Add(s);
+  a.SetBlock(&ba, protocol::kSequenceStatsVersion);
+  b.SetBlock(&bb, protocol::kSequenceStatsVersion);
+  old.SetBlock(&bo, protocol::kSequenceStatsVersion1);
+  auto got = Scrape(m);
+  EXPECT_EQ(got["kvt_sequence_host_tier_heap_bytes{tenant=tenant-a}"], double{4 << 20});
+  EXPECT_EQ(got["kvt_sequence_host_tier_heap_bytes{tenant=tenant-b}"], 0.0) << "version 1 has no such field";
+  EXPECT_EQ(got["kvt_sequences{tenant=tenant-b}"], 4.0) << "the rest of a version-1 block still counts";
+  EXPECT_EQ(m.Totals().host_tier_heap_bytes, uint64_t{4 << 20});
+
+  ba.host_tier_heap_bytes = static_cast<uint64_t>(-5);  // a negative gauge reads as 0
+  bb.host_tier_heap_bytes = uint64_t{1} << 62;          // clamped to kMaxReportedBytes
+  EXPECT_EQ(m.Totals().host_tier_heap_bytes, kMaxReportedBytes);
+
+  bo.version = protocol::kSequenceStatsVersion;  // claims the larger layout after registering
+  got = Scrape(m);
+  EXPECT_EQ(got["kvt_sequences{tenant=tenant-b}"], 0.0);
+  EXPECT_EQ(got["kvt_sequence_host_tier_heap_bytes{tenant=tenant-b}"], 0.0);
+  EXPECT_EQ(ReadSequenceStatsBlock(&bo, protocol::kSequenceStatsVersion1).sequences, 0u);
+  EXPECT_EQ(ReadSequenceStatsBlock(&ba, 3).sequences, 0u) << "an unknown version reads as empty";
+  for (auto* s : {&a, &b, &old}) m.Retire(s);
 }
 
 TEST(SequenceStatsBlock, FetchBuckets) {
