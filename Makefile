@@ -38,7 +38,8 @@ bench: build
 
 # Every GPU test and GPU benchmark, results under bench/results/. Needs a CUDA device.
 # On a GPU machine without this project's -dev packages: `make gpu-bundle` on a build machine, carry
-# gpu-bundle/ over, and run `make gpu-check GPU_BUNDLE=gpu-bundle` there (nothing is built).
+# gpu-bundle.tar.gz (or gpu-bundle/) over, and run `make gpu-check GPU_BUNDLE=gpu-bundle.tar.gz`
+# there (nothing is built).
 GPU_BUNDLE ?=
 ifeq ($(GPU_BUNDLE),)
 gpu-check: build

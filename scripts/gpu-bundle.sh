@@ -8,9 +8,14 @@
 #                           KVT_BIN_DIR=DEST/bin, where tests/support/daemon_process looks for it)
 #   tests/<name>            every ctest test labelled `gpu`, stripped
 #   tests.list              "<name>" per line, in ctest order
-#   lib/                    the shared libraries `ldd` shows they need, except the C library itself
-# Build with CUDA first (`make build` here; nvcc targets sm_90 without a device). The bundle stays
-# well under the 64 MiB a device call can carry.
+#   lib/                    libkvtier.so.<major> (stripped) and the shared libraries `ldd` shows
+#                           all of them need, except the C library itself
+#   python/                 the kvtier package and the Python GPU test (tests/test_sequence_device.py),
+#                           which gpu-check.sh runs against lib/libkvtier when the machine's python3
+#                           has numpy and pytest
+# and DEST.tar.gz, the same tree compressed (about a third of it): carry that one to a device call
+# (its 64 MiB limit) and `gpu-check.sh --bundle DEST.tar.gz` unpacks it. Build with CUDA first
+# (`make build` here; nvcc targets sm_90 without a device).
 set -euo pipefail
 
 BUILD="${1:-build}"
@@ -44,6 +49,15 @@ for entry in "${GPU_TESTS[@]}"; do
 done
 strip -o "$DEST/bin/kvt-bench" "$BUILD/bin/kvt-bench"
 strip -o "$DEST/bin/kv-tierd" "$BUILD/bin/kv-tierd"
+# The C ABI for the Python test, under its SONAME (what kvtier loads).
+libkvtier="$(readlink -f "$BUILD/lib/libkvtier.so")"
+soname="$(objdump -p "$libkvtier" | awk '$1 == "SONAME" {print $2}')"
+strip -o "$DEST/lib/$soname" "$libkvtier"
+binaries+=("$libkvtier")
+mkdir -p "$DEST/python/tests"
+cp -r python/kvtier "$DEST/python/"
+find "$DEST/python" -name __pycache__ -prune -exec rm -rf {} +
+cp python/tests/test_sequence_device.py "$DEST/python/tests/"
 
 # Shared libraries, minus the C library and the dynamic loader (those must match the machine's).
 for exe in "${binaries[@]}"; do
@@ -55,4 +69,6 @@ done | sort -u | while read -r lib; do
   esac
 done
 
-echo "gpu-bundle: $DEST ($(du -sh "$DEST" | cut -f1)): ${#GPU_TESTS[@]} GPU tests, kvt-bench, kv-tierd, $(ls "$DEST/lib" | wc -l) libraries"
+tar -C "$(dirname "$DEST")" -czf "$DEST.tar.gz" "$(basename "$DEST")"
+echo "gpu-bundle: $DEST ($(du -sh "$DEST" | cut -f1)), $DEST.tar.gz ($(du -sh "$DEST.tar.gz" | cut -f1)):" \
+     "${#GPU_TESTS[@]} GPU tests, kvt-bench, kv-tierd, libkvtier + the Python GPU test, $(ls "$DEST/lib" | wc -l) libraries"

@@ -4,7 +4,8 @@
 #   scripts/gpu-check.sh build          builds BUILD_DIR with CUDA here (needs the -dev packages),
 #                                       then runs the tests labelled gpu and the GPU benchmarks;
 #   scripts/gpu-check.sh --bundle DIR   runs from a bundle made by scripts/gpu-bundle.sh on a machine
-#                                       with the packages: for a GPU machine that has only the driver.
+#                                       with the packages: for a GPU machine that has only the driver
+#                                       (DIR may be the bundle's .tar.gz: it is unpacked first).
 #
 # Each GPU test compares a CUDA kernel (or kvt-llama's CUDA forward, on $KVT_SHARED_DATA) with its CPU
 # twin; a test that skips (exit 77) on a machine with a device counts as a failure. Then
@@ -21,7 +22,13 @@ MODE=build
 BUILD=build
 if [[ "${1:-}" == "--bundle" ]]; then
   MODE=bundle
-  BUNDLE="$(cd "${2:?usage: gpu-check.sh --bundle DIR}" && pwd)"
+  BUNDLE="${2:?usage: gpu-check.sh --bundle DIR|DIR.tar.gz}"
+  if [[ -f "$BUNDLE" ]]; then  # the compressed bundle: unpack beside this checkout
+    unpack="$(mktemp -d "${TMPDIR:-/tmp}/kvt-gpu-bundle.XXXXXX")"
+    tar -C "$unpack" -xzf "$BUNDLE"
+    BUNDLE="$(find "$unpack" -mindepth 1 -maxdepth 1 -type d | head -1)"
+  fi
+  BUNDLE="$(cd "$BUNDLE" && pwd)"
 elif [[ -n "${1:-}" ]]; then
   BUILD="$1"
 fi
@@ -71,6 +78,34 @@ else
       *) echo "FAIL    $name (exit $rc)" | tee -a "$LOG"; status=1 ;;
     esac
   done < "$BUNDLE/tests.list"
+fi
+
+# The Python binding's GPU test (device pointers and __cuda_array_interface__ against the host
+# calls), when this python3 has numpy and pytest; otherwise it says so and moves on.
+if [[ "$MODE" == bundle ]]; then
+  PY_PATH="$BUNDLE/python"; PY_TEST="$BUNDLE/python/tests/test_sequence_device.py"
+  PY_LIB="$(ls "$BUNDLE"/lib/libkvtier.so.* 2>/dev/null | head -1)"
+else
+  PY_PATH="$ROOT/python"; PY_TEST="$ROOT/python/tests/test_sequence_device.py"; PY_LIB="$BUILD/lib/libkvtier.so"
+fi
+PY=""
+for candidate in ${KVT_PYTHON:-} python3 /usr/bin/python3; do
+  if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import numpy, pytest' >/dev/null 2>&1; then
+    PY="$candidate"; break
+  fi
+done
+if [[ -f "$PY_TEST" && -n "$PY_LIB" && -n "$PY" ]]; then
+  rc=0
+  py_log="$(mktemp)"
+  PYTHONPATH="$PY_PATH" KVT_LIBRARY="$PY_LIB" "$PY" -m pytest -q -rs -p no:cacheprovider "$PY_TEST" > "$py_log" 2>&1 || rc=$?
+  cat "$py_log" >> "$LOG"
+  if [[ $rc -ne 0 ]]; then echo "FAIL    python $PY_TEST (exit $rc)" | tee -a "$LOG"; status=1
+  elif grep -q "^SKIPPED" "$py_log"; then  # only the device test can skip, and only without a device
+    echo "SKIPPED python test_device_calls_match_host_calls (a skip on a machine with a device is a failure)" | tee -a "$LOG"
+    status=1
+  else echo "PASS    python test_sequence_device.py" | tee -a "$LOG"; fi
+else
+  echo "NOT RUN python test_sequence_device.py: no python3 with numpy and pytest (KVT_PYTHON picks one), or no libkvtier" | tee -a "$LOG"
 fi
 
 # compute-sanitizer over the kernel tests, when the toolkit has it (KVT_GPU_SANITIZE=0 skips):
