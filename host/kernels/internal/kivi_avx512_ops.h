@@ -66,14 +66,15 @@ inline __m512i Codes(__m512 x, __m512 zero, __m512 inv, __m512 levels) {
   return _mm512_cvtps_epi32(CodesF(x, zero, inv, levels));
 }
 
-// Codes() with one operation fewer, the same code for every input (NaN and infinities included):
-// clamping to levels before rounding gives the same result as after (levels is an integer), the
-// clamp is written min(levels, c) so that a NaN c stays NaN (min_ps returns its second operand
-// then), cvtps2dq rounds to nearest even like roundscale and turns NaN and anything beyond the
-// int32 range (only ever negative here) into INT_MIN, which max(., 0) maps to 0 as max_ps does.
-inline __m512i CodesInt(__m512 x, __m512 zero, __m512 inv, __m512 levels) {
-  const __m512 c = _mm512_min_ps(levels, _mm512_mul_ps(_mm512_sub_ps(x, zero), inv));
-  return _mm512_max_epi32(_mm512_cvtps_epi32(c), _mm512_setzero_si512());
+// Codes() as int32 with two operations fewer, for a caller whose unsigned saturating pack maps
+// every lane <= 0 to 0: the same code as Codes() for every input (NaN and infinities included)
+// once so packed. Clamping to levels before rounding gives the same result as after (levels is an
+// integer); the clamp is written min(levels, c) so that a NaN c stays NaN (min_ps returns its
+// second operand then); cvtps2dq rounds to nearest even like roundscale and turns NaN and anything
+// beyond the int32 range (only ever negative here) into INT_MIN; what Codes() clamps to 0 is
+// negative or INT_MIN here, and the pack saturates it to 0.
+inline __m512i CodesBeforeUnsignedPack(__m512 x, __m512 zero, __m512 inv, __m512 levels) {
+  return _mm512_cvtps_epi32(_mm512_min_ps(levels, _mm512_mul_ps(_mm512_sub_ps(x, zero), inv)));
 }
 
 // The 1-bit codes of 16 lanes as a mask (lane i = code i), the same code as Codes() at levels 1 for

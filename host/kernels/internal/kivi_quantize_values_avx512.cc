@@ -122,7 +122,8 @@ void QuantizeValueRowsGeneric(const KiviLayout& l, const Half* values, int64_t t
 constexpr int kTranspose4x4[16] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
 
 // Packs the codes of 64 consecutive channels (q_s: channels 16 s .. 16 s + 15, int32 lanes) into
-// 8 * kBits bytes at p.
+// 8 * kBits bytes at p. Above 1 bit a negative lane packs as 0 (unsigned saturation), so the
+// codes may come from CodesBeforeUnsignedPack.
 template <int kBits>
 inline void Pack64(__m512i q0, __m512i q1, __m512i q2, __m512i q3, uint8_t* p) {
   if constexpr (kBits == 1) {
@@ -253,8 +254,8 @@ void QuantizeValueRowsFast(const KiviLayout& l, const Half* values, int64_t toke
         }
         auto code = [&](int s) {
           const int grp = vec_group[i + s];
-          return CodesInt(LoadHalves(x + s * kLanes, 0xffff), _mm512_set1_ps(z[grp]),
-                          _mm512_set1_ps(iv[grp]), levels);
+          return CodesBeforeUnsignedPack(LoadHalves(x + s * kLanes, 0xffff), _mm512_set1_ps(z[grp]),
+                                         _mm512_set1_ps(iv[grp]), levels);
         };
         Pack64<kBits>(code(0), code(1), code(2), code(3), out);
       }

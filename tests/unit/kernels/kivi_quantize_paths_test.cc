@@ -169,5 +169,30 @@ TEST(KiviQuantizePaths, TiesAndInfinitiesMatchPortableBytes) {
   }
 }
 
+// Groups whose range is a few fp16 subnormal steps: the scale rounds to a subnormal far from
+// (max - min) / levels, so codes reach past levels before the clamp (the AVX-512 key path clamps
+// only such groups); and constant groups, whose scale is 0. Never a zero input (a zero minimum
+// may legitimately differ in sign between paths).
+TEST(KiviQuantizePaths, SubnormalScalesAndConstantGroupsMatchPortableBytes) {
+  std::mt19937 rng(11);
+  for (const int bits : {2, 4, 8}) {
+    for (const int span : {4, 20, 340, 1000}) {  // in units of fp16's smallest subnormal, 2^-24
+      const KiviLayout l{{32, 8, 128}, bits, 32, 32};
+      const Shape s{l, 8 * 128, 4, 4 * 32 + 3};
+      std::vector<Half> x(InputHalves(s));
+      std::uniform_int_distribution<int> step(1, span);
+      std::bernoulli_distribution negative(0.3);
+      for (size_t i = 0; i < x.size(); ++i) {
+        const bool constant_group = (i / s.token_stride / 32) % 4 == 3;  // every fourth key group
+        const float v = std::ldexp(static_cast<float>(constant_group ? 3 : step(rng)), -24);
+        x[i] = FloatToHalf(negative(rng) && !constant_group ? -v : v);
+      }
+      SCOPED_TRACE("bits " + std::to_string(bits) + ", span " + std::to_string(span) + " subnormal steps");
+      ExpectPathsAgreeOn(s, x);
+      if (HasFailure()) return;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace kvt::kernels
