@@ -3,8 +3,9 @@
 // head_dim + channel) of token t at data()[r * capacity() + t]. Used by the CPU and the GPU sparse
 // layers (the GPU reads it zero-copy through device_data()).
 //
-// Capacity grows geometrically (max(asked, 2 * capacity, 256) tokens) into a new range, re-laid
-// out, the old one freed back (HostTierArray's rules: a failed growth changes nothing). Threading
+// Capacity grows geometrically (max(asked, 2 * capacity, 256) tokens; less near a full memory, see
+// GrowthSteps) into a new range, re-laid out, the old one freed back (HostTierArray's rules: a
+// failed growth changes nothing). Threading
 // as HostTierArray: Reserve and Clear on the owner's thread alone, Write within the reserved
 // capacity from any one thread at a time.
 #pragma once
@@ -13,6 +14,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <vector>
 
 #include "host/kernels/half.h"
 #include "sequence/internal/host_tier_array.h"
@@ -26,16 +28,21 @@ class ChannelMajorHostTier {
   // Room for `tokens` tokens per channel row, keeping the first `kept` of each.
   Status Reserve(int64_t tokens, int64_t kept, const std::function<Status()>& before_release = {}) {
     if (tokens <= cap_) return Status::Ok();
-    const int64_t cap = std::max<int64_t>(tokens, std::max<int64_t>(2 * cap_, 256));
+    std::vector<size_t> elems;
+    for (const size_t cap : GrowthSteps(static_cast<size_t>(tokens), static_cast<size_t>(cap_), 256)) {
+      elems.push_back(cap * static_cast<size_t>(row_));
+    }
     const int64_t old_cap = cap_, row = row_;
-    auto relayout = [=](kernels::Half* grown, const kernels::Half* old) {
+    int64_t cap = 0;
+    auto relayout = [&cap, old_cap, row, kept](kernels::Half* grown, const kernels::Half* old, size_t new_elems) {
+      cap = static_cast<int64_t>(new_elems) / row;
       for (int64_t r = 0; kept > 0 && r < row; ++r) {
         std::memcpy(grown + r * cap, old + r * old_cap, static_cast<size_t>(kept) * sizeof(kernels::Half));
       }
     };
-    KVT_RETURN_IF_ERROR(data_.Regrow(static_cast<size_t>(row_ * cap), relayout, before_release));
-    data_.set_size(static_cast<size_t>(row_ * cap));
-    cap_ = cap;
+    KVT_RETURN_IF_ERROR(data_.Regrow(elems, relayout, before_release));
+    cap_ = static_cast<int64_t>(data_.capacity()) / row_;
+    data_.set_size(data_.capacity());
     return Status::Ok();
   }
   // Writes `n` token-major rows [n][row_elems] as tokens [first, first + n) (within capacity).

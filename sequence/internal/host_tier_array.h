@@ -1,9 +1,12 @@
 // HostTierArray<T> — a growable array of trivially copyable T in a sequence's host-tier memory
 // (sequence/host_tier_memory.h): the offload and sparse layers' host tier on both backends.
 //
-// Growth doubles the capacity (at least to what is asked): the new range is allocated first (when
-// that fails — RESOURCE_EXHAUSTED from a full client heap — nothing changes and the old contents
-// stay readable), then `before_release` runs (it waits for whoever may still read the old range:
+// Growth doubles the capacity (at least to what is asked): the new range is allocated first. When
+// the memory is exhausted (RESOURCE_EXHAUSTED: a full client heap) the growth asks for less, a
+// quarter more, then a sixteenth more, then exactly what is needed (GrowthSteps): old and new
+// ranges coexist during the copy, so doubling alone would stop an array at a third of the memory;
+// the smaller steps take it to about half, copying more often only near the limit. When even the
+// exact size does not fit, nothing changes and the old contents stay readable. Then `before_release` runs (it waits for whoever may still read the old range:
 // the scheduler's write-backs on the CPU path, the sequence's stream on the GPU path; when it
 // fails the new range is freed and nothing changes), then size() elements are copied and the old
 // range is freed back. Pointers from data()/device_data() are valid until the next growth or Clear.
@@ -19,12 +22,26 @@
 #include <functional>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "common/check.h"
 #include "common/status.h"
+#include "common/status_or.h"
 #include "sequence/host_tier_memory.h"
 
 namespace kvt::sequence::internal {
+
+// The capacities a growth to hold `asked` elements tries, in order, from `capacity`: doubling
+// (and at least `floor`), then a quarter and a sixteenth more, then exactly `asked`; each at least
+// `asked`, duplicates dropped. Only RESOURCE_EXHAUSTED moves on to the next.
+inline std::vector<size_t> GrowthSteps(size_t asked, size_t capacity, size_t floor = 0) {
+  std::vector<size_t> steps;
+  for (const size_t step : {std::max(2 * capacity, floor), capacity + capacity / 4, capacity + capacity / 16, asked}) {
+    const size_t cap = std::max(step, asked);
+    if (steps.empty() || cap < steps.back()) steps.push_back(cap);
+  }
+  return steps;
+}
 
 template <typename T>
 class HostTierArray {
@@ -46,16 +63,17 @@ class HostTierArray {
   uint64_t capacity_bytes() const { return region_.bytes; }
   HostTierMemory* memory() const { return memory_; }
 
-  // Capacity for at least `n` elements (max(n, 2 * capacity()) when it grows), keeping size().
+  // Capacity for at least `n` elements (GrowthSteps(n, capacity()) when it grows), keeping size().
   Status Reserve(size_t n, const std::function<Status()>& before_release = {}) {
     if (n <= capacity_) return Status::Ok();
-    return Grow(std::max(n, 2 * capacity_), before_release);
+    return Grow(GrowthSteps(n, capacity_), before_release);
   }
-  // A new range of exactly `n` elements whose first size() are copied by `relayout(new, old)`
-  // instead of a plain copy (a layout that depends on the capacity); same failure rules as Reserve.
-  Status Regrow(size_t n, const std::function<void(T*, const T*)>& relayout,
+  // A new range of the first of `capacities` (elements, largest first) the memory can hold, whose
+  // first size() elements are copied by `relayout(new, old, new capacity)` instead of a plain copy
+  // (a layout that depends on the capacity); same failure rules as Reserve.
+  Status Regrow(const std::vector<size_t>& capacities, const std::function<void(T*, const T*, size_t)>& relayout,
                 const std::function<Status()>& before_release = {}) {
-    return Grow(n, before_release, relayout);
+    return Grow(capacities, before_release, relayout);
   }
   Status Append(const T* src, size_t n, const std::function<Status()>& before_release = {}) {
     KVT_RETURN_IF_ERROR(Reserve(size_ + n, before_release));
@@ -94,9 +112,15 @@ class HostTierArray {
   }
 
  private:
-  Status Grow(size_t cap, const std::function<Status()>& before_release,
-              const std::function<void(T*, const T*)>& relayout = {}) {
-    auto region = memory_->Allocate(static_cast<uint64_t>(cap) * sizeof(T), kAlignment);
+  Status Grow(const std::vector<size_t>& capacities, const std::function<Status()>& before_release,
+              const std::function<void(T*, const T*, size_t)>& relayout = {}) {
+    StatusOr<HostTierRegion> region = InvalidArgument("host tier growth without a capacity");
+    size_t cap = 0;
+    for (const size_t c : capacities) {
+      cap = c;
+      region = memory_->Allocate(static_cast<uint64_t>(c) * sizeof(T), kAlignment);
+      if (region.ok() || region.status().code() != StatusCode::kResourceExhausted) break;
+    }
     if (!region.ok()) return region.status();
     if (before_release) {
       if (Status s = before_release(); !s.ok()) {
@@ -106,7 +130,7 @@ class HostTierArray {
     }
     T* grown = static_cast<T*>(region->host);
     if (relayout) {
-      if (size_ > 0) relayout(grown, data());
+      if (size_ > 0) relayout(grown, data(), cap);
     } else if (size_ > 0) {
       std::memcpy(grown, data(), size_ * sizeof(T));
     }

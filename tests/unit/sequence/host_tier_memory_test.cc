@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "sequence/host_tier_memory.h"
+#include "sequence/internal/host_tier_array.h"
 #include "sequence/sequence.h"
 
 namespace kvt::sequence {
@@ -167,6 +168,37 @@ TEST(HostTierMemory, FullMemoryFailsTheAppendAndLosesNothing) {
   auto a = local->Suspend(), b = given->Suspend();
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_TRUE(*a == *b);
+  EXPECT_EQ(memory.used(), 0u);
+}
+
+TEST(HostTierArrayGrowth, StepsDoubleThenShrinkToWhatIsAsked) {
+  using internal::GrowthSteps;
+  EXPECT_EQ(GrowthSteps(10, 8), (std::vector<size_t>{16, 10}));
+  EXPECT_EQ(GrowthSteps(9, 8), (std::vector<size_t>{16, 10, 9}));
+  EXPECT_EQ(GrowthSteps(1024, 1000), (std::vector<size_t>{2000, 1250, 1062, 1024}));
+  EXPECT_EQ(GrowthSteps(300, 0, 256), (std::vector<size_t>{300}));
+  EXPECT_EQ(GrowthSteps(5, 0, 256), (std::vector<size_t>{256, 5}));
+  EXPECT_EQ(GrowthSteps(5000, 1000), (std::vector<size_t>{5000})) << "never below what is asked";
+}
+
+// Old and new ranges coexist while an array grows: with doubling alone an array in 700 elements'
+// worth of memory stops at 256 (256 + 512 > 700); the smaller steps take it on to 350
+// (349 + 350 <= 700 < 350 + 351), and the append that cannot fit changes nothing.
+TEST(HostTierArrayGrowth, ANearlyFullMemoryStillGrowsAndAFailedGrowthKeepsTheContents) {
+  LimitedMemory memory(700 * sizeof(uint32_t));
+  internal::HostTierArray<uint32_t> array(&memory);
+  Status s;
+  for (uint32_t i = 0; s.ok(); ++i) {
+    s = array.Append(&i, 1);
+    if (s.ok()) {
+      EXPECT_EQ(memory.live(), 1) << "the old range goes back after each growth";
+      EXPECT_EQ(memory.used(), array.capacity() * sizeof(uint32_t));
+    }
+  }
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.ToString();
+  EXPECT_EQ(array.size(), 350u);
+  for (uint32_t i = 0; i < array.size(); ++i) ASSERT_EQ(array.data()[i], i);
+  array.Clear();
   EXPECT_EQ(memory.used(), 0u);
 }
 
