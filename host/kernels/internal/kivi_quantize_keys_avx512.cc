@@ -13,13 +13,6 @@
 // instead of convert,
 // shift and or. Words of 16 channels are then transposed to the channel-major stream layout.
 //
-// Pass 1 never widens: a 64-byte line is 32 fp16 channels, and over the G rows the block keeps
-// three integer extremes of the raw bits (max as int16, min and max as uint16), from which the
-// fp16 min and max follow exactly (MinMaxFromBits): three operations per 32 channels and row
-// instead of two conversions and four float min/max. The same extremes say whether the block holds
-// an infinity or NaN; when it holds none and no scale is an fp16 subnormal, every code is already
-// within [0, levels] before clamping (see CodesUnclamped), so pass 2 drops the clamp.
-//
 // Memory: a block walks G rows 2 * token_stride bytes apart, which the hardware prefetcher does
 // not stream; so while a group computes, the next group's lines are prefetched in address order,
 // one per row visited (LinePrefetcher), and the first group is prefetched up front. Measured here
@@ -39,73 +32,26 @@ constexpr int kBlock = kBlockVecs * kLanes;  // channels per block
 constexpr int kMaxWords = 1024 * 8 / 32;     // words per channel at key_group <= 1024, 8 bits
 constexpr int kMaxDirectWords = 4;
 
-// CodesF without the clamp, for lanes whose inputs are finite and whose scale is not an fp16
-// subnormal: x >= zero (zero is the group's fp16 minimum itself), so the product is >= 0; and
-// (x - zero) * inv <= (max - min) / scale <= levels * (1 + 2^-11) (scale is the fp16 rounding of
-// (max - min) / levels, relative error 2^-11 when normal) < levels + 0.5 for levels <= 255, which
-// rounds to levels at most. A zero or infinite scale has inv = 0: every code is 0 either way.
-inline __m512 CodesUnclamped(__m512 x, __m512 zero, __m512 inv) {
-  return _mm512_roundscale_ps(_mm512_mul_ps(_mm512_sub_ps(x, zero), inv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-}
-
-template <bool kClamp>
-inline __m512 KeyCodes(__m512 x, __m512 zero, __m512 inv, __m512 levels) {
-  if constexpr (kClamp) {
-    return CodesF(x, zero, inv, levels);
-  } else {
-    return CodesUnclamped(x, zero, inv);
-  }
-}
-
 // Tokens [0, n) of one 16-channel vector (rows token_stride apart, n <= 16 / kBits) as one
 // 16-bit half-word per lane, token k at bit k * kBits, held exactly in a float.
-template <int kBits, bool kClamp>
+template <int kBits>
 inline __m512 PackHalf(const Half* x, int64_t token_stride, int n, __mmask16 m, __m512 zero,
                        __m512 inv, __m512 levels) {
   constexpr int kPerHalf = 16 / kBits;
-  __m512 acc = KeyCodes<kClamp>(LoadHalves(x, m), zero, inv, levels);
+  __m512 acc = CodesF(LoadHalves(x, m), zero, inv, levels);
   if (n == kPerHalf) {
 #pragma GCC unroll 16
     for (int k = 1; k < kPerHalf; ++k) {
-      const __m512 c = KeyCodes<kClamp>(LoadHalves(x + k * token_stride, m), zero, inv, levels);
+      const __m512 c = CodesF(LoadHalves(x + k * token_stride, m), zero, inv, levels);
       acc = _mm512_fmadd_ps(c, _mm512_set1_ps(static_cast<float>(1 << (k * kBits))), acc);
     }
   } else {
     for (int k = 1; k < n; ++k) {
-      const __m512 c = KeyCodes<kClamp>(LoadHalves(x + k * token_stride, m), zero, inv, levels);
+      const __m512 c = CodesF(LoadHalves(x + k * token_stride, m), zero, inv, levels);
       acc = _mm512_fmadd_ps(c, _mm512_set1_ps(static_cast<float>(1 << (k * kBits))), acc);
     }
   }
   return acc;
-}
-
-// The word of tokens [0, n) (n <= 32 / kBits) of one 16-channel vector, 2 bits and up.
-template <int kBits, bool kClamp>
-inline __m512i PackWord(const Half* x, int64_t token_stride, int n, __mmask16 m, __m512 zero, __m512 inv,
-                        __m512 levels) {
-  constexpr int kPerHalf = 16 / kBits;
-  __m512i word = _mm512_cvtps_epi32(
-      PackHalf<kBits, kClamp>(x, token_stride, std::min(n, kPerHalf), m, zero, inv, levels));
-  if (n > kPerHalf) {
-    const __m512 upper = PackHalf<kBits, kClamp>(x + kPerHalf * token_stride, token_stride, n - kPerHalf, m, zero,
-                                                 inv, levels);
-    word = _mm512_or_si512(word, _mm512_slli_epi32(_mm512_cvtps_epi32(upper), 16));
-  }
-  return word;
-}
-
-// The fp16 minimum and maximum of each lane from the extremes of its raw bits: smax (as int16),
-// umin and umax (as uint16). fp16 is sign-magnitude: the largest value is the largest
-// non-negative one (smax, when smax >= 0), else the negative one of smallest magnitude (umin, all
-// lanes negative); the smallest is the negative one of largest magnitude (umax, when it is
-// negative), else the smallest non-negative one (umin). Exact for every finite value and for
-// infinities; -0 counts as below +0 (kivi_quantize.h allows either zero as the zero point).
-struct HalfMinMax {
-  __m512i lo, hi;  // fp16 bits, 32 lanes
-};
-inline HalfMinMax MinMaxFromBits(__m512i smax, __m512i umin, __m512i umax) {
-  return {_mm512_mask_blend_epi16(_mm512_movepi16_mask(umax), umin, umax),
-          _mm512_mask_blend_epi16(_mm512_movepi16_mask(smax), smax, umin)};
 }
 
 // The 1-bit codes of tokens [0, n) (n <= 32) of one 16-channel vector as one 32-bit word per lane,
@@ -178,6 +124,7 @@ template <int kBits>
 void QuantizeKeyGroup(const KiviLayout& l, const Half* keys, int64_t token_stride, const Half* next,
                       uint8_t* codes, Half* scale, Half* zero) {
   constexpr int kPerWord = 32 / kBits;
+  constexpr int kPerHalf = 16 / kBits;
   const int64_t row = static_cast<int64_t>(l.shape.kv_heads) * l.shape.head_dim;
   const int g = l.key_group;
   const KeyStreamGeometry geo(l);
@@ -190,33 +137,18 @@ void QuantizeKeyGroup(const KiviLayout& l, const Half* keys, int64_t token_strid
   LinePrefetcher pre(next, token_stride, 2 * row);
   for (int64_t c0 = 0; c0 < row; c0 += kBlock) {
     const __mmask16 m[kBlockVecs] = {LaneMask(row - c0), LaneMask(row - c0 - kLanes)};
-    const __mmask32 m32 = static_cast<__mmask32>(m[0]) | static_cast<__mmask32>(m[1]) << 16;
-    // Pass 1, on the raw bits in registers (nothing is stored per row).
-    __m512i smax = _mm512_set1_epi16(INT16_MIN), umin = _mm512_set1_epi16(-1), umax = _mm512_setzero_si512();
+    // Pass 1, in registers (named, not an array, so that nothing is stored per row).
+    __m512 lo0 = _mm512_set1_ps(INFINITY), lo1 = lo0, hi0 = _mm512_set1_ps(-INFINITY), hi1 = hi0;
     const Half* x = keys + c0;
     for (int j = 0; j < g; ++j, x += token_stride) {
       if (next) pre.Next();
-      const __m512i v = _mm512_maskz_loadu_epi16(m32, x);
-      smax = _mm512_max_epi16(smax, v);
-      umin = _mm512_min_epu16(umin, v);
-      umax = _mm512_max_epu16(umax, v);
+      const __m512 x0 = LoadHalves(x, m[0]), x1 = LoadHalves(x + kLanes, m[1]);
+      lo0 = _mm512_min_ps(lo0, x0);
+      hi0 = _mm512_max_ps(hi0, x0);
+      lo1 = _mm512_min_ps(lo1, x1);
+      hi1 = _mm512_max_ps(hi1, x1);
     }
-    const HalfMinMax mm = MinMaxFromBits(smax, umin, umax);
-    const Params p[kBlockVecs] = {
-        MakeParams(_mm512_cvtph_ps(_mm512_castsi512_si256(mm.lo)), _mm512_cvtph_ps(_mm512_castsi512_si256(mm.hi)),
-                   levels),
-        MakeParams(_mm512_cvtph_ps(_mm512_extracti64x4_epi64(mm.lo, 1)),
-                   _mm512_cvtph_ps(_mm512_extracti64x4_epi64(mm.hi, 1)), levels)};
-    // Lanes whose codes need the clamp: an infinity or NaN in the group (raw bits at or above
-    // +inf's 0x7c00, or -inf's 0xfc00), or a nonzero scale below fp16's smallest normal.
-    __mmask32 clamp = _mm512_mask_cmpgt_epi16_mask(m32, smax, _mm512_set1_epi16(0x7bff)) |
-                      _mm512_mask_cmpgt_epu16_mask(m32, umax, _mm512_set1_epi16(static_cast<int16_t>(0xfbff)));
-    for (int v = 0; v < kBlockVecs; ++v) {
-      const __mmask16 subnormal = _mm512_mask_cmp_ps_mask(
-          _mm512_cmp_ps_mask(p[v].scale, _mm512_setzero_ps(), _CMP_GT_OQ), p[v].scale,
-          _mm512_set1_ps(0x1p-14f), _CMP_LT_OQ);
-      clamp |= static_cast<__mmask32>(subnormal & m[v]) << (16 * v);
-    }
+    const Params p[kBlockVecs] = {MakeParams(lo0, hi0, levels), MakeParams(lo1, hi1, levels)};
     for (int v = 0; v < kBlockVecs; ++v) {
       StoreHalves(scale + c0 + v * kLanes, p[v].scale, m[v]);
       StoreHalves(zero + c0 + v * kLanes, p[v].zero, m[v]);
@@ -227,12 +159,16 @@ void QuantizeKeyGroup(const KiviLayout& l, const Half* keys, int64_t token_strid
       for (int v = 0; v < kBlockVecs; ++v) {
         const Half* xj = keys + j0 * token_stride + c0 + v * kLanes;
         __m512i word;
-        if constexpr (kBits == 1) {  // compare masks: exact without a clamp
+        if constexpr (kBits == 1) {
           word = PackWord1(xj, token_stride, n, m[v], p[v].zero, p[v].inv);
-        } else if (clamp == 0) {
-          word = PackWord<kBits, false>(xj, token_stride, n, m[v], p[v].zero, p[v].inv, levels);
         } else {
-          word = PackWord<kBits, true>(xj, token_stride, n, m[v], p[v].zero, p[v].inv, levels);
+          word = _mm512_cvtps_epi32(PackHalf<kBits>(xj, token_stride, std::min(n, kPerHalf), m[v],
+                                                    p[v].zero, p[v].inv, levels));
+          if (n > kPerHalf) {
+            const __m512 upper = PackHalf<kBits>(xj + kPerHalf * token_stride, token_stride,
+                                                 n - kPerHalf, m[v], p[v].zero, p[v].inv, levels);
+            word = _mm512_or_si512(word, _mm512_slli_epi32(_mm512_cvtps_epi32(upper), 16));
+          }
         }
         if (direct) {
           w[v][wd] = word;
