@@ -50,7 +50,7 @@ Status SketchScores(const KiviLayout& layout, const uint8_t* codes, const Half* 
         float* o = out + (t0 - begin);
         const float* cf = codes_f.data() + (t0 - g * G);
         const int64_t m = t1 - t0;
-#pragma omp simd
+#pragma GCC ivdep
         for (int64_t j = 0; j < m; ++j) o[j] += a * cf[j] + b;
       }
     }

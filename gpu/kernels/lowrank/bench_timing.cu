@@ -45,16 +45,19 @@ StatusOr<double> MedianMs(const std::function<Status()>& run, int warmup, int it
   KVT_LOWRANK_CUDA_RETURN_IF_ERROR(cudaEventCreate(&start));
   KVT_LOWRANK_CUDA_RETURN_IF_ERROR(cudaEventCreate(&stop));
   std::vector<float> ms;
-  Status st;
-  for (int i = 0; i < iters && st.ok(); ++i) {
-    cudaEventRecord(start);
-    st = run();
-    cudaEventRecord(stop);
-    cudaEventSynchronize(stop);
-    float t = 0.0f;
-    cudaEventElapsedTime(&t, start, stop);
-    ms.push_back(t);
-  }
+  auto timed = [&]() -> Status {
+    for (int i = 0; i < iters; ++i) {
+      cudaEventRecord(start);
+      KVT_RETURN_IF_ERROR(run());
+      cudaEventRecord(stop);
+      cudaEventSynchronize(stop);
+      float t = 0.0f;
+      cudaEventElapsedTime(&t, start, stop);
+      ms.push_back(t);
+    }
+    return Status::Ok();
+  };
+  const Status st = timed();  // the events are destroyed whatever it returns
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
   KVT_RETURN_IF_ERROR(st);

@@ -33,7 +33,9 @@ TEST(ExtentAllocator, RandomChurnNeverOverlapsAndCoalescesFully) {
       if (!off) continue;
       uint64_t rounded = a.RoundUp(bytes);
       auto next = live.lower_bound(*off);
-      if (next != live.end()) ASSERT_LE(*off + rounded, next->first);
+      if (next != live.end()) {
+        ASSERT_LE(*off + rounded, next->first);
+      }
       if (next != live.begin()) {
         auto prev = std::prev(next);
         ASSERT_LE(prev->first + prev->second, *off);

@@ -59,8 +59,10 @@ TEST(SequenceAbi, MatchesTheLibraryAndResumesBitExact) {
     for (uint32_t l = 0; l < 3; ++l) {
       const float* kt = k.data() + (prompt + step) * row;
       const float* vt = v.data() + (prompt + step) * row;
-      if (l + 1 < 3) ASSERT_EQ(kvt_sequence_hint_next(s, l + 1, qs), KVT_STATUS_OK);
-      if (l + 1 < 3) ASSERT_TRUE((*ref)->HintNext(static_cast<int>(l) + 1, qs).ok());
+      if (l + 1 < 3) {
+        ASSERT_EQ(kvt_sequence_hint_next(s, l + 1, qs), KVT_STATUS_OK);
+        ASSERT_TRUE((*ref)->HintNext(static_cast<int>(l) + 1, qs).ok());
+      }
       ASSERT_EQ(kvt_sequence_append(s, l, kt, vt, 1), KVT_STATUS_OK);
       ASSERT_TRUE((*ref)->Append(static_cast<int>(l), kt, vt, 1).ok());
       ASSERT_EQ(kvt_sequence_attend(s, l, qs, a.data()), KVT_STATUS_OK) << kvt_last_error_message();

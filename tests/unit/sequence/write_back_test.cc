@@ -72,7 +72,9 @@ class Gate {
   ~Gate() { Open(); }
   void Open() {
     open_ = true;
-    if (ticket_) EXPECT_TRUE(s_.Wait(std::exchange(ticket_, 0)).ok());
+    if (ticket_) {
+      EXPECT_TRUE(s_.Wait(std::exchange(ticket_, 0)).ok());
+    }
   }
   Ticket ticket() const { return ticket_; }
 
