@@ -21,6 +21,44 @@ install(TARGETS kvtier kvtier_static EXPORT kvtierTargets
 install(FILES include/kvt/kvt.h include/kvt/kvt.hpp
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/kvt COMPONENT development)
 
+# What a consumer of the installed libkvtier.a links besides it: kvtier_static's INTERFACE link, the
+# libraries from outside the tree its objects use (kvt_bundle, in client/, reads them off the
+# targets). For each: how an installed kvtierConfig.cmake defines its imported target again, and
+# its flags in kvtier.pc's Libs.private. Those are plain names (the Debian packages put them on the
+# linker's path): Requires.private would make `pkg-config --cflags kvtier` need their -dev packages
+# even for the shared library. A library not listed here stops the configure.
+get_target_property(_kvt_static_links kvtier_static INTERFACE_LINK_LIBRARIES)
+set(KVT_CONFIG_STATIC_DEPENDENCIES "")
+set(KVT_PC_STATIC_LIBS "")
+foreach(_lib IN LISTS _kvt_static_links)
+  if(_lib STREQUAL "Threads::Threads")
+    set(_find "find_dependency(Threads)")
+    set(_libs "-lpthread")
+  elseif(_lib STREQUAL "TBB::tbb")
+    set(_find "find_dependency(TBB)")
+    set(_libs "-ltbb")
+  elseif(_lib STREQUAL "PkgConfig::XXHASH")
+    set(_find [=[if(NOT TARGET PkgConfig::XXHASH)
+  find_dependency(PkgConfig)
+  pkg_check_modules(XXHASH QUIET IMPORTED_TARGET libxxhash)
+  if(NOT XXHASH_FOUND)
+    set(kvtier_FOUND FALSE)
+    set(kvtier_NOT_FOUND_MESSAGE "kvtier::kvtier_static needs libxxhash (pkg-config libxxhash)")
+    return()
+  endif()
+endif()]=])
+    set(_libs "-lxxhash")
+  elseif(_lib STREQUAL "CUDA::cudart_static")
+    set(_find "find_dependency(CUDAToolkit)")
+    set(_libs "-L${CUDAToolkit_LIBRARY_DIR} -lcudart_static -ldl -lrt")
+  else()
+    message(FATAL_ERROR "libkvtier.a links ${_lib}: say in cmake/KvtInstall.cmake how an installed "
+                        "consumer finds it (kvtierConfig.cmake) and links it (kvtier.pc)")
+  endif()
+  string(APPEND KVT_CONFIG_STATIC_DEPENDENCIES "${_find}\n")
+  string(APPEND KVT_PC_STATIC_LIBS "${_libs} ")
+endforeach()
+
 set(KVT_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/kvtier)
 install(EXPORT kvtierTargets NAMESPACE kvtier:: DESTINATION ${KVT_CMAKE_DIR} COMPONENT development)
 configure_package_config_file(packaging/cmake/kvtierConfig.cmake.in

@@ -2,10 +2,13 @@
 # make install into a temporary prefix, then use it as an outsider would:
 #   1. the installed files are where the package says (daemon, tools, libraries, headers,
 #      CMake package, pkg-config file, units)
-#   2. an out-of-tree CMake project finds kvtier (find_package) and links kvtier::kvtier and
-#      kvtier::kvtier_static; plain cc links through pkg-config
-#   3. each consumer runs against the installed kv-tierd (a real store/lookup/retrieve)
-#   4. the Python package installs offline with pip (--no-index --no-build-isolation), bundling
+#   2. libkvtier.a is one archive holding every kvt_* function, the sequence plane's included (no
+#      kvt symbol it uses is left undefined, no two members share a name)
+#   3. an out-of-tree CMake project finds kvtier (find_package) and links kvtier::kvtier and
+#      kvtier::kvtier_static; plain cc links through pkg-config, shared and --static
+#   4. each consumer runs a sequence in process on the CPU (no daemon, no GPU), then against the
+#      installed kv-tierd (a real store/lookup/retrieve)
+#   5. the Python package installs offline with pip (--no-index --no-build-isolation), bundling
 #      the installed libkvtier, and talks to the same daemon
 # usage: install_test.sh BUILD_DIR SOURCE_DIR
 set -eu
@@ -41,6 +44,23 @@ ls "$prefix/include" | grep -qv '^kvt$' && { echo "headers besides include/kvt/ 
 grep -q "ExecStart=$prefix/bin/kv-tierd " "$prefix/lib/systemd/system/kv-tierd.service" ||
   { echo "the unit's ExecStart does not point at the installed daemon"; grep ExecStart "$prefix/lib/systemd/system/kv-tierd.service"; exit 1; }
 
+step "libkvtier.a carries the sequence plane"
+archive=$prefix/$libdir/libkvtier.a
+nm --defined-only -g "$archive" 2>/dev/null | awk 'NF == 3 {print $3}' | sort -u > "$work/defined"
+for sym in kvt_client_open kvt_sequence_open kvt_sequence_append kvt_sequence_attend kvt_sequence_close \
+           kvt_sequence_open_on_device; do
+  grep -qx "$sym" "$work/defined" || { echo "libkvtier.a does not define $sym"; exit 1; }
+done
+# Every kvt function or kvt:: symbol its objects use is defined in it (what is left is the C++
+# runtime, oneTBB, xxHash, the CUDA runtime: the link interface).
+nm --undefined-only "$archive" 2>/dev/null | awk '$1 == "U" || $1 == "w" {print $2}' | sort -u > "$work/undefined"
+missing=$(comm -23 "$work/undefined" "$work/defined" | grep -E '^(kvt_|_ZNK?3kvt)' || true)
+[ -z "$missing" ] || { echo "libkvtier.a uses kvt symbols it does not define:"; echo "$missing" | head; exit 1; }
+# Members are named by basename: two of one name are extracted (ar x) or replaced (ar r) as one.
+dups=$(ar t "$archive" | sort | uniq -d)
+[ -z "$dups" ] || { echo "libkvtier.a has two members of one name:"; echo "$dups"; exit 1; }
+echo "libkvtier.a: $(ar t "$archive" | wc -l) objects, $(wc -l < "$work/defined") global symbols"
+
 step "find_package(kvtier) consumer"
 cmake -S "$src/tests/integration/packaging/consumer" -B "$work/consumer" -G Ninja \
       -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release > "$work/consumer.log" 2>&1 ||
@@ -59,6 +79,20 @@ echo "kvtier.pc: version $(pkg-config --modversion kvtier), ABI $(pkg-config --v
 # shellcheck disable=SC2046
 cc -std=c11 -Wall -Werror -o "$work/consumer_pc" "$src/tests/integration/packaging/consumer/consumer.c" \
    $(pkg-config --cflags --libs kvtier) -Wl,-rpath,"$(pkg-config --variable=libdir kvtier)"
+# Static: Libs.private names what libkvtier.a's objects need; -l:libkvtier.a picks the archive
+# over the libkvtier.so beside it.
+static_libs=""
+for f in $(pkg-config --static --libs kvtier); do
+  [ "$f" = "-lkvtier" ] && f="-l:libkvtier.a"
+  static_libs="$static_libs $f"
+done
+echo "pkg-config --static: $static_libs"
+# shellcheck disable=SC2086
+cc -std=c11 -Wall -Werror -o "$work/consumer_pc_static" "$src/tests/integration/packaging/consumer/consumer.c" \
+   $(pkg-config --cflags kvtier) $static_libs
+if ldd "$work/consumer_pc_static" | grep -q libkvtier; then
+  echo "consumer_pc_static links libkvtier.so"; exit 1
+fi
 
 step "consumers against the installed kv-tierd"
 socket=$work/kvt.sock
@@ -74,10 +108,10 @@ until [ -S "$socket" ]; do
 done
 sleep 0.1
 for c in "$work/consumer/consumer_shared" "$work/consumer/consumer_static" "$work/consumer/consumer_c_static" \
-         "$work/consumer_pc"; do
+         "$work/consumer_pc" "$work/consumer_pc_static"; do
   echo "--- $(basename "$c")"
-  "$c"                    # version only
-  "$c" "$socket"          # through the daemon
+  "$c"                    # version and an in-process sequence
+  "$c" "$socket"          # the same, then through the daemon
 done
 "$prefix/bin/kvtierctl" --socket "$socket" status
 

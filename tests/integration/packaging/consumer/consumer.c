@@ -1,11 +1,15 @@
-/* An out-of-tree engine in plain C against the installed libkvtier: checks the ABI version,
- * and, given a socket, stores and retrieves a chunk through the daemon.
+/* An out-of-tree engine in plain C against the installed libkvtier: checks the ABI version, runs
+ * a sequence in process on the CPU (the sequence plane: no daemon, no GPU), and, given a socket,
+ * stores and retrieves a chunk through the daemon.
  *   consumer [SOCKET]   exit 0 on success, 1 with a message otherwise */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp */
 #include <kvt/kvt.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CHECK(call)                                                                           \
   do {                                                                                        \
@@ -15,6 +19,80 @@
       return 1;                                                                               \
     }                                                                                         \
   } while (0)
+
+/* A full, a KIVI (2-bit) and a TailorKV sparse layer: the host kernels, the KV methods, the
+ * transfer scheduler. 300 tokens, so KIVI quantizes past its residual and sparse selects. */
+static const char kPlan[] =
+    "kvt-sequence-plan 1\n"
+    "shape layers=3,q_heads=4,kv_heads=2,head_dim=64\n"
+    "layer 0 full\n"
+    "layer 1 kivi bits=2,group=32,residual=64\n"
+    "layer 2 sparse budget=96,sinks=4,recent=32,channels=8\n";
+enum { kLayers = 3, kQHeads = 4, kKvHeads = 2, kHeadDim = 64, kTokens = 300 };
+
+static float NextUniform(uint32_t* state) { /* [-1, 1) */
+  *state = *state * 1664525u + 1013904223u;
+  return (float)(*state >> 8) / (float)(1u << 23) - 1.0f;
+}
+
+/* Attention output is a convex combination of the values, all in [-1, 1): each element must be
+ * finite and within that range (plus rounding: fp16 storage, KIVI's dequantization), and the
+ * output must not be all zeros. */
+static int SaneAttention(const float* out, const char* what) {
+  double sum = 0;
+  for (int i = 0; i < kQHeads * kHeadDim; ++i) {
+    if (!isfinite(out[i]) || fabsf(out[i]) > 1.01f) {
+      fprintf(stderr, "%s: out[%d] = %g, not a convex combination of the values\n", what, i, out[i]);
+      return 0;
+    }
+    sum += fabs(out[i]);
+  }
+  if (sum == 0) fprintf(stderr, "%s: the output is all zeros\n", what);
+  return sum > 0;
+}
+
+static int RunSequence(void) {
+  const size_t rows = (size_t)kTokens * kKvHeads * kHeadDim;
+  float* keys = malloc(rows * sizeof *keys);
+  float* values = malloc(rows * sizeof *values);
+  float query[kQHeads * kHeadDim], out[kLayers][kQHeads * kHeadDim], again[kQHeads * kHeadDim];
+  uint32_t rng = 7;
+  for (size_t i = 0; i < rows; ++i) keys[i] = NextUniform(&rng), values[i] = NextUniform(&rng);
+  for (int i = 0; i < kQHeads * kHeadDim; ++i) query[i] = NextUniform(&rng);
+
+  kvt_sequence_t* seq = NULL;
+  CHECK(kvt_sequence_open(kPlan, &seq));
+  for (uint32_t l = 0; l < kLayers; ++l) {
+    CHECK(kvt_sequence_append(seq, l, keys, values, kTokens));
+    CHECK(kvt_sequence_attend(seq, l, query, out[l]));
+    if (!SaneAttention(out[l], "kvt_sequence_attend")) return 1;
+  }
+  free(keys);
+  free(values);
+  /* Suspend to a file (XXH3-checksummed) and resume: the same attention, bit for bit. */
+  char dir[] = "/tmp/kvt-consumer-XXXXXX";
+  if (!mkdtemp(dir)) {
+    perror("mkdtemp");
+    return 1;
+  }
+  char path[sizeof dir + 16];
+  snprintf(path, sizeof path, "%s/seq", dir);
+  CHECK(kvt_sequence_suspend_to_file(seq, path));
+  CHECK(kvt_sequence_resume_from_file(seq, path));
+  unlink(path);
+  rmdir(dir);
+  for (uint32_t l = 0; l < kLayers; ++l) {
+    CHECK(kvt_sequence_attend(seq, l, query, again));
+    if (memcmp(again, out[l], sizeof again) != 0) {
+      fprintf(stderr, "layer %u attends differently after suspend/resume\n", l);
+      return 1;
+    }
+  }
+  kvt_sequence_close(seq);
+  printf("sequence: %d layers x %d tokens on the CPU, attention sane, suspend/resume bit-exact\n", kLayers,
+         kTokens);
+  return 0;
+}
 
 int main(int argc, char** argv) {
   uint32_t major = 0, minor = 0, patch = 0;
@@ -26,6 +104,7 @@ int main(int argc, char** argv) {
             KVT_ABI_VERSION_MINOR, major, minor);
     return 1;
   }
+  if (RunSequence() != 0) return 1;
   if (argc < 2) return 0;
 
   kvt_client_options_t options;
