@@ -13,8 +13,13 @@ if(TARGET kvt-bench)
 endif()
 install(TARGETS ${_kvt_programs} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT runtime)
 
-install(TARGETS kvtier kvtier_static EXPORT kvtierTargets
+# Two export sets: the shared library's needs nothing beyond itself; the static archive's names the
+# libraries its objects use, which kvtierConfig.cmake looks for only to define kvtier::kvtier_static
+# (so a consumer of the shared library needs none of their -dev packages).
+install(TARGETS kvtier EXPORT kvtierTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT runtime NAMELINK_COMPONENT development
+  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(TARGETS kvtier_static EXPORT kvtierStaticTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT development
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 # Only include/kvt/ is public.
@@ -31,25 +36,36 @@ get_target_property(_kvt_static_links kvtier_static INTERFACE_LINK_LIBRARIES)
 set(KVT_CONFIG_STATIC_DEPENDENCIES "")
 set(KVT_PC_STATIC_LIBS "")
 foreach(_lib IN LISTS _kvt_static_links)
+  # _find: sets _kvtier_static_missing when the library is not there (quietly: it only costs the
+  # static target).
   if(_lib STREQUAL "Threads::Threads")
-    set(_find "find_dependency(Threads)")
+    set(_find [=[find_package(Threads QUIET)
+if(NOT Threads_FOUND)
+  list(APPEND _kvtier_static_missing "Threads")
+endif()]=])
     set(_libs "-lpthread")
   elseif(_lib STREQUAL "TBB::tbb")
-    set(_find "find_dependency(TBB)")
+    set(_find [=[find_package(TBB QUIET)
+if(NOT TBB_FOUND)
+  list(APPEND _kvtier_static_missing "TBB (libtbb-dev)")
+endif()]=])
     set(_libs "-ltbb")
   elseif(_lib STREQUAL "PkgConfig::XXHASH")
     set(_find [=[if(NOT TARGET PkgConfig::XXHASH)
-  find_dependency(PkgConfig)
-  pkg_check_modules(XXHASH QUIET IMPORTED_TARGET libxxhash)
-  if(NOT XXHASH_FOUND)
-    set(kvtier_FOUND FALSE)
-    set(kvtier_NOT_FOUND_MESSAGE "kvtier::kvtier_static needs libxxhash (pkg-config libxxhash)")
-    return()
+  find_package(PkgConfig QUIET)
+  if(PkgConfig_FOUND)
+    pkg_check_modules(XXHASH QUIET IMPORTED_TARGET libxxhash)
+  endif()
+  if(NOT TARGET PkgConfig::XXHASH)
+    list(APPEND _kvtier_static_missing "libxxhash (pkg-config libxxhash, libxxhash-dev)")
   endif()
 endif()]=])
     set(_libs "-lxxhash")
   elseif(_lib STREQUAL "CUDA::cudart_static")
-    set(_find "find_dependency(CUDAToolkit)")
+    set(_find [=[find_package(CUDAToolkit QUIET)
+if(NOT CUDAToolkit_FOUND)
+  list(APPEND _kvtier_static_missing "the CUDA toolkit (CUDA::cudart_static)")
+endif()]=])
     set(_libs "-L${CUDAToolkit_LIBRARY_DIR} -lcudart_static -ldl -lrt")
   else()
     message(FATAL_ERROR "libkvtier.a links ${_lib}: say in cmake/KvtInstall.cmake how an installed "
@@ -61,6 +77,7 @@ endforeach()
 
 set(KVT_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/kvtier)
 install(EXPORT kvtierTargets NAMESPACE kvtier:: DESTINATION ${KVT_CMAKE_DIR} COMPONENT development)
+install(EXPORT kvtierStaticTargets NAMESPACE kvtier:: DESTINATION ${KVT_CMAKE_DIR} COMPONENT development)
 configure_package_config_file(packaging/cmake/kvtierConfig.cmake.in
   ${CMAKE_BINARY_DIR}/packaging/kvtierConfig.cmake INSTALL_DESTINATION ${KVT_CMAKE_DIR})
 # The package version is the release; the C ABI version (kvt_version) is KVT_ABI_VERSION.

@@ -72,6 +72,27 @@ fi
 ldd "$work/consumer/consumer_shared" | grep -q "libkvtier.so.1 => $prefix" ||
   { echo "consumer_shared does not use the installed libkvtier.so.1"; ldd "$work/consumer/consumer_shared"; exit 1; }
 
+step "find_package(kvtier) without the static archive's libraries"
+# A consumer of the shared library needs none of them; one that asks for the static component is
+# told which is missing (oneTBB hidden from find_package here).
+mkdir -p "$work/shared_only"
+cat > "$work/shared_only/CMakeLists.txt" <<CMAKE
+cmake_minimum_required(VERSION 3.16)
+project(kvtier_shared_only C)
+find_package(kvtier 0.1 REQUIRED \${KVT_COMPONENTS})
+add_executable(consumer_shared "$src/tests/integration/packaging/consumer/consumer.c")
+target_link_libraries(consumer_shared PRIVATE kvtier::kvtier)
+CMAKE
+cmake -S "$work/shared_only" -B "$work/shared_only/build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" \
+      -DCMAKE_DISABLE_FIND_PACKAGE_TBB=ON > "$work/shared_only.log" 2>&1 ||
+  { echo "find_package(kvtier) needs TBB for the shared library"; cat "$work/shared_only.log"; exit 1; }
+if cmake -S "$work/shared_only" -B "$work/shared_only/build-static" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" \
+      -DCMAKE_DISABLE_FIND_PACKAGE_TBB=ON "-DKVT_COMPONENTS=COMPONENTS;static" > "$work/static_missing.log" 2>&1; then
+  echo "find_package(kvtier COMPONENTS static) succeeded without TBB"; exit 1
+fi
+grep -q "kvtier::kvtier_static needs TBB" "$work/static_missing.log" ||
+  { echo "the missing-TBB message does not name TBB:"; cat "$work/static_missing.log"; exit 1; }
+
 step "pkg-config consumer (plain cc)"
 export PKG_CONFIG_PATH="$prefix/$libdir/pkgconfig"
 pkg-config --exists --print-errors kvtier
