@@ -16,12 +16,11 @@ install(TARGETS ${_kvt_programs} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COM
 # Two export sets: the shared library's needs nothing beyond itself; the static archive's names the
 # libraries its objects use, which kvtierConfig.cmake looks for only to define kvtier::kvtier_static
 # (so a consumer of the shared library needs none of their -dev packages).
+# (Their include directory comes from the targets' $<INSTALL_INTERFACE:include>.)
 install(TARGETS kvtier EXPORT kvtierTargets
-  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT runtime NAMELINK_COMPONENT development
-  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT runtime NAMELINK_COMPONENT development)
 install(TARGETS kvtier_static EXPORT kvtierStaticTargets
-  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT development
-  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT development)
 # Only include/kvt/ is public.
 install(FILES include/kvt/kvt.h include/kvt/kvt.hpp
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/kvt COMPONENT development)
