@@ -31,23 +31,22 @@ install(FILES include/kvt/kvt.h include/kvt/kvt.hpp
 # its flags in kvtier.pc's Libs.private. Those are plain names (the Debian packages put them on the
 # linker's path): Requires.private would make `pkg-config --cflags kvtier` need their -dev packages
 # even for the shared library. A library not listed here stops the configure.
+#
+# What kvtierConfig.cmake runs to find <package> quietly, noting <what> as missing when it is not
+# there (that only costs the static target).
+function(_kvt_quiet_find out package what)
+  set(${out} "find_package(${package} QUIET)\nif(NOT ${package}_FOUND)\n  list(APPEND _kvtier_static_missing \"${what}\")\nendif()" PARENT_SCOPE)
+endfunction()
+
 get_target_property(_kvt_static_links kvtier_static INTERFACE_LINK_LIBRARIES)
 set(KVT_CONFIG_STATIC_DEPENDENCIES "")
 set(KVT_PC_STATIC_LIBS "")
 foreach(_lib IN LISTS _kvt_static_links)
-  # _find: sets _kvtier_static_missing when the library is not there (quietly: it only costs the
-  # static target).
   if(_lib STREQUAL "Threads::Threads")
-    set(_find [=[find_package(Threads QUIET)
-if(NOT Threads_FOUND)
-  list(APPEND _kvtier_static_missing "Threads")
-endif()]=])
+    _kvt_quiet_find(_find Threads "Threads")
     set(_libs "-lpthread")
   elseif(_lib STREQUAL "TBB::tbb")
-    set(_find [=[find_package(TBB QUIET)
-if(NOT TBB_FOUND)
-  list(APPEND _kvtier_static_missing "TBB (libtbb-dev)")
-endif()]=])
+    _kvt_quiet_find(_find TBB "TBB (libtbb-dev)")
     set(_libs "-ltbb")
   elseif(_lib STREQUAL "PkgConfig::XXHASH")
     set(_find [=[if(NOT TARGET PkgConfig::XXHASH)
@@ -61,10 +60,7 @@ endif()]=])
 endif()]=])
     set(_libs "-lxxhash")
   elseif(_lib STREQUAL "CUDA::cudart_static")
-    set(_find [=[find_package(CUDAToolkit QUIET)
-if(NOT CUDAToolkit_FOUND)
-  list(APPEND _kvtier_static_missing "the CUDA toolkit (CUDA::cudart_static)")
-endif()]=])
+    _kvt_quiet_find(_find CUDAToolkit "the CUDA toolkit (CUDA::cudart_static)")
     set(_libs "-L${CUDAToolkit_LIBRARY_DIR} -lcudart_static -ldl -lrt")
   else()
     message(FATAL_ERROR "libkvtier.a links ${_lib}: say in cmake/KvtInstall.cmake how an installed "
