@@ -25,8 +25,8 @@
 // four float min/max) and clamp-free codes changed it by -3..+5% and were dropped. The token
 // stride is: Llama's 2 KiB rows put every row's line of a block into one of two L1 sets, so the
 // G rows of pass 1 are gone from L1 when pass 2 reads them; the same rows 2112 bytes apart run
-// 30-40% faster. Staging the block's lines in a contiguous tile during pass 1 recovers only
-// 5-15% of that.
+// 15-40% faster. Staging the block's lines in a contiguous tile during pass 1 recovers part of
+// that at 1 bit (+18-24%), which does it; at 2 and 4 bits it gained 3-10% and lost 8%.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -142,6 +142,14 @@ void QuantizeKeyGroup(const KiviLayout& l, const Half* keys, int64_t token_strid
   const bool direct = geo.tail_bytes == 0 && words <= kMaxDirectWords && words != 3;
   const __m512 levels = _mm512_set1_ps(static_cast<float>(l.levels()));
   alignas(64) uint32_t tile[kMaxWords * kBlock];  // [word][block channel], when !direct
+  // 1 bit: pass 1 also copies the block's lines into `staged`, contiguous, and pass 2 reads them
+  // there (see the header: strided rows are gone from L1 by then). Measured by thread CPU time, one
+  // core: 1-bit keys 18-24% faster at 1K-32K tokens and groups of 32-128; at 2 bits +3..10%, at 4
+  // bits -8%, so only 1 bit, whose compare-mask codes do the least arithmetic per load, stages.
+  constexpr int kMaxStaged = 128;
+  alignas(64) Half staged[kBits == 1 ? kMaxStaged * kBlock : 1];
+  const bool stage = kBits == 1 && g <= kMaxStaged;
+  const int64_t pass2_stride = stage ? kBlock : token_stride;
   alignas(64) __m512i w[kBlockVecs][kMaxDirectWords];
   LinePrefetcher pre(next, token_stride, 2 * row);
   for (int64_t c0 = 0; c0 < row; c0 += kBlock) {
@@ -151,6 +159,10 @@ void QuantizeKeyGroup(const KiviLayout& l, const Half* keys, int64_t token_strid
     const Half* x = keys + c0;
     for (int j = 0; j < g; ++j, x += token_stride) {
       if (next) pre.Next();
+      if (stage) {
+        const __mmask32 m32 = static_cast<__mmask32>(m[0]) | static_cast<__mmask32>(m[1]) << 16;
+        _mm512_store_si512(staged + j * kBlock, _mm512_maskz_loadu_epi16(m32, x));
+      }
       const __m512 x0 = LoadHalves(x, m[0]), x1 = LoadHalves(x + kLanes, m[1]);
       lo0 = _mm512_min_ps(lo0, x0);
       hi0 = _mm512_max_ps(hi0, x0);
@@ -166,15 +178,15 @@ void QuantizeKeyGroup(const KiviLayout& l, const Half* keys, int64_t token_strid
       const int j0 = wd * kPerWord;
       const int n = std::min(kPerWord, g - j0);
       for (int v = 0; v < kBlockVecs; ++v) {
-        const Half* xj = keys + j0 * token_stride + c0 + v * kLanes;
+        const Half* xj = stage ? staged + j0 * kBlock + v * kLanes : keys + j0 * token_stride + c0 + v * kLanes;
         __m512i word;
         if constexpr (kBits == 1) {
-          word = PackWord1(xj, token_stride, n, m[v], p[v].zero, p[v].inv);
+          word = PackWord1(xj, pass2_stride, n, m[v], p[v].zero, p[v].inv);
         } else {
-          word = _mm512_cvtps_epi32(PackHalf<kBits>(xj, token_stride, std::min(n, kPerHalf), m[v],
+          word = _mm512_cvtps_epi32(PackHalf<kBits>(xj, pass2_stride, std::min(n, kPerHalf), m[v],
                                                     p[v].zero, p[v].inv, levels));
           if (n > kPerHalf) {
-            const __m512 upper = PackHalf<kBits>(xj + kPerHalf * token_stride, token_stride,
+            const __m512 upper = PackHalf<kBits>(xj + kPerHalf * pass2_stride, pass2_stride,
                                                  n - kPerHalf, m[v], p[v].zero, p[v].inv, levels);
             word = _mm512_or_si512(word, _mm512_slli_epi32(_mm512_cvtps_epi32(upper), 16));
           }
