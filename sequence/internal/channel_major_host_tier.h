@@ -5,9 +5,8 @@
 //
 // Capacity grows geometrically (max(asked, 2 * capacity, 256) tokens; less near a full memory, see
 // GrowthSteps) into a new range, re-laid out, the old one freed back (HostTierArray's rules: a
-// failed growth changes nothing). Threading
-// as HostTierArray: Reserve and Clear on the owner's thread alone, Write within the reserved
-// capacity from any one thread at a time.
+// failed growth changes nothing). Threading as HostTierArray: Reserve and Clear on the owner's
+// thread alone, Write within the reserved capacity from any one thread at a time.
 #pragma once
 
 #include <algorithm>

@@ -6,10 +6,10 @@
 // quarter more, then a sixteenth more, then exactly what is needed (GrowthSteps): old and new
 // ranges coexist during the copy, so doubling alone would stop an array at a third of the memory;
 // the smaller steps take it to about half, copying more often only near the limit. When even the
-// exact size does not fit, nothing changes and the old contents stay readable. Then `before_release` runs (it waits for whoever may still read the old range:
-// the scheduler's write-backs on the CPU path, the sequence's stream on the GPU path; when it
-// fails the new range is freed and nothing changes), then size() elements are copied and the old
-// range is freed back. Pointers from data()/device_data() are valid until the next growth or Clear.
+// exact size does not fit, nothing changes and the old contents stay readable. Then
+// `before_release` runs (it waits for whoever may still read the old range: the scheduler's
+// write-backs on the CPU path, the sequence's stream on the GPU path; when it fails the new range
+// is freed and nothing changes), then size() elements are copied and the old range is freed back. Pointers from data()/device_data() are valid until the next growth or Clear.
 //
 // Threading: growth and Clear on the owner's thread only, with nobody else touching the array;
 // AppendReserved (no growth, so pointers stay put) may run on another thread (a write-back job)
@@ -112,15 +112,22 @@ class HostTierArray {
   }
 
  private:
+  // A range for the first of `capacities` the memory holds: only RESOURCE_EXHAUSTED moves on to the
+  // next, and the last one's error is returned. `*chosen` = the capacity tried last.
+  StatusOr<HostTierRegion> AllocateFirstThatFits(const std::vector<size_t>& capacities, size_t* chosen) {
+    for (size_t i = 0; i < capacities.size(); ++i) {
+      *chosen = capacities[i];
+      auto region = memory_->Allocate(static_cast<uint64_t>(capacities[i]) * sizeof(T), kAlignment);
+      const bool last = i + 1 == capacities.size();
+      if (region.ok() || region.status().code() != StatusCode::kResourceExhausted || last) return region;
+    }
+    return InvalidArgument("host tier growth without a capacity");
+  }
+
   Status Grow(const std::vector<size_t>& capacities, const std::function<Status()>& before_release,
               const std::function<void(T*, const T*, size_t)>& relayout = {}) {
-    StatusOr<HostTierRegion> region = InvalidArgument("host tier growth without a capacity");
     size_t cap = 0;
-    for (const size_t c : capacities) {
-      cap = c;
-      region = memory_->Allocate(static_cast<uint64_t>(c) * sizeof(T), kAlignment);
-      if (region.ok() || region.status().code() != StatusCode::kResourceExhausted) break;
-    }
+    StatusOr<HostTierRegion> region = AllocateFirstThatFits(capacities, &cap);
     if (!region.ok()) return region.status();
     if (before_release) {
       if (Status s = before_release(); !s.ok()) {

@@ -156,13 +156,11 @@ void QuantizeKeyGroup(const KiviLayout& l, const Half* keys, int64_t token_strid
     const __mmask16 m[kBlockVecs] = {LaneMask(row - c0), LaneMask(row - c0 - kLanes)};
     // Pass 1, in registers (named, not an array, so that nothing is stored per row).
     __m512 lo0 = _mm512_set1_ps(INFINITY), lo1 = lo0, hi0 = _mm512_set1_ps(-INFINITY), hi1 = hi0;
+    const __mmask32 m32 = static_cast<__mmask32>(m[0]) | static_cast<__mmask32>(m[1]) << 16;
     const Half* x = keys + c0;
     for (int j = 0; j < g; ++j, x += token_stride) {
       if (next) pre.Next();
-      if (stage) {
-        const __mmask32 m32 = static_cast<__mmask32>(m[0]) | static_cast<__mmask32>(m[1]) << 16;
-        _mm512_store_si512(staged + j * kBlock, _mm512_maskz_loadu_epi16(m32, x));
-      }
+      if (stage) _mm512_store_si512(staged + j * kBlock, _mm512_maskz_loadu_epi16(m32, x));
       const __m512 x0 = LoadHalves(x, m[0]), x1 = LoadHalves(x + kLanes, m[1]);
       lo0 = _mm512_min_ps(lo0, x0);
       hi0 = _mm512_max_ps(hi0, x0);
@@ -178,7 +176,7 @@ void QuantizeKeyGroup(const KiviLayout& l, const Half* keys, int64_t token_strid
       const int j0 = wd * kPerWord;
       const int n = std::min(kPerWord, g - j0);
       for (int v = 0; v < kBlockVecs; ++v) {
-        const Half* xj = stage ? staged + j0 * kBlock + v * kLanes : keys + j0 * token_stride + c0 + v * kLanes;
+        const Half* xj = (stage ? staged : keys + c0) + j0 * pass2_stride + v * kLanes;
         __m512i word;
         if constexpr (kBits == 1) {
           word = PackWord1(xj, pass2_stride, n, m[v], p[v].zero, p[v].inv);
