@@ -23,7 +23,7 @@ BUILD=build
 if [[ "${1:-}" == "--bundle" ]]; then
   MODE=bundle
   BUNDLE="${2:?usage: gpu-check.sh --bundle DIR|DIR.tar.gz}"
-  if [[ -f "$BUNDLE" ]]; then  # the compressed bundle: unpack beside this checkout
+  if [[ -f "$BUNDLE" ]]; then  # the compressed bundle: unpack it under $TMPDIR
     unpack="$(mktemp -d "${TMPDIR:-/tmp}/kvt-gpu-bundle.XXXXXX")"
     tar -C "$unpack" -xzf "$BUNDLE"
     BUNDLE="$(find "$unpack" -mindepth 1 -maxdepth 1 -type d | head -1)"
