@@ -63,10 +63,16 @@ class SpscRing {
     return RingResult::kOk;
   }
 
-  // After a successful push: true if the consumer asked to be woken.
+  // After a successful push: true if the consumer asked to be woken. The other half of
+  // PrepareToWait's handshake: each side writes its own word (here tail, there the flag) and then
+  // reads the other's, all four sequentially consistent, so at least one side sees the other's
+  // write: the consumer finds the entry and stays awake, or the producer finds the flag and wakes
+  // it. The tail is written again by a seq_cst read-modify-write that adds 0 (the push stored it
+  // with release), which orders it before the flag read as a full fence would; atomic operations
+  // instead of a fence because ThreadSanitizer models the former and not the latter.
   bool ConsumerNeedsWake() const {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    return header_->consumer_waiting.value.load(std::memory_order_relaxed) != 0;
+    header_->tail.value.fetch_add(0, std::memory_order_seq_cst);
+    return header_->consumer_waiting.value.load(std::memory_order_seq_cst) != 0;
   }
 
   // Consumer side. The entry is copied out before anyone looks at it (no double fetch).
@@ -102,11 +108,11 @@ class SpscRing {
   uint32_t NextPopSlot() const { return header_->head.value.load(std::memory_order_relaxed) & mask_; }
 
   // Consumer announces it is going to sleep; returns true if the ring is still empty (then sleep).
+  // (The flag store and the tail load are the consumer's half of ConsumerNeedsWake's handshake.)
   bool PrepareToWait() {
-    header_->consumer_waiting.value.store(1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    header_->consumer_waiting.value.store(1, std::memory_order_seq_cst);
     uint32_t head = header_->head.value.load(std::memory_order_relaxed);
-    uint32_t tail = header_->tail.value.load(std::memory_order_acquire);
+    uint32_t tail = header_->tail.value.load(std::memory_order_seq_cst);
     if (tail != head) {
       header_->consumer_waiting.value.store(0, std::memory_order_relaxed);
       return false;
