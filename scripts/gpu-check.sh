@@ -88,12 +88,7 @@ if [[ "$MODE" == bundle ]]; then
 else
   PY_PATH="$ROOT/python"; PY_TEST="$ROOT/python/tests/test_sequence_device.py"; PY_LIB="$BUILD/lib/libkvtier.so"
 fi
-PY=""
-for candidate in ${KVT_PYTHON:-} python3 /usr/bin/python3; do
-  if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import numpy, pytest' >/dev/null 2>&1; then
-    PY="$candidate"; break
-  fi
-done
+PY="$(sh "$ROOT/python/tests/find_python.sh" || true)"
 if [[ -f "$PY_TEST" && -n "$PY_LIB" && -n "$PY" ]]; then
   rc=0
   py_log="$(mktemp)"
@@ -105,7 +100,7 @@ if [[ -f "$PY_TEST" && -n "$PY_LIB" && -n "$PY" ]]; then
     status=1
   else echo "PASS    python test_sequence_device.py" | tee -a "$LOG"; fi
 else
-  echo "NOT RUN python test_sequence_device.py: no python3 with numpy and pytest (KVT_PYTHON picks one), or no libkvtier" | tee -a "$LOG"
+  echo "NOT RUN python test_sequence_device.py: no python3 with numpy >= 1.22 and pytest (KVT_PYTHON picks one), or no libkvtier" | tee -a "$LOG"
 fi
 
 # compute-sanitizer over the kernel tests, when the toolkit has it (KVT_GPU_SANITIZE=0 skips):

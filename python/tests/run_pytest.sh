@@ -2,19 +2,12 @@
 # Runs the kvtier Python tests against a real kv-tierd (ctest: python_binding_test).
 #   KVT_BIN_DIR  directory with kv-tierd     KVT_LIBRARY  path of libkvtier.so
 #   KVT_PYTHON   interpreter to use (default: the first of python3, /usr/bin/python3 with numpy
-#                >= 1.22 and pytest)
+#                >= 1.22 and pytest: find_python.sh)
 # Exit 77 (ctest: skipped) only when no interpreter has numpy and pytest. pytest's exit code 5
 # (no tests collected) is a failure: a suite that silently runs nothing must not pass.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-probe='import numpy, pytest; assert hasattr(numpy, "from_dlpack"), "numpy >= 1.22 needed"'
-py=""
-for candidate in ${KVT_PYTHON:-} python3 /usr/bin/python3; do
-  if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c "$probe" 2>/dev/null; then
-    py=$candidate
-    break
-  fi
-done
+py=$(sh "$here/find_python.sh")
 if [ -z "$py" ]; then
   echo "SKIPPED: no python3 with numpy >= 1.22 and pytest (apt-get install python3-numpy python3-pytest)"
   exit 77
