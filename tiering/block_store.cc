@@ -2,42 +2,27 @@
 
 #include <cstring>
 
+#include "tiering/tier_metrics.h"
+
 namespace kvt::tiering {
-namespace {
-
-prometheus::Family<prometheus::Counter>& CounterFamily(prometheus::Registry& r, const std::string& name,
-                                                       const std::string& help) {
-  return prometheus::BuildCounter().Name(name).Help(help).Register(r);
-}
-prometheus::Family<prometheus::Gauge>& GaugeFamily(prometheus::Registry& r, const std::string& name,
-                                                   const std::string& help) {
-  return prometheus::BuildGauge().Name(name).Help(help).Register(r);
-}
-
-}  // namespace
 
 BlockStore::BlockStore(host::HostTier* host, std::unique_ptr<EvictionPolicy> policy,
                        prometheus::Registry& registry)
     : host_(host),
       policy_(std::move(policy)),
-      hits_(CounterFamily(registry, "kvt_tier_hits_total", "Chunk hits by tier").Add({{"tier", "host"}})),
-      misses_(CounterFamily(registry, "kvt_tier_misses_total", "Chunk misses by tier").Add({{"tier", "host"}})),
-      evictions_capacity_(CounterFamily(registry, "kvt_evictions_total", "Chunks evicted, by tier and reason")
-                              .Add({{"tier", "host"}, {"reason", "capacity"}})),
-      evictions_operator_(CounterFamily(registry, "kvt_evictions_total", "Chunks evicted, by tier and reason")
-                              .Add({{"tier", "host"}, {"reason", "operator"}})),
-      stored_chunks_(CounterFamily(registry, "kvt_chunks_stored_total", "Chunks newly stored, by tier")
-                         .Add({{"tier", "host"}})),
-      stored_bytes_(CounterFamily(registry, "kvt_bytes_written_total", "Payload bytes written, by tier")
-                        .Add({{"tier", "host"}})),
-      read_bytes_(CounterFamily(registry, "kvt_bytes_read_total", "Payload bytes read, by tier")
-                      .Add({{"tier", "host"}})),
-      capacity_bytes_(GaugeFamily(registry, "kvt_tier_capacity_bytes", "Configured capacity by tier")
-                          .Add({{"tier", "host"}})),
-      used_bytes_(GaugeFamily(registry, "kvt_tier_used_bytes", "Bytes in use by tier").Add({{"tier", "host"}})),
-      chunk_count_(GaugeFamily(registry, "kvt_tier_chunks", "Resident chunks by tier").Add({{"tier", "host"}})),
-      pinned_count_(GaugeFamily(registry, "kvt_tier_pinned_chunks", "Pinned chunks by tier")
-                        .Add({{"tier", "host"}})) {
+      hits_(metrics::AddCounter(registry, metrics::kHits, {{"tier", "host"}})),
+      misses_(metrics::AddCounter(registry, metrics::kMisses, {{"tier", "host"}})),
+      evictions_capacity_(metrics::AddCounter(registry, metrics::kEvictions,
+                                              {{"tier", "host"}, {"reason", "capacity"}})),
+      evictions_operator_(metrics::AddCounter(registry, metrics::kEvictions,
+                                              {{"tier", "host"}, {"reason", "operator"}})),
+      stored_chunks_(metrics::AddCounter(registry, metrics::kChunksStored, {{"tier", "host"}})),
+      stored_bytes_(metrics::AddCounter(registry, metrics::kBytesWritten, {{"tier", "host"}})),
+      read_bytes_(metrics::AddCounter(registry, metrics::kBytesRead, {{"tier", "host"}})),
+      capacity_bytes_(metrics::AddGauge(registry, metrics::kCapacityBytes, {{"tier", "host"}})),
+      used_bytes_(metrics::AddGauge(registry, metrics::kUsedBytes, {{"tier", "host"}})),
+      chunk_count_(metrics::AddGauge(registry, metrics::kChunks, {{"tier", "host"}})),
+      pinned_count_(metrics::AddGauge(registry, metrics::kPinnedChunks, {{"tier", "host"}})) {
   capacity_bytes_.Set(static_cast<double>(host_->capacity_bytes()));
 }
 

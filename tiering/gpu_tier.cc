@@ -6,39 +6,23 @@
 #include <vector>
 
 #include "common/check.h"
+#include "tiering/tier_metrics.h"
 
 namespace kvt::tiering {
-namespace {
-
-prometheus::Gauge& TierGauge(prometheus::Registry& r, const std::string& name, const std::string& help) {
-  return prometheus::BuildGauge().Name(name).Help(help).Register(r).Add({{"tier", "gpu"}});
-}
-
-}  // namespace
 
 GpuTier::GpuTier(DeviceMemory* memory, BlockStore* store, prometheus::Registry& registry)
     : memory_(memory),
       store_(store),
-      allocator_(memory->capacity_bytes() / kGpuExtentAlignment * kGpuExtentAlignment, kGpuExtentAlignment),
-      evictions_(prometheus::BuildCounter()
-                     .Name("kvt_evictions_total")
-                     .Help("Chunks evicted, by tier and reason")
-                     .Register(registry)
-                     .Add({{"tier", "gpu"}, {"reason", "capacity"}})),
-      promotions_(prometheus::BuildCounter()
-                      .Name("kvt_chunks_stored_total")
-                      .Help("Chunks newly stored, by tier")
-                      .Register(registry)
-                      .Add({{"tier", "gpu"}})),
-      promoted_bytes_(prometheus::BuildCounter()
-                          .Name("kvt_bytes_written_total")
-                          .Help("Payload bytes written, by tier")
-                          .Register(registry)
-                          .Add({{"tier", "gpu"}})),
-      capacity_gauge_(TierGauge(registry, "kvt_tier_capacity_bytes", "Configured capacity by tier")),
-      used_gauge_(TierGauge(registry, "kvt_tier_used_bytes", "Bytes in use by tier")),
-      chunks_gauge_(TierGauge(registry, "kvt_tier_chunks", "Resident chunks by tier")),
-      pinned_gauge_(TierGauge(registry, "kvt_tier_pinned_chunks", "Pinned chunks by tier")) {
+      allocator_(memory->capacity_bytes() / kGpuExtentAlignment * kGpuExtentAlignment,
+                 kGpuExtentAlignment),
+      evictions_(metrics::AddCounter(registry, metrics::kEvictions,
+                                     {{"tier", "gpu"}, {"reason", "capacity"}})),
+      promotions_(metrics::AddCounter(registry, metrics::kChunksStored, {{"tier", "gpu"}})),
+      promoted_bytes_(metrics::AddCounter(registry, metrics::kBytesWritten, {{"tier", "gpu"}})),
+      capacity_gauge_(metrics::AddGauge(registry, metrics::kCapacityBytes, {{"tier", "gpu"}})),
+      used_gauge_(metrics::AddGauge(registry, metrics::kUsedBytes, {{"tier", "gpu"}})),
+      chunks_gauge_(metrics::AddGauge(registry, metrics::kChunks, {{"tier", "gpu"}})),
+      pinned_gauge_(metrics::AddGauge(registry, metrics::kPinnedChunks, {{"tier", "gpu"}})) {
   capacity_gauge_.Set(static_cast<double>(allocator_.capacity()));
 }
 
