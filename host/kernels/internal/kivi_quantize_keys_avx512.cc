@@ -27,6 +27,11 @@
 // G rows of pass 1 are gone from L1 when pass 2 reads them; the same rows 2112 bytes apart run
 // 15-40% faster. Staging the block's lines in a contiguous tile during pass 1 recovers part of
 // that at 1 bit (+18-24%), which does it; at 2 and 4 bits it gained 3-10% and lost 8%.
+// Also tried and dropped (same measure): staging the lines converted to fp32, so that pass 2
+// converts nothing (cvtph2ps issues once per cycle here), 2-bit -19% in cache but 1 and 4 bits
+// +10-20% from DRAM; prefetching two groups ahead instead of one, and oneTBB chunks of 1-4 MiB
+// instead of 256 KiB, both within the noise. From DRAM (128K tokens, 2 threads) each core
+// quantizes at about the rate it reaches from L3, so the 2-core figure is compute, not memory.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
