@@ -10,35 +10,52 @@
 
 namespace kvt::kernels::internal {
 
+// kG query rows of ScoreRows at once. The query count is a template parameter and its loops are
+// unrolled so that the accumulators are registers: with a run-time count GCC kept them in a stack
+// array and every fma went through a store and a reload.
+template <int kG, typename T>
+inline void ScoreRowsTile(const float* q, int d, const T* keys, int64_t tokens, int64_t token_stride,
+                          float scale, float* scores, int64_t score_stride) {
+  for (int64_t t = 0; t < tokens; ++t) {
+    const T* k = keys + t * token_stride;
+    __m256 acc[kG][2];
+#pragma GCC unroll 4
+    for (int j = 0; j < kG; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
+    int c = 0;
+    for (; c + 16 <= d; c += 16) {
+      const __m256 k0 = Load8(k + c), k1 = Load8(k + c + 8);
+#pragma GCC unroll 4
+      for (int j = 0; j < kG; ++j) {
+        const float* qj = q + j * d + c;
+        acc[j][0] = _mm256_fmadd_ps(_mm256_loadu_ps(qj), k0, acc[j][0]);
+        acc[j][1] = _mm256_fmadd_ps(_mm256_loadu_ps(qj + 8), k1, acc[j][1]);
+      }
+    }
+    if (c < d) {
+      const __m256 k0 = Load8(k + c);
+#pragma GCC unroll 4
+      for (int j = 0; j < kG; ++j) acc[j][0] = _mm256_fmadd_ps(_mm256_loadu_ps(q + j * d + c), k0, acc[j][0]);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < kG; ++j) {
+      scores[j * score_stride + t] = scale * HorizontalSum(_mm256_add_ps(acc[j][0], acc[j][1]));
+    }
+  }
+}
+
 // scores[j * score_stride + t] = scale * q[j] . keys[t]  for j < g, t < tokens.
-//   q [g][d] float, keys rows `token_stride` elements apart.
+//   q [g][d] float, keys rows `token_stride` elements apart; d a multiple of 8.
 template <typename T>
 inline void ScoreRows(const float* q, int g, int d, const T* keys, int64_t tokens,
                       int64_t token_stride, float scale, float* scores, int64_t score_stride) {
   for (int j0 = 0; j0 < g; j0 += 4) {
-    const int gn = std::min(4, g - j0);
-    for (int64_t t = 0; t < tokens; ++t) {
-      const T* k = keys + t * token_stride;
-      __m256 acc[4][2];
-      for (int j = 0; j < 4; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
-      int c = 0;
-      for (; c + 16 <= d; c += 16) {
-        const __m256 k0 = Load8(k + c), k1 = Load8(k + c + 8);
-        for (int j = 0; j < gn; ++j) {
-          const float* qj = q + (j0 + j) * d + c;
-          acc[j][0] = _mm256_fmadd_ps(_mm256_loadu_ps(qj), k0, acc[j][0]);
-          acc[j][1] = _mm256_fmadd_ps(_mm256_loadu_ps(qj + 8), k1, acc[j][1]);
-        }
-      }
-      if (c < d) {
-        const __m256 k0 = Load8(k + c);
-        for (int j = 0; j < gn; ++j) {
-          acc[j][0] = _mm256_fmadd_ps(_mm256_loadu_ps(q + (j0 + j) * d + c), k0, acc[j][0]);
-        }
-      }
-      for (int j = 0; j < gn; ++j) {
-        scores[(j0 + j) * score_stride + t] = scale * HorizontalSum(_mm256_add_ps(acc[j][0], acc[j][1]));
-      }
+    const float* qj = q + static_cast<int64_t>(j0) * d;
+    float* sj = scores + j0 * score_stride;
+    switch (std::min(4, g - j0)) {
+      case 1: ScoreRowsTile<1>(qj, d, keys, tokens, token_stride, scale, sj, score_stride); break;
+      case 2: ScoreRowsTile<2>(qj, d, keys, tokens, token_stride, scale, sj, score_stride); break;
+      case 3: ScoreRowsTile<3>(qj, d, keys, tokens, token_stride, scale, sj, score_stride); break;
+      default: ScoreRowsTile<4>(qj, d, keys, tokens, token_stride, scale, sj, score_stride); break;
     }
   }
 }
@@ -71,8 +88,39 @@ inline float SoftmaxExp(float* s, int64_t n) {
   return total;
 }
 
+// kG rows of AccumulateRows at once (a template parameter for the reason ScoreRowsTile's is).
+template <int kG, typename T>
+inline void AccumulateRowsTile(const float* p, int64_t p_stride, int d, const T* values, int64_t t0,
+                               int64_t t1, int64_t token_stride, float* acc) {
+  for (int c = 0; c < d; c += 16) {
+    const bool two = c + 16 <= d;
+    __m256 a[kG][2];
+#pragma GCC unroll 4
+    for (int j = 0; j < kG; ++j) {
+      a[j][0] = _mm256_loadu_ps(acc + j * d + c);
+      a[j][1] = two ? _mm256_loadu_ps(acc + j * d + c + 8) : _mm256_setzero_ps();
+    }
+    for (int64_t t = t0; t < t1; ++t) {
+      const T* v = values + t * token_stride + c;
+      const __m256 v0 = Load8(v);
+      const __m256 v1 = two ? Load8(v + 8) : _mm256_setzero_ps();
+#pragma GCC unroll 4
+      for (int j = 0; j < kG; ++j) {
+        const __m256 w = _mm256_broadcast_ss(p + j * p_stride + t);
+        a[j][0] = _mm256_fmadd_ps(w, v0, a[j][0]);
+        a[j][1] = _mm256_fmadd_ps(w, v1, a[j][1]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < kG; ++j) {
+      _mm256_storeu_ps(acc + j * d + c, a[j][0]);
+      if (two) _mm256_storeu_ps(acc + j * d + c + 8, a[j][1]);
+    }
+  }
+}
+
 // acc[j][c] += sum_t p[j * p_stride + t] * values[t][c]  for j < g.
-//   values rows `token_stride` elements apart; acc [g][d].
+//   values rows `token_stride` elements apart; acc [g][d]; d a multiple of 8.
 template <typename T>
 inline void AccumulateRows(const float* p, int64_t p_stride, int g, int d, const T* values,
                            int64_t tokens, int64_t token_stride, float* acc) {
@@ -80,28 +128,13 @@ inline void AccumulateRows(const float* p, int64_t p_stride, int g, int d, const
   for (int64_t t0 = 0; t0 < tokens; t0 += kBlock) {
     const int64_t t1 = std::min(tokens, t0 + kBlock);
     for (int j0 = 0; j0 < g; j0 += 4) {
-      const int gn = std::min(4, g - j0);
-      for (int c = 0; c < d; c += 16) {
-        const bool two = c + 16 <= d;
-        __m256 a[4][2];
-        for (int j = 0; j < gn; ++j) {
-          a[j][0] = _mm256_loadu_ps(acc + (j0 + j) * d + c);
-          a[j][1] = two ? _mm256_loadu_ps(acc + (j0 + j) * d + c + 8) : _mm256_setzero_ps();
-        }
-        for (int64_t t = t0; t < t1; ++t) {
-          const T* v = values + t * token_stride + c;
-          const __m256 v0 = Load8(v);
-          const __m256 v1 = two ? Load8(v + 8) : _mm256_setzero_ps();
-          for (int j = 0; j < gn; ++j) {
-            const __m256 w = _mm256_broadcast_ss(p + (j0 + j) * p_stride + t);
-            a[j][0] = _mm256_fmadd_ps(w, v0, a[j][0]);
-            a[j][1] = _mm256_fmadd_ps(w, v1, a[j][1]);
-          }
-        }
-        for (int j = 0; j < gn; ++j) {
-          _mm256_storeu_ps(acc + (j0 + j) * d + c, a[j][0]);
-          if (two) _mm256_storeu_ps(acc + (j0 + j) * d + c + 8, a[j][1]);
-        }
+      const float* pj = p + j0 * p_stride;
+      float* aj = acc + static_cast<int64_t>(j0) * d;
+      switch (std::min(4, g - j0)) {
+        case 1: AccumulateRowsTile<1>(pj, p_stride, d, values, t0, t1, token_stride, aj); break;
+        case 2: AccumulateRowsTile<2>(pj, p_stride, d, values, t0, t1, token_stride, aj); break;
+        case 3: AccumulateRowsTile<3>(pj, p_stride, d, values, t0, t1, token_stride, aj); break;
+        default: AccumulateRowsTile<4>(pj, p_stride, d, values, t0, t1, token_stride, aj); break;
       }
     }
   }

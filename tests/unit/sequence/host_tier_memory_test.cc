@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "sequence/host_tier_memory.h"
+#include "sequence/internal/channel_major_host_tier.h"
 #include "sequence/internal/host_tier_array.h"
 #include "sequence/sequence.h"
 
@@ -200,6 +201,32 @@ TEST(HostTierArrayGrowth, ANearlyFullMemoryStillGrowsAndAFailedGrowthKeepsTheCon
   for (uint32_t i = 0; i < array.size(); ++i) ASSERT_EQ(array.data()[i], i);
   array.Clear();
   EXPECT_EQ(memory.used(), 0u);
+}
+
+// The transposed key copy: token-major rows written in batches of every size a sequence produces
+// (one decode token, prefills that start and end off a cache line, a growth in between) land at
+// [channel row][token], and growing keeps what was written.
+TEST(ChannelMajorHostTier, BatchesOfAnySizeLandTransposed) {
+  constexpr int64_t kRowElems = 96;
+  LimitedMemory memory(64 << 20);
+  internal::ChannelMajorHostTier cm(kRowElems, &memory);
+  std::mt19937 rng(7);
+  std::vector<kernels::Half> all;
+  int64_t written = 0;
+  for (const int64_t batch : {1, 31, 1, 33, 100, 64, 5, 300, 1, 2}) {
+    ASSERT_TRUE(cm.Reserve(written + batch, written).ok());
+    std::vector<kernels::Half> rows(static_cast<size_t>(batch * kRowElems));
+    for (auto& h : rows) h.bits = static_cast<uint16_t>(rng());
+    cm.Write(rows.data(), written, batch);
+    all.insert(all.end(), rows.begin(), rows.end());
+    written += batch;
+    for (int64_t r = 0; r < kRowElems; ++r) {
+      for (int64_t t = 0; t < written; ++t) {
+        ASSERT_EQ(cm.data()[r * cm.capacity() + t].bits, all[static_cast<size_t>(t * kRowElems + r)].bits)
+            << "channel row " << r << ", token " << t << ", after " << written << " tokens";
+      }
+    }
+  }
 }
 
 TEST(HostTierMemory, SuspendReleasesAndResumeIsBitExact) {
