@@ -10,6 +10,19 @@
 
 namespace kvt::kernels::internal {
 
+// Rows are often token_stride >> d apart (one head of a token-major cache: 256 of every 2048
+// bytes), a stride the hardware prefetchers do not follow across pages; so the tiles below
+// prefetch the row this many tokens ahead (ScoreRows) or, on their first channel slice, the whole
+// row (AccumulateRows). Measured (one thread, 8 heads x 128, 32K tokens from DRAM): 35 ms without,
+// 25 ms with.
+inline constexpr int64_t kScorePrefetchRows = 16;
+inline constexpr int64_t kAccumulatePrefetchRows = 32;
+template <typename T>
+inline void PrefetchRow(const T* row, int d) {
+  const char* p = reinterpret_cast<const char*>(row);
+  for (int64_t b = 0; b < d * static_cast<int64_t>(sizeof(T)); b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
+}
+
 // kG query rows of ScoreRows at once. The query count is a template parameter and its loops are
 // unrolled so that the accumulators are registers: with a run-time count GCC kept them in a stack
 // array and every fma went through a store and a reload.
@@ -18,6 +31,7 @@ inline void ScoreRowsTile(const float* q, int d, const T* keys, int64_t tokens, 
                           float scale, float* scores, int64_t score_stride) {
   for (int64_t t = 0; t < tokens; ++t) {
     const T* k = keys + t * token_stride;
+    if (t + kScorePrefetchRows < tokens) PrefetchRow(k + kScorePrefetchRows * token_stride, d);
     __m256 acc[kG][2];
 #pragma GCC unroll 4
     for (int j = 0; j < kG; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
@@ -102,6 +116,9 @@ inline void AccumulateRowsTile(const float* p, int64_t p_stride, int d, const T*
     }
     for (int64_t t = t0; t < t1; ++t) {
       const T* v = values + t * token_stride + c;
+      if (c == 0 && t + kAccumulatePrefetchRows < t1) {
+        PrefetchRow(values + (t + kAccumulatePrefetchRows) * token_stride, d);
+      }
       const __m256 v0 = Load8(v);
       const __m256 v1 = two ? Load8(v + 8) : _mm256_setzero_ps();
 #pragma GCC unroll 4
