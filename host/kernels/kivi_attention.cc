@@ -38,12 +38,46 @@ HeadScratch Carve(const KiviLayout& l, int64_t tokens, float* base) {
   return s;
 }
 
+// kG query rows of ScoreKeyGroup at once: qs [kG][d] (query times key scale), qz [kG]. The row
+// count is a template parameter and its loops unrolled so that the accumulators are registers
+// (with a run-time count GCC kept them in a stack array: a load and a store around every fma).
+template <int kBits, int kG>
+void ScoreKeyGroupTile(int d, int kg, const uint8_t* codes, const float* qs, const float* qz,
+                       float sm_scale, float* scores, int64_t stride) {
+  const int64_t channel_bytes = static_cast<int64_t>(kg) * kBits / 8;
+  for (int t = 0; t < kg; t += 16) {
+    const bool two = t + 16 <= kg;
+    __m256 acc[kG][2];
+#pragma GCC unroll 4
+    for (int j = 0; j < kG; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
+    for (int c = 0; c < d; ++c) {
+      const uint8_t* stream = codes + c * channel_bytes;
+      const __m256 k0 = _mm256_cvtepi32_ps(internal::Load8Codes<kBits>(stream, t));
+      const __m256 k1 = two ? _mm256_cvtepi32_ps(internal::Load8Codes<kBits>(stream, t + 8))
+                            : _mm256_setzero_ps();
+#pragma GCC unroll 4
+      for (int j = 0; j < kG; ++j) {
+        const __m256 w = _mm256_broadcast_ss(qs + j * d + c);
+        acc[j][0] = _mm256_fmadd_ps(w, k0, acc[j][0]);
+        acc[j][1] = _mm256_fmadd_ps(w, k1, acc[j][1]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < kG; ++j) {
+      const __m256 z = _mm256_set1_ps(qz[j]);
+      const __m256 sc = _mm256_set1_ps(sm_scale);
+      float* out = scores + j * stride + t;
+      _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_add_ps(acc[j][0], z), sc));
+      if (two) _mm256_storeu_ps(out + 8, _mm256_mul_ps(_mm256_add_ps(acc[j][1], z), sc));
+    }
+  }
+}
+
 // Scores of one quantized key group (key_group tokens) for the g queries of one KV head.
 template <int kBits>
 void ScoreKeyGroup(const KiviLayout& l, const float* q, const uint8_t* codes, const Half* scale,
                    const Half* zero, float sm_scale, float* qs, float* scores, int64_t stride) {
   const int g = l.shape.group(), d = l.shape.head_dim, kg = l.key_group;
-  const int64_t channel_bytes = static_cast<int64_t>(kg) * kBits / 8;
   float qz[256];
   for (int j = 0; j < g; ++j) {
     __m256 z = _mm256_setzero_ps();
@@ -55,29 +89,49 @@ void ScoreKeyGroup(const KiviLayout& l, const float* q, const uint8_t* codes, co
     qz[j] = internal::HorizontalSum(z);
   }
   for (int j0 = 0; j0 < g; j0 += 4) {
-    const int gn = std::min(4, g - j0);
-    for (int t = 0; t < kg; t += 16) {
-      const bool two = t + 16 <= kg;
-      __m256 acc[4][2];
-      for (int j = 0; j < 4; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
-      for (int c = 0; c < d; ++c) {
-        const uint8_t* stream = codes + c * channel_bytes;
-        const __m256 k0 = _mm256_cvtepi32_ps(internal::Load8Codes<kBits>(stream, t));
-        const __m256 k1 = two ? _mm256_cvtepi32_ps(internal::Load8Codes<kBits>(stream, t + 8))
-                              : _mm256_setzero_ps();
-        for (int j = 0; j < gn; ++j) {
-          const __m256 w = _mm256_broadcast_ss(qs + (j0 + j) * d + c);
-          acc[j][0] = _mm256_fmadd_ps(w, k0, acc[j][0]);
-          acc[j][1] = _mm256_fmadd_ps(w, k1, acc[j][1]);
-        }
+    const float* qj = qs + j0 * d;
+    float* sj = scores + j0 * stride;
+    switch (std::min(4, g - j0)) {
+      case 1: ScoreKeyGroupTile<kBits, 1>(d, kg, codes, qj, qz + j0, sm_scale, sj, stride); break;
+      case 2: ScoreKeyGroupTile<kBits, 2>(d, kg, codes, qj, qz + j0, sm_scale, sj, stride); break;
+      case 3: ScoreKeyGroupTile<kBits, 3>(d, kg, codes, qj, qz + j0, sm_scale, sj, stride); break;
+      default: ScoreKeyGroupTile<kBits, 4>(d, kg, codes, qj, qz + j0, sm_scale, sj, stride); break;
+    }
+  }
+}
+
+// kG query rows of AccumulateQuantizedValues' code sums over value tokens [t0, t1): acc [kG][d]
+// += w[t - t0][j][c / vg] * code[t][c], token t's codes at codes + t * stride, w rows g * ng
+// floats apart (registers as in ScoreKeyGroupTile).
+template <int kBits, int kG>
+void AccumulateValueCodesTile(const KiviLayout& l, const uint8_t* codes, int64_t stride, int64_t t0,
+                              int64_t t1, const float* w, float* acc) {
+  const int g = l.shape.group(), d = l.shape.head_dim, vg = l.value_group, ng = l.ValueGroups();
+  for (int c = 0; c < d; c += 16) {
+    const bool two = c + 16 <= d;
+    const int k0 = c / vg, k1 = two ? (c + 8) / vg : k0;
+    __m256 a[kG][2];
+#pragma GCC unroll 4
+    for (int j = 0; j < kG; ++j) {
+      a[j][0] = _mm256_loadu_ps(acc + j * d + c);
+      a[j][1] = two ? _mm256_loadu_ps(acc + j * d + c + 8) : _mm256_setzero_ps();
+    }
+    for (int64_t t = t0; t < t1; ++t) {
+      const uint8_t* row = codes + t * stride;
+      const __m256 c0 = _mm256_cvtepi32_ps(internal::Load8Codes<kBits>(row, c));
+      const __m256 c1 =
+          two ? _mm256_cvtepi32_ps(internal::Load8Codes<kBits>(row, c + 8)) : _mm256_setzero_ps();
+      const float* wt = w + (t - t0) * g * ng;
+#pragma GCC unroll 4
+      for (int j = 0; j < kG; ++j) {
+        a[j][0] = _mm256_fmadd_ps(_mm256_broadcast_ss(wt + j * ng + k0), c0, a[j][0]);
+        a[j][1] = _mm256_fmadd_ps(_mm256_broadcast_ss(wt + j * ng + k1), c1, a[j][1]);
       }
-      for (int j = 0; j < gn; ++j) {
-        const __m256 z = _mm256_set1_ps(qz[j0 + j]);
-        const __m256 sc = _mm256_set1_ps(sm_scale);
-        float* out = scores + (j0 + j) * stride + t;
-        _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_add_ps(acc[j][0], z), sc));
-        if (two) _mm256_storeu_ps(out + 8, _mm256_mul_ps(_mm256_add_ps(acc[j][1], z), sc));
-      }
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < kG; ++j) {
+      _mm256_storeu_ps(acc + j * d + c, a[j][0]);
+      if (two) _mm256_storeu_ps(acc + j * d + c + 8, a[j][1]);
     }
   }
 }
@@ -105,30 +159,15 @@ void AccumulateQuantizedValues(const KiviLayout& l, const KiviCacheView& v, int 
       }
     }
     for (int j0 = 0; j0 < g; j0 += 4) {
-      const int gn = std::min(4, g - j0);
-      for (int c = 0; c < d; c += 16) {
-        const bool two = c + 16 <= d;
-        const int k0 = c / vg, k1 = two ? (c + 8) / vg : k0;
-        __m256 a[4][2];
-        for (int j = 0; j < gn; ++j) {
-          a[j][0] = _mm256_loadu_ps(s.acc + (j0 + j) * d + c);
-          a[j][1] = two ? _mm256_loadu_ps(s.acc + (j0 + j) * d + c + 8) : _mm256_setzero_ps();
-        }
-        for (int64_t t = t0; t < t1; ++t) {
-          const uint8_t* row = v.value_codes + (t * kvh + h) * row_bytes;
-          const __m256 c0 = _mm256_cvtepi32_ps(internal::Load8Codes<kBits>(row, c));
-          const __m256 c1 = two ? _mm256_cvtepi32_ps(internal::Load8Codes<kBits>(row, c + 8))
-                                : _mm256_setzero_ps();
-          const float* w = s.w + (t - t0) * g * ng;
-          for (int j = 0; j < gn; ++j) {
-            a[j][0] = _mm256_fmadd_ps(_mm256_broadcast_ss(w + (j0 + j) * ng + k0), c0, a[j][0]);
-            a[j][1] = _mm256_fmadd_ps(_mm256_broadcast_ss(w + (j0 + j) * ng + k1), c1, a[j][1]);
-          }
-        }
-        for (int j = 0; j < gn; ++j) {
-          _mm256_storeu_ps(s.acc + (j0 + j) * d + c, a[j][0]);
-          if (two) _mm256_storeu_ps(s.acc + (j0 + j) * d + c + 8, a[j][1]);
-        }
+      const uint8_t* codes = v.value_codes + h * row_bytes;
+      const int64_t stride = kvh * row_bytes;
+      const float* w = s.w + j0 * ng;
+      float* acc = s.acc + j0 * d;
+      switch (std::min(4, g - j0)) {
+        case 1: AccumulateValueCodesTile<kBits, 1>(l, codes, stride, t0, t1, w, acc); break;
+        case 2: AccumulateValueCodesTile<kBits, 2>(l, codes, stride, t0, t1, w, acc); break;
+        case 3: AccumulateValueCodesTile<kBits, 3>(l, codes, stride, t0, t1, w, acc); break;
+        default: AccumulateValueCodesTile<kBits, 4>(l, codes, stride, t0, t1, w, acc); break;
       }
     }
   }
