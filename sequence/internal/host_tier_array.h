@@ -1,7 +1,8 @@
 // HostTierArray<T> — a growable array of trivially copyable T in a sequence's host-tier memory
 // (sequence/host_tier_memory.h): the offload and sparse layers' host tier on both backends.
 //
-// Growth doubles the capacity (at least to what is asked): the new range is allocated first. When
+// Growth doubles the capacity (or asks an eighth more than a bulk append needs, when that is
+// more): the new range is allocated first. When
 // the memory is exhausted (RESOURCE_EXHAUSTED: a full client heap) the growth asks for less, a
 // quarter more, then a sixteenth more, then exactly what is needed (GrowthSteps): old and new
 // ranges coexist during the copy, so doubling alone would stop an array at a third of the memory;
@@ -31,12 +32,15 @@
 
 namespace kvt::sequence::internal {
 
-// The capacities a growth to hold `asked` elements tries, in order, from `capacity`: doubling
-// (and at least `floor`), then a quarter and a sixteenth more, then exactly `asked`; each at least
-// `asked`, duplicates dropped. Only RESOURCE_EXHAUSTED moves on to the next.
+// The capacities a growth to hold `asked` elements tries, in order, from `capacity`: doubling, or
+// an eighth more than `asked` when that is more (a prompt's bulk append: its first decode tokens
+// then find room instead of doubling every layer at once), and at least `floor`; then a quarter
+// and a sixteenth more than `capacity`, then exactly `asked`; each at least `asked`, duplicates
+// dropped. Only RESOURCE_EXHAUSTED moves on to the next.
 inline std::vector<size_t> GrowthSteps(size_t asked, size_t capacity, size_t floor = 0) {
   std::vector<size_t> steps;
-  for (const size_t step : {std::max(2 * capacity, floor), capacity + capacity / 4, capacity + capacity / 16, asked}) {
+  const size_t first = std::max({2 * capacity, asked + asked / 8, floor});
+  for (const size_t step : {first, capacity + capacity / 4, capacity + capacity / 16, asked}) {
     const size_t cap = std::max(step, asked);
     if (steps.empty() || cap < steps.back()) steps.push_back(cap);
   }

@@ -177,9 +177,10 @@ TEST(HostTierArrayGrowth, StepsDoubleThenShrinkToWhatIsAsked) {
   EXPECT_EQ(GrowthSteps(10, 8), (std::vector<size_t>{16, 10}));
   EXPECT_EQ(GrowthSteps(9, 8), (std::vector<size_t>{16, 10, 9}));
   EXPECT_EQ(GrowthSteps(1024, 1000), (std::vector<size_t>{2000, 1250, 1062, 1024}));
-  EXPECT_EQ(GrowthSteps(300, 0, 256), (std::vector<size_t>{300}));
+  EXPECT_EQ(GrowthSteps(300, 0, 256), (std::vector<size_t>{337, 300})) << "a bulk append: an eighth more";
   EXPECT_EQ(GrowthSteps(5, 0, 256), (std::vector<size_t>{256, 5}));
-  EXPECT_EQ(GrowthSteps(5000, 1000), (std::vector<size_t>{5000})) << "never below what is asked";
+  EXPECT_EQ(GrowthSteps(5000, 1000), (std::vector<size_t>{5625, 5000})) << "never below what is asked";
+  EXPECT_EQ(GrowthSteps(1500, 1000), (std::vector<size_t>{2000, 1500})) << "doubling covers the eighth";
 }
 
 // Old and new ranges coexist while an array grows: with doubling alone an array in 700 elements'
