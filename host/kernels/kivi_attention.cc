@@ -38,9 +38,8 @@ HeadScratch Carve(const KiviLayout& l, int64_t tokens, float* base) {
   return s;
 }
 
-// kG query rows of ScoreKeyGroup at once: qs [kG][d] (query times key scale), qz [kG]. The row
-// count is a template parameter and its loops unrolled so that the accumulators are registers
-// (with a run-time count GCC kept them in a stack array: a load and a store around every fma).
+// kG query rows of ScoreKeyGroup at once (internal::ForRowTiles): qs [kG][d] (query times key
+// scale), qz [kG].
 template <int kBits, int kG>
 void ScoreKeyGroupTile(int d, int kg, const uint8_t* codes, const float* qs, const float* qz,
                        float sm_scale, float* scores, int64_t stride) {
@@ -88,21 +87,15 @@ void ScoreKeyGroup(const KiviLayout& l, const float* q, const uint8_t* codes, co
     }
     qz[j] = internal::HorizontalSum(z);
   }
-  for (int j0 = 0; j0 < g; j0 += 4) {
-    const float* qj = qs + j0 * d;
-    float* sj = scores + j0 * stride;
-    switch (std::min(4, g - j0)) {
-      case 1: ScoreKeyGroupTile<kBits, 1>(d, kg, codes, qj, qz + j0, sm_scale, sj, stride); break;
-      case 2: ScoreKeyGroupTile<kBits, 2>(d, kg, codes, qj, qz + j0, sm_scale, sj, stride); break;
-      case 3: ScoreKeyGroupTile<kBits, 3>(d, kg, codes, qj, qz + j0, sm_scale, sj, stride); break;
-      default: ScoreKeyGroupTile<kBits, 4>(d, kg, codes, qj, qz + j0, sm_scale, sj, stride); break;
-    }
-  }
+  internal::ForRowTiles(g, [&](auto rows, int j0) {
+    ScoreKeyGroupTile<kBits, rows.value>(d, kg, codes, qs + j0 * d, qz + j0, sm_scale, scores + j0 * stride,
+                                         stride);
+  });
 }
 
 // kG query rows of AccumulateQuantizedValues' code sums over value tokens [t0, t1): acc [kG][d]
 // += w[t - t0][j][c / vg] * code[t][c], token t's codes at codes + t * stride, w rows g * ng
-// floats apart (registers as in ScoreKeyGroupTile).
+// floats apart (internal::ForRowTiles).
 template <int kBits, int kG>
 void AccumulateValueCodesTile(const KiviLayout& l, const uint8_t* codes, int64_t stride, int64_t t0,
                               int64_t t1, const float* w, float* acc) {
@@ -158,18 +151,10 @@ void AccumulateQuantizedValues(const KiviLayout& l, const KiviCacheView& v, int 
         }
       }
     }
-    for (int j0 = 0; j0 < g; j0 += 4) {
-      const uint8_t* codes = v.value_codes + h * row_bytes;
-      const int64_t stride = kvh * row_bytes;
-      const float* w = s.w + j0 * ng;
-      float* acc = s.acc + j0 * d;
-      switch (std::min(4, g - j0)) {
-        case 1: AccumulateValueCodesTile<kBits, 1>(l, codes, stride, t0, t1, w, acc); break;
-        case 2: AccumulateValueCodesTile<kBits, 2>(l, codes, stride, t0, t1, w, acc); break;
-        case 3: AccumulateValueCodesTile<kBits, 3>(l, codes, stride, t0, t1, w, acc); break;
-        default: AccumulateValueCodesTile<kBits, 4>(l, codes, stride, t0, t1, w, acc); break;
-      }
-    }
+    internal::ForRowTiles(g, [&](auto rows, int j0) {
+      AccumulateValueCodesTile<kBits, rows.value>(l, v.value_codes + h * row_bytes, kvh * row_bytes, t0, t1,
+                                                  s.w + j0 * ng, s.acc + j0 * d);
+    });
   }
   for (int j = 0; j < g; ++j) {
     for (int c = 0; c < d; ++c) s.acc[j * d + c] += s.zsum[j * ng + c / vg];

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "host/kernels/internal/simd.h"
 
@@ -23,9 +24,23 @@ inline void PrefetchRow(const T* row, int d) {
   for (int64_t b = 0; b < d * static_cast<int64_t>(sizeof(T)); b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
 }
 
-// kG query rows of ScoreRows at once. The query count is a template parameter and its loops are
-// unrolled so that the accumulators are registers: with a run-time count GCC kept them in a stack
-// array and every fma went through a store and a reload.
+// Calls fn(std::integral_constant<int, n>{}, j0) for the tiles [j0, j0 + n) of g rows: n = 4 but
+// for a last tile of 1-3 rows. The tile functions take their row count as a template parameter
+// and unroll over it, so that their accumulators are registers: with a run-time count GCC kept
+// them in a stack array and every fma went through a store and a reload.
+template <typename Fn>
+inline void ForRowTiles(int g, Fn&& fn) {
+  for (int j0 = 0; j0 < g; j0 += 4) {
+    switch (std::min(4, g - j0)) {
+      case 1: fn(std::integral_constant<int, 1>{}, j0); break;
+      case 2: fn(std::integral_constant<int, 2>{}, j0); break;
+      case 3: fn(std::integral_constant<int, 3>{}, j0); break;
+      default: fn(std::integral_constant<int, 4>{}, j0); break;
+    }
+  }
+}
+
+// kG query rows of ScoreRows at once (ForRowTiles).
 template <int kG, typename T>
 inline void ScoreRowsTile(const float* q, int d, const T* keys, int64_t tokens, int64_t token_stride,
                           float scale, float* scores, int64_t score_stride) {
@@ -62,16 +77,10 @@ inline void ScoreRowsTile(const float* q, int d, const T* keys, int64_t tokens, 
 template <typename T>
 inline void ScoreRows(const float* q, int g, int d, const T* keys, int64_t tokens,
                       int64_t token_stride, float scale, float* scores, int64_t score_stride) {
-  for (int j0 = 0; j0 < g; j0 += 4) {
-    const float* qj = q + static_cast<int64_t>(j0) * d;
-    float* sj = scores + j0 * score_stride;
-    switch (std::min(4, g - j0)) {
-      case 1: ScoreRowsTile<1>(qj, d, keys, tokens, token_stride, scale, sj, score_stride); break;
-      case 2: ScoreRowsTile<2>(qj, d, keys, tokens, token_stride, scale, sj, score_stride); break;
-      case 3: ScoreRowsTile<3>(qj, d, keys, tokens, token_stride, scale, sj, score_stride); break;
-      default: ScoreRowsTile<4>(qj, d, keys, tokens, token_stride, scale, sj, score_stride); break;
-    }
-  }
+  ForRowTiles(g, [&](auto rows, int j0) {
+    ScoreRowsTile<rows.value>(q + static_cast<int64_t>(j0) * d, d, keys, tokens, token_stride, scale,
+                              scores + j0 * score_stride, score_stride);
+  });
 }
 
 // In place: s[i] = exp(s[i] - max(s)); returns the sum.
@@ -102,7 +111,7 @@ inline float SoftmaxExp(float* s, int64_t n) {
   return total;
 }
 
-// kG rows of AccumulateRows at once (a template parameter for the reason ScoreRowsTile's is).
+// kG rows of AccumulateRows at once (ForRowTiles).
 template <int kG, typename T>
 inline void AccumulateRowsTile(const float* p, int64_t p_stride, int d, const T* values, int64_t t0,
                                int64_t t1, int64_t token_stride, float* acc) {
@@ -144,16 +153,10 @@ inline void AccumulateRows(const float* p, int64_t p_stride, int g, int d, const
   constexpr int64_t kBlock = 512;  // tokens per pass: the block's rows stay in L2 across chunks
   for (int64_t t0 = 0; t0 < tokens; t0 += kBlock) {
     const int64_t t1 = std::min(tokens, t0 + kBlock);
-    for (int j0 = 0; j0 < g; j0 += 4) {
-      const float* pj = p + j0 * p_stride;
-      float* aj = acc + static_cast<int64_t>(j0) * d;
-      switch (std::min(4, g - j0)) {
-        case 1: AccumulateRowsTile<1>(pj, p_stride, d, values, t0, t1, token_stride, aj); break;
-        case 2: AccumulateRowsTile<2>(pj, p_stride, d, values, t0, t1, token_stride, aj); break;
-        case 3: AccumulateRowsTile<3>(pj, p_stride, d, values, t0, t1, token_stride, aj); break;
-        default: AccumulateRowsTile<4>(pj, p_stride, d, values, t0, t1, token_stride, aj); break;
-      }
-    }
+    ForRowTiles(g, [&](auto rows, int j0) {
+      AccumulateRowsTile<rows.value>(p + j0 * p_stride, p_stride, d, values, t0, t1, token_stride,
+                                     acc + static_cast<int64_t>(j0) * d);
+    });
   }
 }
 
