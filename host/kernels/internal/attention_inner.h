@@ -18,11 +18,6 @@ namespace kvt::kernels::internal {
 // 25 ms with.
 inline constexpr int64_t kScorePrefetchRows = 16;
 inline constexpr int64_t kAccumulatePrefetchRows = 32;
-template <typename T>
-inline void PrefetchRow(const T* row, int d) {
-  const char* p = reinterpret_cast<const char*>(row);
-  for (int64_t b = 0; b < d * static_cast<int64_t>(sizeof(T)); b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
-}
 
 // Calls fn(std::integral_constant<int, n>{}, j0) for the tiles [j0, j0 + n) of g rows: n = 4 but
 // for a last tile of 1-3 rows. The tile functions take their row count as a template parameter
@@ -46,7 +41,9 @@ inline void ScoreRowsTile(const float* q, int d, const T* keys, int64_t tokens, 
                           float scale, float* scores, int64_t score_stride) {
   for (int64_t t = 0; t < tokens; ++t) {
     const T* k = keys + t * token_stride;
-    if (t + kScorePrefetchRows < tokens) PrefetchRow(k + kScorePrefetchRows * token_stride, d);
+    if (t + kScorePrefetchRows < tokens) {
+      PrefetchLines(k + kScorePrefetchRows * token_stride, d * sizeof(T));
+    }
     __m256 acc[kG][2];
 #pragma GCC unroll 4
     for (int j = 0; j < kG; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
@@ -126,7 +123,7 @@ inline void AccumulateRowsTile(const float* p, int64_t p_stride, int d, const T*
     for (int64_t t = t0; t < t1; ++t) {
       const T* v = values + t * token_stride + c;
       if (c == 0 && t + kAccumulatePrefetchRows < t1) {
-        PrefetchRow(values + (t + kAccumulatePrefetchRows) * token_stride, d);
+        PrefetchLines(values + (t + kAccumulatePrefetchRows) * token_stride, d * sizeof(T));
       }
       const __m256 v0 = Load8(v);
       const __m256 v1 = two ? Load8(v + 8) : _mm256_setzero_ps();

@@ -12,6 +12,7 @@
 
 #include "host/kernels/half.h"
 #include "host/kernels/internal/kivi_quantize_paths.h"
+#include "host/kernels/internal/simd.h"  // PrefetchLines
 
 namespace kvt::kernels::internal::avx512 {
 
@@ -20,12 +21,6 @@ inline constexpr int kLanes = 16;
 // flight to stream from DRAM (measured here: ~3 GB/s per core for a load loop vs ~20 GB/s for
 // memcpy); prefetching this far ahead overlaps many more misses.
 inline constexpr int64_t kPrefetchBytes = 16 << 10;
-
-// Prefetches the 64-byte lines of [p, p + bytes).
-inline void PrefetchLines(const void* p, int64_t bytes) {
-  const char* c = static_cast<const char*>(p);
-  for (int64_t i = 0; i < bytes; i += 64) _mm_prefetch(c + i, _MM_HINT_T0);
-}
 
 // The first `valid` lanes (none when valid <= 0, all when >= 16).
 inline __mmask16 LaneMask(int64_t valid) {

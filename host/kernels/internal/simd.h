@@ -21,6 +21,12 @@ inline void Store8(float* p, __m256 v) { _mm256_storeu_ps(p, v); }
 inline void Store8(Half* p, __m256 v) {
   _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
 }
+// Prefetches the 64-byte lines of [p, p + bytes).
+inline void PrefetchLines(const void* p, int64_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (int64_t i = 0; i < bytes; i += 64) _mm_prefetch(c + i, _MM_HINT_T0);
+}
+
 inline float ToFloat(float f) { return f; }
 inline float ToFloat(Half h) { return _cvtsh_ss(h.bits); }
 
