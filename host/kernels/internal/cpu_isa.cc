@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/cpu_features.h"
+
 namespace kvt::kernels::internal {
 namespace {
 
@@ -25,8 +27,7 @@ CpuIsa Detect() {
 
 bool CpuSupports(CpuIsa isa) {
   __builtin_cpu_init();
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                    __builtin_cpu_supports("f16c");
+  const bool avx2 = CpuHasAvx2FmaF16c();
   switch (isa) {
     case CpuIsa::kPortable: return true;
     case CpuIsa::kAvx2: return avx2;

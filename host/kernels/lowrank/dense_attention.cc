@@ -36,9 +36,15 @@ template <typename T>
     std::memcpy(dst, src, static_cast<size_t>(d) * 4);
   } else {
     for (int i = 0; i < d; ++i) {
+#if KVT_LOWRANK_HAVE_FLOAT16
       _Float16 h;
       std::memcpy(&h, src + i, 2);
       dst[i] = static_cast<float>(h);
+#else
+      uint16_t bits;
+      std::memcpy(&bits, src + i, 2);
+      dst[i] = internal::HalfBitsToFloat(bits);
+#endif
     }
   }
 }

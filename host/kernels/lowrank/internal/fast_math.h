@@ -39,10 +39,10 @@ namespace kvt::kernels::lowrank::internal {
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 #define KVT_LOWRANK_HAVE_AVX2_PATH 1
 #define KVT_LOWRANK_AVX2 __attribute__((target("avx2,fma,f16c")))
+#include "common/cpu_features.h"
 namespace kvt::kernels::lowrank::internal {
 inline bool HasAvx2Fma() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                          __builtin_cpu_supports("f16c");
+  static const bool has = CpuHasAvx2FmaF16c();
   return has;
 }
 }  // namespace kvt::kernels::lowrank::internal
