@@ -319,8 +319,8 @@ Session::Outcome Session::GpuAcquire(const SubmissionEntry& e, const tiering::Na
   std::vector<uint64_t> offsets(max_chunks);
   tiering::PrefixResult r =
       services_.block_plane->GpuAcquire(ns, tokens, offsets.data(), max_chunks, &gpu_lease_);
-  const uint64_t pinned = r.value / ns.layout.tokens_per_chunk;
-  std::memcpy(*out, offsets.data(), pinned * sizeof(uint64_t));
+  const uint64_t pinned = std::min<uint64_t>(r.value / ns.layout.tokens_per_chunk, max_chunks);
+  if (pinned > 0) std::memcpy(*out, offsets.data(), pinned * sizeof(uint64_t));  // none: offsets.data() may be null
   return {r.status, r.value};
 }
 

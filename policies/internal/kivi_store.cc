@@ -116,17 +116,28 @@ Status KiviStore::PushValue(const Half* row) {
   return Status::Ok();
 }
 
+namespace {
+
+// count * per == size, without overflow for any loaded count (per > 0).
+bool Holds(size_t size, int64_t count, int64_t per) {
+  return count >= 0 && static_cast<uint64_t>(count) <= size / static_cast<uint64_t>(per) &&
+         static_cast<uint64_t>(count) * static_cast<uint64_t>(per) == size;
+}
+
+}  // namespace
+
 Status KiviStore::CheckLoaded() const {
   const size_t window = static_cast<size_t>(residual_ * row_);
   const int64_t kvh = l_.shape.kv_heads;
-  const bool ok = key_residual_.size() == window && value_ring_.size() == window && key_groups_ >= 0 &&
+  // The counts come from an image: bound each by its array's size before any arithmetic on it.
+  const bool ok = key_residual_.size() == window && value_ring_.size() == window &&
                   key_residual_count_ >= 0 && key_residual_count_ < residual_ && ring_start_ >= 0 &&
-                  ring_start_ < residual_ && ring_count_ >= 0 && ring_count_ <= residual_ && value_tokens_ >= 0 &&
-                  key_codes_.size() == static_cast<size_t>(key_groups_ * kvh * l_.KeyGroupCodeBytes()) &&
-                  key_scale_.size() == static_cast<size_t>(key_groups_ * kvh * l_.KeyGroupParams()) &&
+                  ring_start_ < residual_ && ring_count_ >= 0 && ring_count_ <= residual_ &&
+                  Holds(key_codes_.size(), key_groups_, kvh * l_.KeyGroupCodeBytes()) &&
+                  Holds(key_scale_.size(), key_groups_, kvh * l_.KeyGroupParams()) &&
                   key_zero_.size() == key_scale_.size() &&
-                  value_codes_.size() == static_cast<size_t>(value_tokens_ * kvh * l_.ValueTokenCodeBytes()) &&
-                  value_scale_.size() == static_cast<size_t>(value_tokens_ * kvh * l_.ValueGroups()) &&
+                  Holds(value_codes_.size(), value_tokens_, kvh * l_.ValueTokenCodeBytes()) &&
+                  Holds(value_scale_.size(), value_tokens_, kvh * l_.ValueGroups()) &&
                   value_zero_.size() == value_scale_.size() &&
                   key_groups_ * l_.key_group + key_residual_count_ == tokens_ &&
                   value_tokens_ + ring_count_ == tokens_;

@@ -16,6 +16,11 @@ namespace klr = kernels::lowrank;
 
 namespace {
 constexpr size_t kReservoir = 4096;  // relative importances kept per head for level quantiles
+
+// An observation count plus `more` (>= 0), stopping at INT32_MAX instead of overflowing.
+int32_t SaturatingAdd(int32_t count, int64_t more) {
+  return static_cast<int32_t>(std::min<int64_t>(int64_t{count} + more, INT32_MAX));
+}
 }
 
 StatusOr<std::unique_ptr<TaleCache>> TaleCache::Create(const LayerShape& shape,
@@ -103,7 +108,7 @@ Status TaleCache::Compress(const Observation& obs) {
                                                      workspace_.data(), workspace_.size() * sizeof(float)));
     for (int64_t t = 0; t < n; ++t) {
       const int64_t observers = std::min<int64_t>(w, n - t);
-      exact_obs_[t] += static_cast<int32_t>(observers);
+      exact_obs_[t] = SaturatingAdd(exact_obs_[t], observers);
       for (int h = 0; h < kv_; ++h) exact_imp_[t * kv_ + h] += scores[h * n + t] * static_cast<float>(n);
     }
   }
@@ -275,7 +280,7 @@ void TaleCache::AddWindowAttention(const float* window_attention) {
   const int64_t n = static_cast<int64_t>(exact_pos_.size());
   const float total = static_cast<float>(tokens_);
   for (int64_t t = 0; t < n; ++t) {
-    ++exact_obs_[t];
+    exact_obs_[t] = SaturatingAdd(exact_obs_[t], 1);  // a resumed image may hold any count
     for (int h = 0; h < kv_; ++h) exact_imp_[t * kv_ + h] += window_attention[h * n + t] * total;
   }
 }

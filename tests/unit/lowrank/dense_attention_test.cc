@@ -2,13 +2,26 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
 #include <random>
 
+#include "host/kernels/lowrank/internal/fast_math.h"
 #include "host/kernels/lowrank/internal/half_bits.h"
 #include "tests/unit/lowrank/reference.h"
 
 namespace kvt::kernels::lowrank {
 namespace {
+
+// A NaN score (a corrupt cache: fuzzing a suspend image found it) weighs like -87, never an
+// undefined float-to-int conversion; the clamps and the accuracy above -87 are unchanged.
+TEST(FastExp, NanWeighsNothingAndTheRangeIsUnchanged) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_TRUE(std::isfinite(internal::FastExp(nan)));
+  EXPECT_EQ(internal::FastExp(nan), internal::FastExp(-87.0f));
+  EXPECT_LT(internal::FastExp(-1000.0f), 1e-37f);
+  for (float x : {-80.0f, -10.0f, -1.0f, -0.25f, 0.0f}) EXPECT_NEAR(internal::FastExp(x) / std::exp(x), 1.0f, 2e-7f) << x;
+}
 
 // Float: ragged per-head lengths, float64 reference, tolerance 2e-5 (float32 sums, FastExp).
 // fp16: the reference uses the fp16-rounded K/V, so the tolerance is the same.

@@ -8,10 +8,11 @@
 namespace kvt::kernels::lowrank::internal {
 
 // e^x for x <= 0 (softmax arguments after subtracting the max), relative error < 2e-7 for
-// x >= -87; returns ~1.6e-38 below that (exp underflow is irrelevant after normalization).
+// x >= -87; returns ~1.6e-38 below that (exp underflow is irrelevant after normalization) and for
+// a NaN (a corrupt cache's score weighs nothing; converting NaN to an integer would be undefined).
 // Cephes expf: x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial, 2^n through the exponent bits.
 [[gnu::always_inline]] inline float FastExp(float x) {
-  x = x < -87.0f ? -87.0f : x;
+  x = x >= -87.0f ? x : -87.0f;
   x = x > 88.0f ? 88.0f : x;
   // Round to nearest by truncating v +- 0.5 (vectorizes as cvttps2dq; the kernels are compiled
   // with -fassociative-math, which would fold a (v + 1.5*2^23) - 1.5*2^23 trick away).
