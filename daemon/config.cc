@@ -27,6 +27,27 @@ std::string DefaultDataDir() {
   return "/tmp/kv-tierd-" + std::to_string(getuid());
 }
 
+// A byte size ("64MiB", "25%") under `key`; a refusal names the file and the key.
+Status LoadSize(const YAML::Node& v, const std::string& path, const std::string& key, uint64_t* out) {
+  auto parsed = ParseByteSize(v.as<std::string>());
+  if (!parsed.ok()) return parsed.status().WithContext("configuration file '" + path + "': " + key);
+  *out = *parsed;
+  return Status::Ok();
+}
+
+// File permissions as an octal string ("0660"): all of it octal digits, at most 0777.
+Status LoadMode(const YAML::Node& v, const std::string& path, uint32_t* out) {
+  const std::string text = v.as<std::string>();
+  uint32_t mode = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), mode, 8);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || mode > 0777) {
+    return InvalidArgument("configuration file '" + path + "': socket_mode '" + text +
+                           "' is not an octal mode from 0 to 0777 (write it as a string: \"0660\")");
+  }
+  *out = mode;
+  return Status::Ok();
+}
+
 Status LoadNvmeConfig(const YAML::Node& node, const std::string& path, NvmeConfig* n) {
   if (!node.IsMap()) return InvalidArgument("configuration file '" + path + "': nvme must be a mapping");
   static const std::set<std::string> kKnown = {"enabled", "capacity", "segment_size", "admission",
@@ -36,12 +57,7 @@ Status LoadNvmeConfig(const YAML::Node& node, const std::string& path, NvmeConfi
     const std::string key = kv.first.as<std::string>();
     const YAML::Node& v = kv.second;
     if (!kKnown.count(key)) return InvalidArgument("configuration file '" + path + "': unknown key 'nvme." + key + "'");
-    auto size = [&](uint64_t* out) -> Status {
-      auto parsed = ParseByteSize(v.as<std::string>());
-      if (!parsed.ok()) return parsed.status().WithContext("nvme." + key);
-      *out = *parsed;
-      return Status::Ok();
-    };
+    auto size = [&](uint64_t* out) { return LoadSize(v, path, "nvme." + key, out); };
     if (key == "enabled") n->enabled = v.as<bool>();
     else if (key == "capacity") KVT_RETURN_IF_ERROR(size(&n->capacity_bytes));
     else if (key == "segment_size") KVT_RETURN_IF_ERROR(size(&n->segment_bytes));
@@ -78,11 +94,8 @@ Status LoadRemoteConfig(const YAML::Node& node, const std::string& path, RemoteC
     else if (key == "timeout_ms") r->timeout_ms = v.as<uint32_t>();
     else if (key == "backoff_min_ms") r->backoff_min_ms = v.as<uint32_t>();
     else if (key == "backoff_max_ms") r->backoff_max_ms = v.as<uint32_t>();
-    else if (key == "write_queue") {
-      auto parsed = ParseByteSize(v.as<std::string>());
-      if (!parsed.ok()) return parsed.status().WithContext("remote.write_queue");
-      r->write_queue_bytes = *parsed;
-    } else if (key == "admission") r->admission = v.as<std::string>();
+    else if (key == "write_queue") KVT_RETURN_IF_ERROR(LoadSize(v, path, "remote.write_queue", &r->write_queue_bytes));
+    else if (key == "admission") r->admission = v.as<std::string>();
     else if (key == "admit_leading_chunks") r->admit_leading_chunks = v.as<uint64_t>();
   }
   return Status::Ok();
@@ -147,14 +160,9 @@ Status LoadConfigFile(const std::string& path, DaemonConfig* c) {
       const std::string key = kv.first.as<std::string>();
       const YAML::Node& v = kv.second;
       if (!kKnown.count(key)) return InvalidArgument("configuration file '" + path + "': unknown key '" + key + "'");
-      auto size = [&](uint64_t* out) -> Status {
-        auto parsed = ParseByteSize(v.as<std::string>());
-        if (!parsed.ok()) return parsed.status().WithContext(key);
-        *out = *parsed;
-        return Status::Ok();
-      };
+      auto size = [&](uint64_t* out) { return LoadSize(v, path, key, out); };
       if (key == "socket") c->socket_path = v.as<std::string>();
-      else if (key == "socket_mode") c->socket_mode = static_cast<uint32_t>(std::stoul(v.as<std::string>(), nullptr, 8));
+      else if (key == "socket_mode") KVT_RETURN_IF_ERROR(LoadMode(v, path, &c->socket_mode));
       else if (key == "metrics_address") c->metrics_address = v.as<std::string>();
       else if (key == "data_dir") c->data_dir = v.as<std::string>();
       else if (key == "host_capacity") KVT_RETURN_IF_ERROR(size(&c->host_capacity_bytes));

@@ -49,6 +49,29 @@ TEST(Config, FileOverridesDefaultsAndRejectsUnknownKeys) {
   EXPECT_EQ(LoadConfigFile(dir.File("missing.yaml"), &d).code(), StatusCode::kNotFound);
 }
 
+TEST(Config, SocketModeIsAWholeOctalModeAndSizeErrorsNameTheFile) {
+  kvt::testing::TempDir dir;
+  const std::string path = dir.File("c.yaml");
+  DaemonConfig c = DefaultConfig();
+  std::ofstream(path) << "socket_mode: \"0640\"\n";
+  ASSERT_TRUE(LoadConfigFile(path, &c).ok());
+  EXPECT_EQ(c.socket_mode, 0640u);
+  // Once stoul read these as 0 (stopping at 'x') and 0xfff: a typo passed silently.
+  for (const char* bad : {"0x1ff", "0660 # group", "7777", "", "-1", "08"}) {
+    std::ofstream(path) << "socket_mode: \"" << bad << "\"\n";
+    const Status s = LoadConfigFile(path, &c);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(s.message().find("socket_mode"), std::string::npos) << s.ToString();
+  }
+  EXPECT_EQ(c.socket_mode, 0640u);
+  for (const char* yaml : {"host_capacity: 1GiBB\n", "nvme:\n  capacity: lots\n", "remote:\n  write_queue: 1XB\n"}) {
+    std::ofstream(path) << yaml;
+    const Status s = LoadConfigFile(path, &c);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << yaml;
+    EXPECT_NE(s.message().find(path), std::string::npos) << s.ToString();
+  }
+}
+
 TEST(Config, GpuPoolIsOffByDefaultAndReadFromTheFile) {
   kvt::testing::TempDir dir;
   DaemonConfig c = DefaultConfig();
