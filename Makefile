@@ -6,7 +6,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build demo test test-main test-asan test-tsan bench gpu-check gpu-bundle install clean
+.PHONY: all deps configure build demo test test-main test-asan test-tsan bench fuzz gpu-check gpu-bundle install clean
 
 all: build
 
@@ -36,6 +36,13 @@ test-main: build
 bench: build
 	@scripts/bench.sh $(BUILD)
 
+# Every fuzz target under libFuzzer (clang, ASan + UBSan) for FUZZ_SECONDS each (default 60), in
+# build-fuzz; crashes land in build-fuzz/artifacts/. `make test` runs the same targets' seeds and
+# deterministic mutations without clang.
+fuzz:
+	@scripts/install-deps.sh fuzz
+	@scripts/fuzz.sh
+
 # Every GPU test and GPU benchmark, results under bench/results/. Needs a CUDA device.
 # On a GPU machine without this project's -dev packages: `make gpu-bundle` on a build machine, carry
 # gpu-bundle.tar.gz (or gpu-bundle/) over, and run `make gpu-check GPU_BUNDLE=gpu-bundle.tar.gz`
@@ -57,4 +64,4 @@ install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz

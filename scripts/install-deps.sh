@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages kv-tierd needs, only those missing. Idempotent; safe to run every time.
 # Usage: scripts/install-deps.sh            (build + test dependencies)
+#        scripts/install-deps.sh fuzz       (also clang and libFuzzer, for `make fuzz`)
 set -euo pipefail
 
 packages=(
@@ -11,6 +12,9 @@ packages=(
   pybind11-dev python3-dev python3-numpy python3-pytest python3-pip
   prometheus redis-server redis-tools gnuplot-nox jq curl
 )
+if [ "${1:-}" = fuzz ]; then
+  packages+=(clang libclang-rt-14-dev)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

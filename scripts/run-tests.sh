@@ -27,13 +27,17 @@ core_targets=(kv-tierd kvtierctl status_test extent_allocator_test spsc_ring_tes
               gpu_tier_simulated_test sequence_suspend_file_test sequence_write_back_test
               sequence_client_killed_test sequence_in_client_test sequence_host_tier_memory_test)
 
+# The fuzz targets' replay drivers (tests/fuzz: seeds + deterministic mutations of client-supplied
+# plans, suspend images, raw protocol entries and configuration files) run under ASan + UBSan too.
+asan_targets=("${core_targets[@]}" plan_fuzz sequence_image_fuzz protocol_fuzz config_fuzz)
+
 echo "=== [2/3] ASan + UBSan: build-asan"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKVT_SANITIZE="address;undefined" \
       -DKVT_ENABLE_CUDA=OFF -DKVT_BUILD_EXAMPLES=OFF -DKVT_BUILD_BENCHMARKS=OFF > /dev/null
-cmake --build build-asan -j "$jobs" --target "${core_targets[@]}"
+cmake --build build-asan -j "$jobs" --target "${asan_targets[@]}"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j "$jobs" --timeout 600 \
-        -R "^($(IFS='|'; echo "${core_targets[*]:2}"))\$"
+        -R "^($(IFS='|'; echo "${asan_targets[*]:2}"))\$"
 
 echo "=== [3/3] TSan: build-tsan"
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVT_SANITIZE=thread \
