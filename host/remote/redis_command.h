@@ -33,14 +33,20 @@ struct BulkSink {
   uint64_t payload_bytes = 0;
 };
 
+// The most of a bulk reply not placed in a sink that Reply::text keeps; the rest is read and
+// dropped. The data path only reads such a value's record header (to say why it is not the chunk
+// asked for), so a node answering with a huge value costs a bounded allocation.
+inline constexpr uint64_t kMaxTextBulkBytes = 64 << 10;
+
 // A reply of the simple kinds the data path uses (GET, EXISTS, SET, DEL, ASKING).
 struct Reply {
   enum class Kind { kStatus, kError, kInteger, kNil, kBulk, kArray };
   Kind kind = Kind::kNil;
   int64_t integer = 0;
-  std::string text;     // status, error message, or a bulk not placed in the sink
+  std::string text;     // status, error message, or a bulk not placed in the sink (its first
+                        // kMaxTextBulkBytes)
   bool in_sink = false; // the bulk went to the command's BulkSink
-  uint64_t bulk_bytes = 0;
+  uint64_t bulk_bytes = 0;  // the bulk's whole length
 };
 
 class RedisCommand {

@@ -224,6 +224,17 @@ Status RedisConnection::ReadExact(char* dst, uint64_t n, Deadline deadline) {
   return Status::Ok();
 }
 
+Status RedisConnection::Discard(uint64_t n, Deadline deadline) {
+  if (n == 0) return Status::Ok();
+  std::vector<char> scratch(std::min<uint64_t>(n, 1 << 20));
+  while (n > 0) {
+    const uint64_t take = std::min<uint64_t>(n, scratch.size());
+    KVT_RETURN_IF_ERROR(ReadExact(scratch.data(), take, deadline));
+    n -= take;
+  }
+  return Status::Ok();
+}
+
 StatusOr<Reply> RedisConnection::ReadSimple(Deadline deadline, const BulkSink* sink) {
   if (broken_) return IoError(endpoint_.ToString() + ": connection broken");
   KVT_ASSIGN_OR_RETURN(std::string line, ReadLine(deadline));
@@ -263,8 +274,9 @@ StatusOr<Reply> RedisConnection::ReadSimple(Deadline deadline, const BulkSink* s
         KVT_RETURN_IF_ERROR(ReadExact(sink->payload, sink->payload_bytes, deadline));
         r.in_sink = true;
       } else {
-        r.text.resize(r.bulk_bytes);
-        KVT_RETURN_IF_ERROR(ReadExact(r.text.data(), r.bulk_bytes, deadline));
+        r.text.resize(std::min(r.bulk_bytes, kMaxTextBulkBytes));
+        KVT_RETURN_IF_ERROR(ReadExact(r.text.data(), r.text.size(), deadline));
+        KVT_RETURN_IF_ERROR(Discard(r.bulk_bytes - r.text.size(), deadline));
       }
       char crlf[2];
       KVT_RETURN_IF_ERROR(ReadExact(crlf, 2, deadline));

@@ -56,7 +56,8 @@ class RedisConnection {
   // The next reply through hiredis' reader (any kind; handshakes and CLUSTER SLOTS).
   StatusOr<RedisReply> Read(Deadline deadline);
   // The next reply of a simple kind through this connection's own reader, which reads a bulk
-  // reply that fits `sink` straight into it (the data path: no copy through hiredis' buffers).
+  // reply that fits `sink` straight into it (the data path: no copy through hiredis' buffers);
+  // of any other bulk it keeps at most kMaxTextBulkBytes (redis_command.h) and drops the rest.
   // Do not interleave with Read on the same replies.
   StatusOr<Reply> ReadSimple(Deadline deadline, const BulkSink* sink);
   // Send + Read of one command.
@@ -75,6 +76,7 @@ class RedisConnection {
   Status Fill(Deadline deadline);
   StatusOr<std::string> ReadLine(Deadline deadline);
   Status ReadExact(char* dst, uint64_t n, Deadline deadline);
+  Status Discard(uint64_t n, Deadline deadline);  // reads n bytes and drops them
   Status ReadFailure(ssize_t n, int err);
 
   redisContext* ctx_;
