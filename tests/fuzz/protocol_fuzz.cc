@@ -6,131 +6,28 @@
 // the last one zero-padded; user_data is the connection's]. Each input runs on a new connection.
 // Properties: the daemon answers every entry (no TIMEOUT, no DISCONNECTED: a bad request is an
 // error completion, never a cut or a hang); and a bystander client's pinned chunks, stored before
-// any input, still retrieve bit for bit after it (a bad request loses nothing already stored).
-#include <cstdlib>
+// any input, still retrieve bit for bit after it (a bad request loses nothing already stored),
+// and the client's session is gone once it closes (in_process_daemon.h).
+#include <algorithm>
+#include <chrono>
 #include <cstring>
-#include <filesystem>
-#include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include <spdlog/spdlog.h>
-
 #include "client/connection.h"
-#include "daemon/config.h"
-#include "daemon/daemon.h"
-#include "kvt/kvt.hpp"
+#include "kvt/kvt.h"
 #include "protocol/ops.h"
 #include "tests/fuzz/fuzz_target.h"
+#include "tests/fuzz/in_process_daemon.h"
 
 namespace {
 
 using kvt::protocol::Opcode;
 using kvt::protocol::SubmissionEntry;
 
-constexpr uint64_t kHeapBytes = 1ull << 20;
+constexpr uint64_t kHeapBytes = kvt::fuzz::InProcessDaemon::kHeapBytes;
 constexpr size_t kMaxEntries = 32;
-constexpr uint64_t kBystanderTokens = 64;
 constexpr auto kAnswerWithin = std::chrono::seconds(10);
-
-kvt_layout_t BystanderLayout() {
-  kvt_layout_t l;
-  kvt_layout_init(&l);
-  l.model_id = "bystander";
-  l.num_layers = 2;
-  l.num_kv_heads = 2;
-  l.head_dim = 16;
-  l.dtype = KVT_DTYPE_F16;
-  l.tokens_per_chunk = 16;
-  return l;
-}
-
-// A daemon started on the first input and kept for the process's life, and a bystander client
-// whose pinned chunks every input must leave intact.
-class World {
- public:
-  static World& Get() {
-    // Stopped at exit, before the libraries' statics it uses go.
-    static World* world = [] {
-      auto* w = new World();
-      std::atexit([] { Get().Stop(); });
-      return w;
-    }();
-    return *world;
-  }
-
-  const std::string& socket() const { return socket_; }
-
-  void CheckBystander() {
-    std::vector<char> out(kv_.size());
-    uint64_t retrieved = 0;
-    const kvt::Result r = ns_.Retrieve(tokens_.data(), tokens_.size(), out.data(), out.size(), &retrieved);
-    KVT_FUZZ_CHECK(static_cast<bool>(r), "the bystander still retrieves: " + r.message);
-    KVT_FUZZ_CHECK(retrieved == tokens_.size(), "the bystander's pinned chunks are all still stored");
-    KVT_FUZZ_CHECK(out == kv_, "the bystander's chunks are unchanged");
-  }
-
- private:
-  World() {
-    char tmpl[] = "/tmp/kvt-protocol-fuzz-XXXXXX";
-    KVT_FUZZ_CHECK(mkdtemp(tmpl) != nullptr, "temporary directory");
-    dir_ = tmpl;
-    kvt::daemon::DaemonConfig c = kvt::daemon::DefaultConfig();
-    c.socket_path = dir_ + "/kv-tierd.sock";
-    c.data_dir = dir_ + "/data";
-    c.metrics_address = "";
-    c.host_capacity_bytes = 64ull << 20;
-    c.lock_memory = false;
-    c.nvme.enabled = false;
-    c.default_heap_bytes = kHeapBytes;
-    c.max_heap_bytes = 8 * kHeapBytes;
-    c.total_heap_bytes = 64 * kHeapBytes;
-    c.default_ring_entries = 64;
-    spdlog::set_level(spdlog::level::err);  // refused requests are logged; an input makes many
-    auto daemon = kvt::daemon::Daemon::Create(c);
-    KVT_FUZZ_CHECK(daemon.ok(), "the daemon starts: " + daemon.status().ToString());
-    daemon_ = std::move(*daemon);
-    runner_ = std::thread([this] { daemon_->Run(); });
-    socket_ = c.socket_path;
-
-    kvt_client_options_t o;
-    kvt_client_options_init(&o);
-    o.socket_path = socket_.c_str();
-    o.tenant = "bystander";
-    kvt::Result r = kvt::Client::Open(o, &client_);
-    KVT_FUZZ_CHECK(static_cast<bool>(r), "the bystander connects: " + r.message);
-    r = client_.OpenNamespace(BystanderLayout(), &ns_);
-    KVT_FUZZ_CHECK(static_cast<bool>(r), "the bystander's namespace: " + r.message);
-    tokens_.resize(kBystanderTokens);
-    for (uint64_t i = 0; i < kBystanderTokens; ++i) tokens_[i] = static_cast<uint32_t>(i * 7 + 3);
-    kv_.resize(kBystanderTokens / 16 * 2 * 2 * 2 * 16 * 16 * 2);  // chunks * layers * K,V * heads * tokens * dim * fp16
-    for (size_t i = 0; i < kv_.size(); ++i) kv_[i] = static_cast<char>(i * 131 + 7);
-    r = ns_.Store(tokens_.data(), tokens_.size(), kv_.data(), kv_.size());
-    KVT_FUZZ_CHECK(static_cast<bool>(r), "the bystander stores: " + r.message);
-    uint64_t pinned = 0;
-    r = ns_.Pin(tokens_.data(), tokens_.size(), &pinned);
-    KVT_FUZZ_CHECK(static_cast<bool>(r) && pinned == kBystanderTokens, "the bystander pins: " + r.message);
-  }
-
-  void Stop() {
-    ns_ = kvt::Namespace();
-    client_ = kvt::Client();
-    daemon_->Shutdown();
-    runner_.join();
-    daemon_.reset();
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
-  }
-
-  std::string dir_, socket_;
-  std::unique_ptr<kvt::daemon::Daemon> daemon_;
-  std::thread runner_;
-  kvt::Client client_;
-  kvt::Namespace ns_;
-  std::vector<uint32_t> tokens_;
-  std::vector<char> kv_;
-};
 
 SubmissionEntry Entry(Opcode op, uint32_t ns = 0, uint64_t tokens_offset = 0, uint64_t num_tokens = 0,
                       uint64_t data_offset = 0, uint64_t data_bytes = 0, uint64_t arg0 = 0) {
@@ -204,9 +101,9 @@ std::vector<std::vector<uint8_t>> Seeds() {
 }  // namespace kvt::fuzz
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  World& world = World::Get();
+  kvt::fuzz::InProcessDaemon& daemon = kvt::fuzz::InProcessDaemon::Get();
   kvt::client::ConnectionOptions options;
-  options.socket_path = world.socket();
+  options.socket_path = daemon.socket();
   options.tenant = "fuzz";
   options.heap_bytes = kHeapBytes;
   options.timeout = kAnswerWithin;
@@ -230,6 +127,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (result.status.ok()) kvt::fuzz::CountAccepted();
   }
   connection->reset();
-  world.CheckBystander();
+  daemon.CheckBystander();
   return 0;
 }
