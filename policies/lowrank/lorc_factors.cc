@@ -12,8 +12,13 @@
 namespace kvt::policies::lowrank {
 namespace {
 
-uint64_t Fnv1a(const uint8_t* p, size_t n) {
-  uint64_t h = 1469598103934665603ull;
+constexpr uint64_t kFnvOffsetBasis = 14695981039346656037ull;  // 0xcbf29ce484222325
+// Files written before this was fixed hashed from a mistyped basis (one digit short); they are
+// still read, so factors computed by an older kvt-lorc keep loading.
+constexpr uint64_t kLegacyFnvOffsetBasis = 1469598103934665603ull;
+
+uint64_t Fnv1a(const uint8_t* p, size_t n, uint64_t basis = kFnvOffsetBasis) {
+  uint64_t h = basis;
   for (size_t i = 0; i < n; ++i) {
     h ^= p[i];
     h *= 1099511628211ull;
@@ -251,7 +256,9 @@ StatusOr<LorcFactors> ParseLorcFactors(const uint8_t* data, size_t size) {
   }
   uint64_t stored;
   std::memcpy(&stored, data + size - 8, 8);
-  if (Fnv1a(data, size - 8) != stored) return Corruption("LoRC factors: checksum mismatch");
+  if (Fnv1a(data, size - 8) != stored && Fnv1a(data, size - 8, kLegacyFnvOffsetBasis) != stored) {
+    return Corruption("LoRC factors: checksum mismatch");
+  }
   Reader r(data + 8, size - 16);
   uint32_t version, L, dim, kv, d, sched;
   LorcFactors f;

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <random>
 
@@ -120,6 +121,39 @@ TEST(LorcFactors, FileRoundTripAndCorruption) {
   EXPECT_EQ(ParseLorcFactors(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()).status().code(),
             StatusCode::kCorruption);
   EXPECT_FALSE(LoadLorcFactors(dir.path() + "/missing.lorc").ok());
+}
+
+// The format says FNV-1a 64; a mistyped offset basis once made it another hash, which tools
+// implementing the format would have refused. Files with that older checksum still load.
+TEST(LorcFactors, ChecksumIsFnv1a64AndOlderFilesStillLoad) {
+  std::mt19937 rng(23);
+  Model m = RandomModel(rng);
+  auto f = ComputeLorcFactors(m.View(), 0.5, 0.5, LorcSchedule::kUniform);
+  ASSERT_TRUE(f.ok());
+  kvt::testing::TempDir dir;
+  const std::string path = dir.path() + "/m.lorc";
+  ASSERT_TRUE(SaveLorcFactors(*f, path).ok());
+  std::vector<uint8_t> bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  ASSERT_GT(bytes.size(), 8u);
+  auto fnv = [&](uint64_t basis) {
+    uint64_t h = basis;
+    for (size_t i = 0; i + 8 < bytes.size(); ++i) h = (h ^ bytes[i]) * 0x100000001b3ull;
+    return h;
+  };
+  uint64_t stored;
+  std::memcpy(&stored, bytes.data() + bytes.size() - 8, 8);
+  EXPECT_EQ(stored, fnv(0xcbf29ce484222325ull));
+
+  const uint64_t legacy = fnv(1469598103934665603ull);
+  std::memcpy(bytes.data() + bytes.size() - 8, &legacy, 8);
+  EXPECT_TRUE(ParseLorcFactors(bytes.data(), bytes.size()).ok());
+  const uint64_t wrong = legacy ^ 1;
+  std::memcpy(bytes.data() + bytes.size() - 8, &wrong, 8);
+  EXPECT_EQ(ParseLorcFactors(bytes.data(), bytes.size()).status().code(), StatusCode::kCorruption);
 }
 
 LayerShape Shape(int layer, int layers, int kv, int q, int d) {
