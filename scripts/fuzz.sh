@@ -10,7 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-60}
-targets=(${FUZZ_TARGETS:-plan sequence_image protocol handshake config redis_reply lorc_factors model_file})
+targets=(${FUZZ_TARGETS:-plan sequence_image protocol handshake config redis_reply nvme_recovery lorc_factors
+                     model_file})
 jobs=$(nproc)
 
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

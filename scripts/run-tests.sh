@@ -29,9 +29,9 @@ core_targets=(kv-tierd kvtierctl status_test extent_allocator_test spsc_ring_tes
 
 # The fuzz targets' replay drivers (tests/fuzz: seeds + deterministic mutations of client-supplied
 # plans, suspend images, raw protocol entries and handshakes, configuration files and Redis
-# replies, LoRC factor files) run under ASan + UBSan too.
+# replies, NVMe segment files, LoRC factor files) run under ASan + UBSan too.
 asan_targets=("${core_targets[@]}" plan_fuzz sequence_image_fuzz protocol_fuzz handshake_fuzz config_fuzz
-              redis_reply_fuzz lorc_factors_fuzz)
+              redis_reply_fuzz nvme_recovery_fuzz lorc_factors_fuzz)
 
 echo "=== [2/3] ASan + UBSan: build-asan"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKVT_SANITIZE="address;undefined" \
