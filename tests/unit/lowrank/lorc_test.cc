@@ -93,14 +93,25 @@ TEST(LorcFactors, SchedulesHitTheBudget) {
   EXPECT_FALSE(LorcRanks({}, 8, 0.5, LorcSchedule::kUniform).ok());
 }
 
-TEST(LorcFactors, FileRoundTripAndCorruption) {
-  std::mt19937 rng(22);
+// Factors of a random model (value budget 0.75), saved as `path`.
+StatusOr<LorcFactors> SaveRandomFactors(uint32_t seed, LorcSchedule schedule, const std::string& path) {
+  std::mt19937 rng(seed);
   Model m = RandomModel(rng);
-  auto f = ComputeLorcFactors(m.View(), 0.5, 0.75, LorcSchedule::kProgressive);
-  ASSERT_TRUE(f.ok());
+  auto f = ComputeLorcFactors(m.View(), 0.5, 0.75, schedule);
+  if (f.ok()) KVT_RETURN_IF_ERROR(SaveLorcFactors(*f, path));
+  return f;
+}
+
+std::vector<uint8_t> FileBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST(LorcFactors, FileRoundTripAndCorruption) {
   kvt::testing::TempDir dir;
   const std::string path = dir.path() + "/m.lorc";
-  ASSERT_TRUE(SaveLorcFactors(*f, path).ok());
+  auto f = SaveRandomFactors(22, LorcSchedule::kProgressive, path);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
   auto g = LoadLorcFactors(path);
   ASSERT_TRUE(g.ok()) << g.status().ToString();
   ASSERT_EQ(g->layers.size(), f->layers.size());
@@ -108,36 +119,24 @@ TEST(LorcFactors, FileRoundTripAndCorruption) {
     EXPECT_EQ(g->layers[l].key_rank, f->layers[l].key_rank);
     EXPECT_EQ(g->layers[l].value_down, f->layers[l].value_down);
   }
-  std::vector<char> bytes;
-  {
-    std::ifstream in(path, std::ios::binary);
-    bytes.assign(std::istreambuf_iterator<char>(in), {});
-  }
+  std::vector<uint8_t> bytes = FileBytes(path);
   for (size_t cut : {size_t{0}, size_t{7}, size_t{40}, bytes.size() - 1}) {
-    auto r = ParseLorcFactors(reinterpret_cast<const uint8_t*>(bytes.data()), cut);
+    auto r = ParseLorcFactors(bytes.data(), cut);
     EXPECT_FALSE(r.ok());
   }
   bytes[60] ^= 1;
-  EXPECT_EQ(ParseLorcFactors(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()).status().code(),
-            StatusCode::kCorruption);
+  EXPECT_EQ(ParseLorcFactors(bytes.data(), bytes.size()).status().code(), StatusCode::kCorruption);
   EXPECT_FALSE(LoadLorcFactors(dir.path() + "/missing.lorc").ok());
 }
 
 // The format says FNV-1a 64; a mistyped offset basis once made it another hash, which tools
 // implementing the format would have refused. Files with that older checksum still load.
 TEST(LorcFactors, ChecksumIsFnv1a64AndOlderFilesStillLoad) {
-  std::mt19937 rng(23);
-  Model m = RandomModel(rng);
-  auto f = ComputeLorcFactors(m.View(), 0.5, 0.5, LorcSchedule::kUniform);
-  ASSERT_TRUE(f.ok());
   kvt::testing::TempDir dir;
   const std::string path = dir.path() + "/m.lorc";
-  ASSERT_TRUE(SaveLorcFactors(*f, path).ok());
-  std::vector<uint8_t> bytes;
-  {
-    std::ifstream in(path, std::ios::binary);
-    bytes.assign(std::istreambuf_iterator<char>(in), {});
-  }
+  auto f = SaveRandomFactors(23, LorcSchedule::kUniform, path);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  std::vector<uint8_t> bytes = FileBytes(path);
   ASSERT_GT(bytes.size(), 8u);
   auto fnv = [&](uint64_t basis) {
     uint64_t h = basis;
