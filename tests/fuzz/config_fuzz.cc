@@ -1,27 +1,19 @@
 // kv-tierd's YAML configuration file (daemon/config.h): what an operator writes, typos included.
 // Properties: LoadConfigFile refuses with an error that names the file, or applies the file; it
 // never throws (yaml-cpp's exceptions stay inside) and never aborts.
-#include <unistd.h>
-
-#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <string>
 
 #include "daemon/config.h"
 #include "tests/fuzz/fuzz_target.h"
+#include "tests/support/temp_dir.h"
 
 namespace {
 
 std::string InputPath() {
-  static const std::string path = [] {
-    char tmpl[] = "/tmp/kvt-config-fuzz-XXXXXX";
-    const int fd = mkstemp(tmpl);
-    KVT_FUZZ_CHECK(fd >= 0, "temporary file");
-    close(fd);
-    return std::string(tmpl);
-  }();
-  return path;
+  static const kvt::testing::TempDir dir;
+  return dir.File("config.yaml");
 }
 
 std::string Replace(std::string s, const std::string& from, const std::string& to) {

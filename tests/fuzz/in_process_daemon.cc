@@ -1,11 +1,9 @@
 #include "tests/fuzz/in_process_daemon.h"
 
 #include <spdlog/spdlog.h>
-#include <stdlib.h>
 
 #include <chrono>
 #include <cstdlib>
-#include <filesystem>
 
 #include "daemon/config.h"
 #include "tests/fuzz/fuzz_target.h"
@@ -41,12 +39,10 @@ InProcessDaemon& InProcessDaemon::Get() {
 }
 
 InProcessDaemon::InProcessDaemon() {
-  char tmpl[] = "/tmp/kvt-fuzz-daemon-XXXXXX";
-  KVT_FUZZ_CHECK(mkdtemp(tmpl) != nullptr, "temporary directory");
-  dir_ = tmpl;
+  dir_ = std::make_unique<testing::TempDir>();
   daemon::DaemonConfig c = daemon::DefaultConfig();
-  c.socket_path = dir_ + "/kv-tierd.sock";
-  c.data_dir = dir_ + "/data";
+  c.socket_path = dir_->File("kv-tierd.sock");
+  c.data_dir = dir_->File("data");
   c.metrics_address = "";
   c.host_capacity_bytes = 64ull << 20;
   c.lock_memory = false;
@@ -108,8 +104,7 @@ void InProcessDaemon::Stop() {
   daemon_->Shutdown();
   runner_.join();
   daemon_.reset();
-  std::error_code ignored;
-  std::filesystem::remove_all(dir_, ignored);
+  dir_.reset();
 }
 
 }  // namespace kvt::fuzz

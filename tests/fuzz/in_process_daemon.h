@@ -14,6 +14,7 @@
 
 #include "daemon/daemon.h"
 #include "kvt/kvt.hpp"
+#include "tests/support/temp_dir.h"
 
 namespace kvt::fuzz {
 
@@ -30,7 +31,8 @@ class InProcessDaemon {
   InProcessDaemon();
   void Stop();
 
-  std::string dir_, socket_;
+  std::unique_ptr<testing::TempDir> dir_;  // the socket and data directory; removed by Stop
+  std::string socket_;
   std::unique_ptr<daemon::Daemon> daemon_;
   std::thread runner_;
   kvt::Client client_;

@@ -6,8 +6,6 @@
 // checksum that does not match is a one-line check). Properties: ParseLorcFactors refuses with an
 // error that says why, or returns factors whose arrays have the sizes their header and ranks say;
 // saving them and parsing the file again gives the same bytes.
-#include <unistd.h>
-
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -17,6 +15,7 @@
 
 #include "policies/lowrank/lorc_factors.h"
 #include "tests/fuzz/fuzz_target.h"
+#include "tests/support/temp_dir.h"
 
 namespace {
 
@@ -29,14 +28,8 @@ uint64_t Fnv1a(const uint8_t* p, size_t n) {
 }
 
 std::string TempPath() {
-  static const std::string path = [] {
-    char tmpl[] = "/tmp/kvt-lorc-fuzz-XXXXXX";
-    const int fd = mkstemp(tmpl);
-    KVT_FUZZ_CHECK(fd >= 0, "temporary file");
-    close(fd);
-    return std::string(tmpl);
-  }();
-  return path;
+  static const kvt::testing::TempDir dir;
+  return dir.File("factors.lorc");
 }
 
 std::vector<uint8_t> Saved(const lr::LorcFactors& f) {

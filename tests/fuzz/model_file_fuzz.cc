@@ -4,7 +4,6 @@
 // Input: [format byte: 0 checkpoint, 1 tokenizer, 2 GGUF (mod 3)][the file]. Properties: a parser
 // refuses with an error that says why, or returns a model whose weights validate and a tokenizer
 // that encodes and decodes text without failing.
-#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -14,12 +13,12 @@
 #include "examples/llama/llama2c_loader.h"
 #include "examples/llama/tokenizer.h"
 #include "tests/fuzz/fuzz_target.h"
+#include "tests/support/temp_dir.h"
 
 namespace {
 
 std::vector<uint8_t> ReadSharedFile(const std::string& name) {
-  const char* env = std::getenv("KVT_SHARED_DATA");
-  const std::string dir = env != nullptr ? env : KVT_FUZZ_SHARED_DATA;
+  const std::string dir = kvt::testing::SharedDataDir();
   std::ifstream in(dir + "/" + name, std::ios::binary);
   KVT_FUZZ_CHECK(in.good(), "the seed model files are in " + dir + " (../shared/data, see its README)");
   return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());

@@ -11,20 +11,19 @@
 // payload of its highest-sequence such record (the first one on a tie), and any other key misses.
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 #include <xxhash.h>
 
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "host/nvme/nvme_tier.h"
 #include "host/nvme/segment_format.h"
 #include "tests/fuzz/fuzz_target.h"
+#include "tests/support/temp_dir.h"
 #include "tiering/record_header.h"
 
 namespace {
@@ -49,13 +48,9 @@ struct Descriptor {
 static_assert(sizeof(Descriptor) == 16);
 
 std::string Dir() {
-  static const std::string dir = [] {
-    char tmpl[] = "/tmp/kvt-nvme-fuzz-XXXXXX";
-    KVT_FUZZ_CHECK(mkdtemp(tmpl) != nullptr, "temporary directory");
-    spdlog::set_level(spdlog::level::err);  // every input logs its torn records
-    return std::string(tmpl);
-  }();
-  return dir;
+  static const kvt::testing::TempDir dir;
+  spdlog::set_level(spdlog::level::err);  // every input logs its torn records
+  return dir.path();
 }
 
 std::vector<uint8_t> Payload(const Descriptor& d, uint64_t bytes) {
