@@ -65,7 +65,8 @@ void LorcCache::Reserve(int64_t need) {
   const int64_t cap = std::max<int64_t>({64, capacity_ * 2, need});
   auto relayout = [&](std::vector<kernels::Half>& buf, int r) {
     std::vector<kernels::Half> nb(static_cast<size_t>(kv_) * cap * r);
-    for (int h = 0; h < kv_; ++h) {
+    // Nothing to move on the first reservation (and buf.data() may be null: memcpy's UB).
+    for (int h = 0; h < kv_ && tokens_ > 0; ++h) {
       std::memcpy(nb.data() + static_cast<size_t>(h) * cap * r, buf.data() + static_cast<size_t>(h) * capacity_ * r,
                   static_cast<size_t>(tokens_) * r * sizeof(kernels::Half));
     }

@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -14,6 +15,18 @@
 #include <thread>
 
 namespace kvt::testing {
+namespace {
+
+// In a forked child: SIGKILL when the test process dies, so that a test killed by a sanitizer or
+// a crash leaves no daemon or client behind (the check after prctl covers a parent already gone).
+// Strictly, PR_SET_PDEATHSIG fires when the forking *thread* ends: fork from a thread that lives
+// as long as the child is meant to (the tests fork from their main thread).
+void DieWithParent(pid_t parent) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) _exit(127);
+}
+
+}  // namespace
 
 int FreeLoopbackPort() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -52,8 +65,10 @@ bool DaemonProcess::Start() {
     args.push_back("off");
   }
   for (const auto& a : options_.extra_args) args.push_back(a);
+  const pid_t parent = ::getpid();
   pid_ = ::fork();
   if (pid_ == 0) {
+    DieWithParent(parent);
     FILE* log = std::fopen(log_path_.c_str(), "w");
     if (log) {
       ::dup2(fileno(log), STDOUT_FILENO);
@@ -116,8 +131,12 @@ std::string DaemonProcess::Log() const {
 }
 
 pid_t ForkChild(int (*fn)(void*), void* arg) {
+  const pid_t parent = ::getpid();
   pid_t pid = ::fork();
-  if (pid == 0) _exit(fn(arg));
+  if (pid == 0) {
+    DieWithParent(parent);
+    _exit(fn(arg));
+  }
   return pid;
 }
 

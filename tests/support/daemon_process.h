@@ -49,7 +49,8 @@ class DaemonProcess {
 // A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
 int FreeLoopbackPort();
 
-// Runs `fn` in a forked child and returns the child's pid. The child exits with fn()'s value.
+// Runs `fn` in a forked child and returns the child's pid. The child exits with fn()'s value, and
+// is killed if the test process dies first (as is a DaemonProcess's daemon).
 pid_t ForkChild(int (*fn)(void*), void* arg);
 // Waits for a child; returns its exit code, or 128+signal.
 int WaitChild(pid_t pid);
