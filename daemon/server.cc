@@ -224,29 +224,32 @@ void Server::FinishHandshake(std::shared_ptr<Connection> conn) {
     heap_bytes_in_use_ -= heap;
     return Refuse(*conn, session.status());
   }
-  protocol::HelloReply reply = (*session)->Reply();
-  Status sent = protocol::SendWithFds(conn->socket.native_handle(), &reply, sizeof reply, (*session)->FdsToPass(),
+  // Counted among the sessions before the client hears back, so that its first request (a status
+  // query, say) finds it there. Handshakes run one at a time on the io thread, and nothing ends
+  // this session before WatchForClose and set_on_cut below.
+  Session* started = session->get();
+  {
+    std::lock_guard lock(mu_);
+    sessions_.emplace(id, std::move(*session));
+  }
+  protocol::HelloReply reply = started->Reply();
+  Status sent = protocol::SendWithFds(conn->socket.native_handle(), &reply, sizeof reply, started->FdsToPass(),
                                       Deadline::After(std::chrono::seconds(2)));
   if (!sent.ok()) {
     spdlog::warn("handshake reply to pid {} failed: {}", peer->pid, sent.ToString());
-    std::lock_guard lock(mu_);
-    heap_bytes_in_use_ -= heap;
+    EndSession(id);  // never started: returns its heap bytes and frees it
     return;
   }
   spdlog::info("client connected: session {} tenant '{}' pid {} uid {} ({} ring entries, {} MiB heap)", id, *tenant,
                peer->pid, peer->uid, ring, heap >> 20);
-  (*session)->set_on_cut([this, conn] {
+  started->set_on_cut([this, conn] {
     asio::post(io_, [this, conn] {
       EndSession(conn->session_id);
       boost::system::error_code ignored;
       conn->socket.close(ignored);
     });
   });
-  (*session)->Start();
-  {
-    std::lock_guard lock(mu_);
-    sessions_.emplace(id, std::move(*session));
-  }
+  started->Start();
   conn->session_id = id;
   WatchForClose(conn);
 }

@@ -178,7 +178,7 @@ int main(int argc, char** argv) {
     kvt_daemon_stats_t s;
     if (auto r = client.Stats(&s); !r) return Fail(r, "stats");
     std::printf("kv-tierd is up (protocol %u.%u, uptime %s, %llu client%s besides this one)\n", s.protocol_version >> 16,
-                s.protocol_version & 0xffff, Duration(s.uptime_ns).c_str(), (unsigned long long)(s.clients - 1),
+                s.protocol_version & 0xffff, Duration(s.uptime_ns).c_str(), (unsigned long long)(s.clients > 0 ? s.clients - 1 : 0),
                 s.clients == 2 ? "" : "s");
     if (s.gpu_capacity_bytes) {
       std::printf("gpu tier: %s of %s used, %llu chunks (%llu pinned)\n", Bytes(s.gpu_used_bytes).c_str(),

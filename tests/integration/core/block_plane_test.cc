@@ -273,6 +273,20 @@ TEST_F(BlockPlaneTest, DaemonMapsTheWholeClientRegionBeforeServing) {
   EXPECT_EQ(rss_kb, size_kb) << "the daemon serves before mapping the whole region";
 }
 
+// The daemon counts a session before its client hears back: a status query sent the moment a
+// connection opens finds its own client (it once raced the ring thread, and kvtierctl printed
+// 2^64 - 1 "clients besides this one"). Earlier clients may still be counted while the daemon
+// reaps them, hence at least one.
+TEST_F(BlockPlaneTest, AClientIsCountedFromItsFirstRequest) {
+  for (int i = 0; i < 100; ++i) {
+    kvt::Client client;
+    ASSERT_TRUE(Connect(daemon_->socket_path(), &client, nullptr, 1 << 20));
+    kvt_daemon_stats_t s{};
+    ASSERT_TRUE(client.Stats(&s));
+    ASSERT_GE(s.clients, 1u) << "connection " << i << ": a status query does not see its own client";
+  }
+}
+
 TEST_F(BlockPlaneTest, TenantsCannotSeeEachOthersChunks) {
   kvt::Client a, b;
   ASSERT_TRUE(Connect(daemon_->socket_path(), &a, "tenant-a"));
