@@ -227,13 +227,13 @@ void Server::FinishHandshake(std::shared_ptr<Connection> conn) {
   // Counted among the sessions before the client hears back, so that its first request (a status
   // query, say) finds it there. Handshakes run one at a time on the io thread, and nothing ends
   // this session before WatchForClose and set_on_cut below.
-  Session* started = session->get();
+  Session* created = session->get();
   {
     std::lock_guard lock(mu_);
     sessions_.emplace(id, std::move(*session));
   }
-  protocol::HelloReply reply = started->Reply();
-  Status sent = protocol::SendWithFds(conn->socket.native_handle(), &reply, sizeof reply, started->FdsToPass(),
+  protocol::HelloReply reply = created->Reply();
+  Status sent = protocol::SendWithFds(conn->socket.native_handle(), &reply, sizeof reply, created->FdsToPass(),
                                       Deadline::After(std::chrono::seconds(2)));
   if (!sent.ok()) {
     spdlog::warn("handshake reply to pid {} failed: {}", peer->pid, sent.ToString());
@@ -242,14 +242,14 @@ void Server::FinishHandshake(std::shared_ptr<Connection> conn) {
   }
   spdlog::info("client connected: session {} tenant '{}' pid {} uid {} ({} ring entries, {} MiB heap)", id, *tenant,
                peer->pid, peer->uid, ring, heap >> 20);
-  started->set_on_cut([this, conn] {
+  created->set_on_cut([this, conn] {
     asio::post(io_, [this, conn] {
       EndSession(conn->session_id);
       boost::system::error_code ignored;
       conn->socket.close(ignored);
     });
   });
-  started->Start();
+  created->Start();
   conn->session_id = id;
   WatchForClose(conn);
 }
