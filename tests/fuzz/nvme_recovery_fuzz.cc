@@ -47,9 +47,11 @@ struct Descriptor {
 };
 static_assert(sizeof(Descriptor) == 16);
 
-std::string Dir() {
-  static const kvt::testing::TempDir dir;
-  spdlog::set_level(spdlog::level::err);  // every input logs its torn records
+const std::string& Dir() {
+  static const kvt::testing::TempDir dir = [] {
+    spdlog::set_level(spdlog::level::err);  // every input logs its torn records; once, not per input
+    return kvt::testing::TempDir();
+  }();
   return dir.path();
 }
 
